@@ -1,0 +1,102 @@
+"""harken's library: classify audio files with an ensemble over librosa features.
+
+>>> import analyzer
+>>> for result in analyzer.analyze(["recordings/"], jobs=2):
+...     print(result.path, result.label, result.confidence)
+
+Importing this package is cheap: librosa and scikit-learn are imported only
+when a file is actually analyzed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from analyzer.analysis import DEFAULT_MAX_DURATION, Settings, Task, run_task
+from analyzer.cache import hash_file
+from analyzer.discover import DEFAULT_EXTENSIONS, discover
+from analyzer.errors import HarkenError, ModelError, UsageError
+from analyzer.features import FeatureConfig
+from analyzer.modelfile import ModelRef, resolve_model
+from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts
+from analyzer.scan import Outcome, ScanConfig, scan
+
+__all__ = [
+    "DEFAULT_EXTENSIONS",
+    "ErrorInfo",
+    "FeatureConfig",
+    "FileResult",
+    "HarkenError",
+    "ModelError",
+    "ModelRef",
+    "Outcome",
+    "Prediction",
+    "ScanConfig",
+    "SignalFacts",
+    "UsageError",
+    "analyze",
+    "analyze_file",
+    "discover",
+    "resolve_model",
+    "scan",
+]
+
+
+def analyze(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    **options: Any,
+) -> Iterator[FileResult]:
+    """Analyze every audio file under ``paths``; yield results as they finish.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and folders (walked recursively).
+    include, exclude : tuple of str
+        Glob filters, as ``harken scan --include/--exclude``.
+    **options
+        Fields of ``ScanConfig``: ``jobs``, ``cache_dir``, ``use_cache``,
+        ``refresh``, ``retry_failed``, ``model``, ``trust_model``, ``max_duration``.
+    """
+    files = discover(paths, include=include, exclude=exclude)
+    for outcome in scan(files, ScanConfig(**options)):
+        yield outcome.result
+
+
+def analyze_file(
+    path: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    trust_model: bool = False,
+    max_duration: float = DEFAULT_MAX_DURATION,
+) -> FileResult:
+    """Analyze one file in this process, without pool or cache.
+
+    Parameters
+    ----------
+    path : path-like
+    model : str, optional
+        A ``.skops`` model file; the shipped default model when omitted.
+
+    Returns
+    -------
+    FileResult
+        ``status="ok"`` with a prediction, or ``"error"`` with the reason.
+    """
+    from analyzer.scan import precheck, read_error
+
+    path = os.fspath(path)
+    settings = Settings(resolve_model(model), max_duration=max_duration, trust_model=trust_model)
+    _, failed = precheck(path)
+    if failed is not None:
+        return failed
+    try:
+        digest = hash_file(path)
+    except OSError as exc:
+        return read_error(path, exc)
+    return run_task(Task(0, path, digest), settings).result

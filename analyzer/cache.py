@@ -1,0 +1,133 @@
+"""The on-disk result cache (diskcache), written only by the parent process.
+
+Three kinds of entry, keyed as DESIGN.md says:
+
+- ``file/<path>`` -> the file's ``(size, mtime_ns, inode)`` and content hash.
+  A matching stat only saves rehashing; a checkout that resets mtimes just
+  costs one hash, never a wrong answer.
+- ``analysis/<content hash>/<feature key>`` -> signal facts and the feature
+  vector (as bytes), or the reason the file could not be decoded.
+- ``prediction/<content hash>/<feature key>/<model fingerprint>`` -> the
+  finished result record, minus its path.
+
+Values are plain dicts of str/float/bytes, so reading them imports neither
+numpy nor scikit-learn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import Any
+
+HASH_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> str:
+    """``$HARKEN_CACHE_DIR``, else the platform's user cache folder."""
+    env = os.environ.get("HARKEN_CACHE_DIR")
+    if env:
+        return env
+    from platformdirs import user_cache_dir
+
+    return user_cache_dir("harken", appauthor=False)
+
+
+def hash_file(path: str) -> str:
+    """BLAKE2b of the file's bytes, hex."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be used; the run goes on without it."""
+
+
+class ResultCache:
+    """Results by file content, feature config and model.
+
+    Parameters
+    ----------
+    directory : str or None
+        The cache folder; ``None`` keeps nothing between runs.
+    """
+
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+        self._store: Any = None
+        if directory is not None:
+            self._store = self._open(directory)
+
+    @staticmethod
+    def _open(directory: str) -> Any:
+        import diskcache
+
+        try:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            return diskcache.Cache(directory, size_limit=2**40, eviction_policy="none")
+        except (OSError, sqlite3.Error) as exc:
+            warnings.warn(
+                f"the cache at {directory} cannot be used ({exc}); running without a cache",
+                CacheWarning,
+                stacklevel=3,
+            )
+            return None
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def _get(self, key: str) -> Any:
+        if self._store is None:
+            return None
+        try:
+            return self._store.get(key)
+        except (OSError, sqlite3.Error, EOFError, ValueError):  # a damaged entry is a miss
+            return None
+
+    def _set(self, key: str, value: Any) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.set(key, value)
+        except (OSError, sqlite3.Error) as exc:
+            warnings.warn(f"could not write to the cache ({exc})", CacheWarning, stacklevel=3)
+
+    def content_hash(self, path: str, st: os.stat_result) -> str:
+        """The file's content hash, from the stat fast path when it matches."""
+        key = f"file/{os.path.abspath(path)}"
+        identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = self._get(key)
+        if known is not None and tuple(known[0]) == identity:
+            return str(known[1])
+        digest = hash_file(path)
+        self._set(key, (identity, digest))
+        return digest
+
+    def get_analysis(self, content_hash: str, feature_key: str) -> dict[str, Any] | None:
+        value = self._get(f"analysis/{content_hash}/{feature_key}")
+        return value if isinstance(value, dict) else None
+
+    def put_analysis(self, content_hash: str, feature_key: str, value: dict[str, Any]) -> None:
+        self._set(f"analysis/{content_hash}/{feature_key}", value)
+
+    def get_prediction(
+        self, content_hash: str, feature_key: str, fingerprint: str
+    ) -> dict[str, Any] | None:
+        value = self._get(f"prediction/{content_hash}/{feature_key}/{fingerprint}")
+        return value if isinstance(value, dict) else None
+
+    def put_prediction(
+        self, content_hash: str, feature_key: str, fingerprint: str, record: dict[str, Any]
+    ) -> None:
+        self._set(f"prediction/{content_hash}/{feature_key}/{fingerprint}", record)

@@ -1,0 +1,119 @@
+"""Decoding: soundfile blocks -> mono mix -> soxr resampling to the feature rate.
+
+The file is read in blocks; signal facts are measured on the native samples
+as they pass, and only the resampled mono signal is kept. The frame count in
+the header is checked against ``max_duration`` before anything is read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from analyzer.errors import DecodeError
+from analyzer.quality import SignalMeter
+from analyzer.results import SignalFacts
+
+#: Frames read per block: about 1.4 s at 48 kHz, a few MB for 8 channels.
+BLOCK_FRAMES = 65536
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded file: the mono signal at the feature rate and its facts."""
+
+    signal: np.ndarray  # float32, shape (n,)
+    facts: SignalFacts
+
+
+def open_error(path: str, exc: Exception) -> DecodeError:
+    """Turn an exception raised while opening ``path`` into a result reason."""
+    if isinstance(exc, FileNotFoundError):
+        return DecodeError("not_found", f"{path}: no such file")
+    if isinstance(exc, PermissionError):
+        return DecodeError("permission", f"{path}: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return DecodeError("not_a_file", f"{path}: is a directory, not an audio file")
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = -1
+    if size == 0:
+        return DecodeError("empty", f"{path}: the file is empty (0 bytes)")
+    detail = str(exc).split(":")[-1].strip() or type(exc).__name__
+    return DecodeError("unsupported", f"{path}: not a readable audio file ({detail})")
+
+
+def decode(path: str, *, target_rate: int, max_duration: float) -> Decoded:
+    """Decode ``path`` to a mono float32 signal at ``target_rate``.
+
+    Parameters
+    ----------
+    path : str
+        The audio file.
+    target_rate : int
+        The sample rate of the returned signal.
+    max_duration : float
+        Files whose header declares more seconds than this are refused
+        before any sample is read.
+
+    Returns
+    -------
+    Decoded
+
+    Raises
+    ------
+    DecodeError
+        With a kind (``not_found``, ``permission``, ``not_a_file``, ``empty``,
+        ``unsupported``, ``too_long``, ``corrupt``, ``invalid_samples``).
+    """
+    try:
+        audio = sf.SoundFile(path)
+    except Exception as exc:  # libsndfile raises a plain error for every unreadable file
+        raise open_error(path, exc) from None
+    with audio:
+        rate, channels, declared = audio.samplerate, audio.channels, audio.frames
+        if rate <= 0 or channels <= 0:
+            raise DecodeError(
+                "corrupt", f"{path}: the header declares {rate} Hz, {channels} channels"
+            )
+        if declared > max_duration * rate:
+            raise DecodeError(
+                "too_long",
+                f"{path}: {declared / rate:.0f} s declared, over the limit of {max_duration:.0f} s"
+                " (raise it with --max-duration)",
+            )
+        meter = SignalMeter(rate)
+        resampler = (
+            soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+            if rate != target_rate
+            else None
+        )
+        pieces: list[np.ndarray] = []
+        while True:
+            try:
+                block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            except Exception as exc:  # a damaged stream fails mid-read
+                raise DecodeError(
+                    "corrupt", f"{path}: decoding failed after {meter.frames / rate:.2f} s ({exc})"
+                ) from None
+            if block.shape[0] == 0:
+                break
+            if not np.isfinite(block).all():
+                raise DecodeError(
+                    "invalid_samples", f"{path}: the audio holds NaN or infinite samples"
+                )
+            mono = block.mean(axis=1) if channels > 1 else block[:, 0]
+            meter.update(block, mono)
+            pieces.append(resampler.resample_chunk(mono) if resampler else mono.copy())
+        if resampler is not None:
+            pieces.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        if meter.frames == 0:
+            raise DecodeError("empty", f"{path}: the file holds no audio frames")
+        facts = meter.facts(channels=channels, format=audio.format, subtype=audio.subtype)
+    signal = np.concatenate(pieces).astype(np.float32, copy=False)
+    return Decoded(signal=signal, facts=facts)

@@ -1,0 +1,100 @@
+"""Discovery: folders and file lists -> a deterministic list of audio files.
+
+Folders are walked recursively in sorted order, following symlinks but never
+entering a folder twice (symlink loops are safe). Hidden files and folders
+are skipped. Paths named on the command line are taken as they are.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
+
+
+def _matches(rel: str, name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
+
+
+def _wanted(rel: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    if name.startswith("."):
+        return False
+    if exclude and _matches(rel, name, exclude):
+        return False
+    if include:
+        return _matches(rel, name, include)
+    return name.lower().endswith(DEFAULT_EXTENSIONS)
+
+
+def walk(
+    root: str, *, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """Files below ``root`` that pass the filters, folder by folder.
+
+    Parameters
+    ----------
+    root : str
+        A folder.
+    include, exclude : tuple of str
+        Glob patterns matched against the file name and against the path
+        relative to ``root``. ``include`` replaces the default extension filter.
+    """
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a symlink
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel_folder = os.path.relpath(folder, root)
+        for name in sorted(files):
+            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
+            if _wanted(rel, name, include, exclude):
+                yield os.path.join(folder, name)
+
+
+def read_file_list(source: str) -> list[str]:
+    """Paths from a file, one a line (``-`` reads standard input); blanks and ``#`` skipped."""
+    text = (
+        sys.stdin.read()
+        if source == "-"
+        else Path(source).read_text(encoding="utf-8", errors="surrogateescape")
+    )
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def discover(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    files_from: str | None = None,
+) -> list[str]:
+    """Every audio file under ``paths``, in a deterministic order, without duplicates.
+
+    The files of each folder come sorted by path, as ``ls -R`` would list them.
+
+    Folders are walked; other paths (files, and paths that do not exist) are
+    kept as given, so a missing or unreadable file still gets a result row.
+    ``exclude`` applies to every path, ``include`` only to walked folders.
+    """
+    found: list[str] = []
+    given = [os.fspath(p) for p in paths]
+    if files_from is not None:
+        given.extend(read_file_list(files_from))
+    for path in given:
+        if os.path.isdir(path):
+            files = walk(path, include=include, exclude=exclude)
+            found.extend(sorted(files, key=lambda f: f.split(os.sep)))
+        elif not (exclude and _matches(path, os.path.basename(path), exclude)):
+            found.append(path)
+    return list(dict.fromkeys(found))

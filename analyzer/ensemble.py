@@ -1,0 +1,129 @@
+"""The ensemble: different scikit-learn members combined by soft voting.
+
+``VotingEnsemble`` follows scikit-learn's estimator contract (``__init__``
+stores parameters, ``fit`` returns ``self``, fitted attributes end in ``_``)
+and adds what harken reports beside the label: every member's vote and how
+many members agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from analyzer.results import Prediction
+
+#: Members a new ensemble can be built from, by name.
+MEMBER_NAMES = ("logreg", "svm", "extra_trees", "gboost")
+DEFAULT_MEMBERS = MEMBER_NAMES
+
+
+def make_member(name: str, *, random_state: int = 0) -> Any:
+    """A fresh, unfitted member estimator by name.
+
+    Every member weighs classes by inverse frequency, so a rare class is not
+    drowned by a common one.
+    """
+    if name == "logreg":
+        return make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=0.5, max_iter=3000, class_weight="balanced"),
+        )
+    if name == "svm":
+        # SVC's own probability=True is deprecated; Platt scaling on held-out folds.
+        svm = make_pipeline(StandardScaler(), SVC(C=4.0, gamma="scale", class_weight="balanced"))
+        return CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False)
+    if name == "extra_trees":
+        return ExtraTreesClassifier(
+            n_estimators=100,
+            min_samples_leaf=3,
+            max_features="sqrt",
+            class_weight="balanced",
+            n_jobs=1,
+            random_state=random_state,
+        )
+    if name == "gboost":
+        return HistGradientBoostingClassifier(
+            max_iter=300,
+            learning_rate=0.08,
+            max_leaf_nodes=24,
+            l2_regularization=1.0,
+            class_weight="balanced",
+            random_state=random_state,
+        )
+    raise ValueError(f"unknown ensemble member {name!r}; choose from {', '.join(MEMBER_NAMES)}")
+
+
+class VotingEnsemble(ClassifierMixin, BaseEstimator):
+    """Soft-voting ensemble of named members.
+
+    Parameters
+    ----------
+    members : list of (str, estimator)
+        Named, unfitted estimators with ``predict_proba``.
+    """
+
+    def __init__(self, members: list[tuple[str, Any]]) -> None:
+        self.members = members
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> VotingEnsemble:
+        """Fit every member on the same data.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_samples, n_features)]
+        y : np.ndarray [shape=(n_samples,)], class labels
+        """
+        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        self.members_ = [(name, clone(est).fit(X, codes)) for name, est in self.members]
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def member_probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Each member's class probabilities, ``name -> [shape=(n, n_classes)]``."""
+        return {name: est.predict_proba(X) for name, est in self.members_}
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Mean of the members' probabilities, shape ``(n_samples, n_classes)``."""
+        probs = list(self.member_probabilities(X).values())
+        return np.asarray(np.mean(probs, axis=0))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+    def explain(self, X: np.ndarray) -> list[Prediction]:
+        """Label, confidence, probabilities, votes and agreement for each row."""
+        per_member = self.member_probabilities(X)
+        mean = np.mean(list(per_member.values()), axis=0)
+        classes = [str(c) for c in self.classes_]
+        results = []
+        for i in range(X.shape[0]):
+            best = int(np.argmax(mean[i]))
+            votes = {name: classes[int(np.argmax(p[i]))] for name, p in per_member.items()}
+            results.append(
+                Prediction(
+                    label=classes[best],
+                    confidence=round(float(mean[i, best]), 6),
+                    probabilities={c: round(float(mean[i, k]), 6) for k, c in enumerate(classes)},
+                    votes=votes,
+                    agreement=sum(v == classes[best] for v in votes.values()),
+                )
+            )
+        return results
+
+
+def build_ensemble(
+    members: tuple[str, ...] = DEFAULT_MEMBERS, *, random_state: int = 0
+) -> VotingEnsemble:
+    """An unfitted ensemble of the named members."""
+    return VotingEnsemble(
+        [(name, make_member(name, random_state=random_state)) for name in members]
+    )

@@ -1,0 +1,153 @@
+"""Safe model persistence: skops files with a model card inside.
+
+A model file is a skops archive (a zip) holding the fitted ensemble, plus one
+extra member, ``harken/card.json``, the model card. The card and the
+fingerprint can be read without importing scikit-learn, which keeps a fully
+cached run light. Pickle files are never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from analyzer.errors import ModelError
+from analyzer.features import FEATURE_CODE_VERSION, FeatureConfig
+
+CARD_MEMBER = "harken/card.json"
+DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.skops"
+
+#: Types harken's own model files contain beyond those skops trusts by default:
+#: the ensemble itself and scikit-learn internals of its members.
+TRUSTED_TYPES = frozenset(
+    {
+        "analyzer.ensemble.VotingEnsemble",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model file says about itself."""
+
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("name", "model"))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.data["classes"])
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig.from_dict(self.data["feature_config"])
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model file identified by path and content, not yet loaded."""
+
+    path: str
+    fingerprint: str
+    card: ModelCard
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.card.name}@{self.fingerprint[:12]}"
+
+
+def resolve_model(path: str | Path | None = None) -> ModelRef:
+    """Read a model file's card and fingerprint (no scikit-learn import).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A ``.skops`` model file; the shipped default model when omitted.
+    """
+    model_path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    return _resolve(str(model_path.resolve()))
+
+
+@cache
+def _resolve(path: str) -> ModelRef:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from None
+    if not data.startswith(b"PK"):
+        raise ModelError(
+            f"{path} is not a skops model file; harken never loads pickle files."
+            " Train a model with harken or save it with skops."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            card = json.loads(archive.read(CARD_MEMBER))
+    except (KeyError, zipfile.BadZipFile, ValueError) as exc:
+        raise ModelError(f"{path} has no readable harken model card ({exc})") from None
+    code = card.get("feature_code_version")
+    if code != FEATURE_CODE_VERSION:
+        raise ModelError(
+            f"{path} was built with feature code version {code}, this harken computes"
+            f" version {FEATURE_CODE_VERSION}; retrain the model with this version."
+        )
+    fingerprint = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return ModelRef(path=path, fingerprint=fingerprint, card=ModelCard(card))
+
+
+def load_ensemble(ref: ModelRef, *, trust: bool = False) -> Any:
+    """Load the fitted ensemble of a model file.
+
+    Parameters
+    ----------
+    ref : ModelRef
+    trust : bool
+        Load even if the file holds types outside harken's allow-list.
+
+    Raises
+    ------
+    ModelError
+        The file holds untrusted types (and ``trust`` is false) or cannot be read.
+    """
+    import skops.io as sio
+
+    try:
+        untrusted = set(sio.get_untrusted_types(file=ref.path))
+    except Exception as exc:
+        raise ModelError(f"{ref.path}: not a readable skops file ({exc})") from None
+    unknown = sorted(untrusted - TRUSTED_TYPES)
+    if unknown and not trust:
+        raise ModelError(
+            f"{ref.path} holds types harken does not trust: {', '.join(unknown)}."
+            " Load it only if you trust its author (--trust-model)."
+        )
+    try:
+        return sio.load(ref.path, trusted=sorted(untrusted))
+    except Exception as exc:
+        raise ModelError(f"{ref.path}: the model could not be loaded ({exc})") from None
+
+
+def save_model(ensemble: Any, path: str | Path, card: dict[str, Any]) -> ModelRef:
+    """Write ``ensemble`` and its card to a skops file; returns its reference."""
+    import skops.io as sio
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    sio.dump(ensemble, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    full_card = {**card, "feature_code_version": FEATURE_CODE_VERSION}
+    with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(CARD_MEMBER, json.dumps(full_card, indent=2, sort_keys=True))
+    tmp.replace(target)
+    _resolve.cache_clear()
+    return resolve_model(target)

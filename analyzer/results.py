@@ -1,0 +1,130 @@
+"""Result records: frozen dataclasses and their JSON form.
+
+One ``FileResult`` per file, the same in every output format. ``to_dict``
+gives the documented schema (README, "Output schema"); ``from_dict`` reads
+it back, which is how results come out of the cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: Per-file statuses. ``ok`` has a label; the others have an ``error``.
+STATUSES = ("ok", "error", "timeout", "crashed")
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SignalFacts:
+    """Facts about the signal, measured while decoding, before any model runs.
+
+    Levels are in dBFS over all channels at the native rate; ``clipping`` is
+    the fraction of samples at full scale; ``silence`` the fraction of 50 ms
+    frames of the mono mix below -60 dBFS; ``dc_offset`` the mean sample.
+    """
+
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+    peak_dbfs: float
+    rms_dbfs: float
+    clipping: float
+    silence: float
+    dc_offset: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the ensemble says about one file.
+
+    ``votes`` maps each member to its label; ``agreement`` counts the members
+    whose vote equals ``label``.
+    """
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    votes: dict[str, str]
+    agreement: int
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a file has no label: a short machine-readable kind and a message."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The result for one file."""
+
+    path: str
+    status: str
+    facts: SignalFacts | None = None
+    prediction: Prediction | None = None
+    error: ErrorInfo | None = None
+    model: str | None = None
+    content_hash: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str | None:
+        return self.prediction.label if self.prediction else None
+
+    @property
+    def confidence(self) -> float | None:
+        return self.prediction.confidence if self.prediction else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record in the documented, flat JSON schema."""
+        pred = self.prediction
+        return {
+            "path": self.path,
+            "status": self.status,
+            "label": pred.label if pred else None,
+            "confidence": pred.confidence if pred else None,
+            "probabilities": dict(sorted(pred.probabilities.items())) if pred else None,
+            "votes": dict(sorted(pred.votes.items())) if pred else None,
+            "agreement": pred.agreement if pred else None,
+            "members": len(pred.votes) if pred else None,
+            "signal": asdict(self.facts) if self.facts else None,
+            "model": self.model,
+            "content_hash": self.content_hash,
+            "seconds": self.seconds,
+            "error": asdict(self.error) if self.error else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileResult:
+        pred = None
+        if data.get("label") is not None:
+            pred = Prediction(
+                label=data["label"],
+                confidence=data["confidence"],
+                probabilities=dict(data["probabilities"]),
+                votes=dict(data["votes"]),
+                agreement=data["agreement"],
+            )
+        return cls(
+            path=data["path"],
+            status=data["status"],
+            facts=SignalFacts(**data["signal"]) if data.get("signal") else None,
+            prediction=pred,
+            error=ErrorInfo(**data["error"]) if data.get("error") else None,
+            model=data.get("model"),
+            content_hash=data.get("content_hash"),
+            seconds=data.get("seconds", 0.0),
+        )
+
+
+def error_result(path: str, kind: str, message: str, **kwargs: Any) -> FileResult:
+    """A result row for a file that could not be analyzed."""
+    status = kwargs.pop("status", "error")
+    return FileResult(path=path, status=status, error=ErrorInfo(kind, message), **kwargs)

@@ -1,0 +1,203 @@
+"""A scan: the parent's side of the data flow.
+
+The parent stats each file and looks up the cache; hits are answered at
+once, files whose features are cached but not their prediction (a new model)
+are predicted here in one batch, and only the rest go to the pool. As results
+stream back the parent writes them to the cache, so an interrupted scan keeps
+everything it finished.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from analyzer.analysis import DEFAULT_MAX_DURATION, Settings, Task, TaskOutput, predict
+from analyzer.cache import ResultCache, default_cache_dir
+from analyzer.modelfile import resolve_model
+from analyzer.results import ErrorInfo, FileResult, SignalFacts, error_result
+
+#: Error kinds that depend only on the file's bytes, so they are cached with it.
+CACHEABLE_ERRORS = frozenset({"empty", "unsupported", "corrupt", "invalid_samples"})
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How to scan: pool size, cache, model and limits.
+
+    ``cache_dir=None`` means the default location; ``use_cache=False`` keeps
+    nothing. ``refresh`` ignores cached results (and overwrites them);
+    ``retry_failed`` analyzes again files whose failure was cached.
+    """
+
+    jobs: int | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    refresh: bool = False
+    retry_failed: bool = False
+    model: str | None = None
+    trust_model: bool = False
+    max_duration: float = DEFAULT_MAX_DURATION
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One finished file, and whether its answer came from the cache."""
+
+    result: FileResult
+    cached: bool
+
+
+def precheck(path: str) -> tuple[os.stat_result | None, FileResult | None]:
+    """Stat the file; a missing, unreadable or non-regular path gets its row here."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        kind = "not_found"
+        message = (
+            f"{path}: broken symbolic link" if os.path.islink(path) else f"{path}: no such file"
+        )
+        return None, error_result(path, kind, message)
+    except OSError as exc:
+        return None, read_error(path, exc)
+    if stat.S_ISDIR(st.st_mode):
+        return None, error_result(path, "not_a_file", f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        return None, error_result(
+            path, "not_a_file", f"{path}: not a regular file (a FIFO, socket or device)"
+        )
+    return st, None
+
+
+def read_error(path: str, exc: OSError) -> FileResult:
+    """The row for a file that exists but cannot be read."""
+    kind = "permission" if isinstance(exc, PermissionError) else "unreadable"
+    return error_result(path, kind, f"{path}: {exc.strerror or exc}")
+
+
+def _from_analysis(path: str, entry: dict[str, Any], model_id: str, digest: str) -> FileResult:
+    facts = SignalFacts(**entry["facts"]) if entry.get("facts") else None
+    error = ErrorInfo(**entry["error"])
+    # The message names the path the file had when it failed; name today's.
+    error = ErrorInfo(error.kind, error.message.replace(entry.get("path", path), path, 1))
+    return FileResult(
+        path=path,
+        status="error",
+        facts=facts,
+        error=error,
+        model=model_id,
+        content_hash=digest,
+        seconds=entry.get("seconds", 0.0),
+    )
+
+
+def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Outcome]:
+    """Analyze ``files``; yield each one's outcome as soon as it is known.
+
+    Cached answers come first, then pool results in the order they finish.
+    """
+    from analyzer.pool import default_jobs, run_tasks
+
+    config = config or ScanConfig()
+    model = resolve_model(config.model)
+    settings = Settings(
+        model=model, max_duration=config.max_duration, trust_model=config.trust_model
+    )
+    feature_key = settings.feature_config.cache_key()
+    directory = (config.cache_dir or default_cache_dir()) if config.use_cache else None
+    cache = ResultCache(directory)
+    try:
+        tasks: list[Task] = []
+        reuse: list[tuple[Task, dict[str, Any]]] = []  # features cached, prediction not
+        for index, path in enumerate(files):
+            st, failed = precheck(path)
+            if failed is not None:
+                yield Outcome(failed, cached=False)
+                continue
+            assert st is not None
+            try:
+                digest = cache.content_hash(path, st)
+            except OSError as exc:
+                yield Outcome(read_error(path, exc), cached=False)
+                continue
+            task = Task(index, path, digest)
+            if not config.refresh:
+                record = cache.get_prediction(digest, feature_key, model.fingerprint)
+                if record is not None:
+                    yield Outcome(FileResult.from_dict({**record, "path": path}), cached=True)
+                    continue
+                entry = cache.get_analysis(digest, feature_key)
+                if entry is not None and "error" in entry and not config.retry_failed:
+                    yield Outcome(_from_analysis(path, entry, model.model_id, digest), True)
+                    continue
+                if entry is not None and "features" in entry:
+                    reuse.append((task, entry))
+                    continue
+            tasks.append(task)
+        if reuse:
+            yield from _predict_cached(reuse, settings, cache, feature_key)
+        jobs = config.jobs or default_jobs()
+        for output in run_tasks(tasks, settings, jobs=jobs):
+            _store(cache, output, feature_key, model.fingerprint)
+            yield Outcome(output.result, cached=False)
+    finally:
+        cache.close()
+
+
+def _predict_cached(
+    reuse: list[tuple[Task, dict[str, Any]]],
+    settings: Settings,
+    cache: ResultCache,
+    feature_key: str,
+) -> Iterator[Outcome]:
+    """Predict, in this process, files whose features are cached (a new model)."""
+    import numpy as np
+
+    vectors = np.stack([np.frombuffer(entry["features"], dtype=np.float32) for _, entry in reuse])
+    for (task, entry), prediction in zip(reuse, predict(vectors, settings), strict=True):
+        result = FileResult(
+            path=task.path,
+            status="ok",
+            facts=SignalFacts(**entry["facts"]),
+            prediction=prediction,
+            model=settings.model.model_id,
+            content_hash=task.content_hash,
+            seconds=entry.get("seconds", 0.0),
+        )
+        record = result.to_dict()
+        del record["path"]
+        cache.put_prediction(task.content_hash, feature_key, settings.model.fingerprint, record)
+        yield Outcome(result, cached=True)
+
+
+def _store(cache: ResultCache, output: TaskOutput, feature_key: str, fingerprint: str) -> None:
+    """Write a fresh result to the cache, if it is the kind that keeps."""
+    result = output.result
+    digest = result.content_hash
+    if digest is None:
+        return
+    if result.status == "ok" and output.features is not None:
+        facts = result.to_dict()["signal"]
+        cache.put_analysis(
+            digest,
+            feature_key,
+            {"facts": facts, "features": output.features, "seconds": result.seconds},
+        )
+        record = result.to_dict()
+        del record["path"]
+        cache.put_prediction(digest, feature_key, fingerprint, record)
+    elif result.error is not None and result.error.kind in CACHEABLE_ERRORS:
+        facts = result.to_dict()["signal"]
+        cache.put_analysis(
+            digest,
+            feature_key,
+            {
+                "facts": facts,
+                "seconds": result.seconds,
+                "path": result.path,
+                "error": {"kind": result.error.kind, "message": result.error.message},
+            },
+        )

@@ -1,0 +1,121 @@
+"""Output writers: json, jsonl and csv, written atomically.
+
+Every format carries the same record (``FileResult.to_dict``). Files are
+written to a temporary file beside the target and renamed over it, so a
+reader never sees half a file and a failed write leaves the old one intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from analyzer.results import FileResult
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+CSV_FIELDS = [
+    "path",
+    "status",
+    "label",
+    "confidence",
+    "agreement",
+    "members",
+    "duration",
+    "sample_rate",
+    "channels",
+    "frames",
+    "format",
+    "subtype",
+    "peak_dbfs",
+    "rms_dbfs",
+    "clipping",
+    "silence",
+    "dc_offset",
+    "model",
+    "content_hash",
+    "seconds",
+    "error_kind",
+    "error_message",
+]
+
+
+def printable(text: str) -> str:
+    """``text`` with bytes that were not UTF-8 (surrogate escapes) shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def record(result: FileResult) -> dict[str, Any]:
+    """The JSON record of a result, safe to encode as UTF-8."""
+    data = result.to_dict()
+    data["path"] = printable(data["path"])
+    return data
+
+
+def dumps(result: FileResult) -> str:
+    """One result as a JSON line (sorted keys)."""
+    return json.dumps(record(result), sort_keys=True, ensure_ascii=False)
+
+
+def csv_row(result: FileResult, classes: list[str], members: list[str]) -> dict[str, Any]:
+    data = record(result)
+    row = {k: data.get(k) for k in CSV_FIELDS}
+    row.update(data["signal"] or {})
+    if data["error"]:
+        row["error_kind"], row["error_message"] = data["error"]["kind"], data["error"]["message"]
+    for c in classes:
+        row[f"p_{c}"] = (data["probabilities"] or {}).get(c)
+    for m in members:
+        row[f"vote_{m}"] = (data["votes"] or {}).get(m)
+    return {k: ("" if v is None else v) for k, v in row.items()}
+
+
+def write(results: Iterable[FileResult], fmt: str, stream: IO[str]) -> None:
+    """Write results to ``stream`` in ``fmt`` (``json``, ``jsonl`` or ``csv``)."""
+    results = list(results)
+    if fmt == "jsonl":
+        for result in results:
+            stream.write(dumps(result) + "\n")
+    elif fmt == "json":
+        json.dump(
+            [record(r) for r in results], stream, sort_keys=True, indent=2, ensure_ascii=False
+        )
+        stream.write("\n")
+    elif fmt == "csv":
+        classes = sorted({c for r in results if r.prediction for c in r.prediction.probabilities})
+        members = sorted({m for r in results if r.prediction for m in r.prediction.votes})
+        fields = CSV_FIELDS + [f"p_{c}" for c in classes] + [f"vote_{m}" for m in members]
+        writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for result in results:
+            writer.writerow(csv_row(result, classes, members))
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[IO[str]]:
+    """A text stream whose content replaces ``path`` only once it is complete."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_file(results: Iterable[FileResult], fmt: str, path: str) -> None:
+    """Write results to ``path`` atomically."""
+    with atomic_output(path) as handle:
+        write(results, fmt, handle)

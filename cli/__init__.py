@@ -1,0 +1,33 @@
+"""harken's command line. The only package that imports click or rich."""
+
+from __future__ import annotations
+
+import click
+
+from cli.scan import scan_command
+
+EXIT_CODES = """\b
+Exit codes:
+  0    every file analyzed (and no rule failed)
+  1    a --fail-on rule failed
+  2    usage error
+  3    at least one file could not be analyzed (unless --allow-errors)
+  130  interrupted (Ctrl-C)
+"""
+
+
+@click.group(
+    epilog=EXIT_CODES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="harken", prog_name="harken")
+def main() -> None:
+    """Classify audio files with an ensemble of models over librosa features.
+
+    \b
+      harken scan recordings/                 # a table of labels
+      harken scan recordings/ -f jsonl -o results.jsonl
+    """
+
+
+main.add_command(scan_command)

@@ -1,0 +1,222 @@
+"""``harken scan``: analyze audio files and report one result per file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from analyzer.results import FileResult
+
+FORMATS = ("table", "json", "jsonl", "csv")
+EXIT_OK, EXIT_RULES, EXIT_USAGE, EXIT_ERRORS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+class HarkenUsageError(click.ClickException):
+    """A usage problem found after parsing (an unusable model file, say): exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def output_format(fmt: str | None, output: str | None) -> str:
+    """The format asked for, else the one the output file's suffix names, else a table."""
+    if fmt:
+        if fmt == "table" and output:
+            raise click.BadParameter(
+                "a table goes to the terminal; choose json, jsonl or csv for -o",
+                param_hint="--format",
+            )
+        return fmt
+    if output:
+        suffix = os.path.splitext(output)[1].lower()
+        if suffix not in SUFFIX_FORMATS:
+            raise click.BadParameter(
+                f"cannot tell the format of {output!r}; add --format", param_hint="--output"
+            )
+        return SUFFIX_FORMATS[suffix]
+    return "table"
+
+
+@click.command("scan")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.option(
+    "--files-from",
+    metavar="FILE",
+    help="Read more paths from FILE, one a line ('-' for standard input).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files matching GLOB (replaces the default audio extensions; repeatable).",
+)
+@click.option(
+    "--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable)."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: all cores; 1 runs in-process].",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format [default: table, or from the -o suffix].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write results to this file (atomically) instead of standard output.",
+)
+@click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="A .skops model file [default: the shipped model].",
+)
+@click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Load a model file even if it holds types harken does not trust.",
+)
+@click.option(
+    "--cache-dir",
+    envvar="HARKEN_CACHE_DIR",
+    type=click.Path(file_okay=False),
+    help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--refresh", is_flag=True, help="Analyze every file again and update the cache.")
+@click.option("--retry-failed", is_flag=True, help="Analyze again files whose failure is cached.")
+@click.option(
+    "--max-duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7200.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Refuse longer files.",
+)
+@click.option(
+    "--allow-errors", is_flag=True, help="Exit 0 even if some files could not be analyzed."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@click.option("-v", "--verbose", is_flag=True, help="A line per file as it finishes.")
+def scan_command(
+    paths: tuple[str, ...],
+    files_from: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    jobs: int | None,
+    fmt: str | None,
+    output: str | None,
+    model: str | None,
+    trust_model: bool,
+    cache_dir: str | None,
+    no_cache: bool,
+    refresh: bool,
+    retry_failed: bool,
+    max_duration: float,
+    allow_errors: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Classify the audio files in PATHS (files or folders, searched recursively).
+
+    \b
+      harken scan recordings/
+      harken scan recordings/ --jobs 4 -o results.jsonl
+      find . -name '*.wav' | harken scan --files-from -
+    """
+    from analyzer.discover import discover
+    from analyzer.errors import HarkenError
+    from analyzer.scan import ScanConfig, scan
+    from cli.progress import ScanProgress
+    from cli.render import make_console, summary_line
+
+    if not paths and files_from is None:
+        raise click.UsageError("give at least one file or folder, or --files-from")
+    fmt = output_format(fmt, output)
+    err = make_console(stderr=True)
+    files = discover(paths, include=include, exclude=exclude, files_from=files_from)
+    if not files:
+        if not quiet:
+            err.print("no audio files found", highlight=False)
+        _emit([], fmt, output)
+        sys.exit(EXIT_OK)
+    config = ScanConfig(
+        jobs=jobs,
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
+        refresh=refresh,
+        retry_failed=retry_failed,
+        model=model,
+        trust_model=trust_model,
+        max_duration=max_duration,
+    )
+    order = {path: i for i, path in enumerate(files)}
+    results: list[FileResult] = []
+    start = time.monotonic()
+    interrupted = False
+    progress = ScanProgress(err, len(files), enabled=not quiet)
+    try:
+        with progress:
+            for outcome in scan(files, config):
+                result = outcome.result
+                results.append(result)
+                progress.advance(cached=outcome.cached, failed=result.status != "ok")
+                if verbose:
+                    err.print(_verbose_line(result, outcome.cached), highlight=False)
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        interrupted = True
+    results.sort(key=lambda r: order.get(r.path, len(order)))
+    _emit(results, fmt, output)
+    if not quiet:
+        err.print(
+            summary_line(results, cached=progress.cached, seconds=time.monotonic() - start),
+            highlight=False,
+        )
+    if interrupted:
+        err.print(
+            f"interrupted: {len(results)} of {len(files)} files done; finished results are cached",
+            highlight=False,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    if not allow_errors and any(r.status != "ok" for r in results):
+        sys.exit(EXIT_ERRORS)
+
+
+def _verbose_line(result: FileResult, cached: bool) -> str:
+    from analyzer.writers import printable
+
+    if result.prediction is not None:
+        what = f"{result.prediction.label} {result.prediction.confidence:.2f}"
+    else:
+        what = f"{result.status}: {result.error.kind if result.error else ''}"
+    return f"{printable(result.path)}: {what}{' (cached)' if cached else ''}"
+
+
+def _emit(results: list[FileResult], fmt: str, output: str | None) -> None:
+    """Write results to ``output`` or standard output in ``fmt``."""
+    from analyzer.writers import write, write_file
+    from cli.render import make_console, results_table
+
+    if output:
+        try:
+            write_file(results, fmt, output)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    elif fmt == "table":
+        if results:
+            make_console(stderr=False).print(results_table(results))
+    else:
+        write(results, fmt, sys.stdout)

@@ -1,0 +1,43 @@
+"""Real audio for tests: seeded generators of tones, notes, noise and silence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 16000
+
+
+def tone(seconds: float = 2.0, rate: int = RATE, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def chord(seconds: float = 3.0, rate: int = RATE, seed: int = 0) -> np.ndarray:
+    """A sequence of harmonic notes with decaying envelopes: music-like."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * rate), dtype=np.float32)
+    note = int(0.25 * rate)
+    t = np.arange(note) / rate
+    for start in range(0, out.size - note, note):
+        f0 = 220.0 * 2 ** (rng.integers(0, 12) / 12)
+        wave = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+        out[start : start + note] += (0.2 * wave * np.exp(-4 * t)).astype(np.float32)
+    return out
+
+
+def noise(seconds: float = 2.0, rate: int = RATE, seed: int = 0, level: float = 0.2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (level * rng.standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def silence(seconds: float = 2.0, rate: int = RATE) -> np.ndarray:
+    return np.zeros(int(seconds * rate), dtype=np.float32)
+
+
+def write(path: Path, signal: np.ndarray, rate: int = RATE, **kwargs: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, signal, rate, **kwargs)
+    return path

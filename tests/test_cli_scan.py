@@ -1,0 +1,237 @@
+"""``harken scan`` end to end: real files, the real pool, the real cache."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from cli.scan import EXIT_ERRORS, EXIT_USAGE
+
+from signals import chord, noise, silence, write
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["scan", *args], input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    """Records without the one field that measures this run's machine: analysis time."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_table_lists_every_file(audio_dir: Path) -> None:
+    code, out, err = run(str(audio_dir), "--jobs", "1")
+    assert code == 0, err
+    for name in ("tone.wav", "chord.flac", "noise-44k.ogg", "silence.wav", "stereo-22k.wav"):
+        assert name in out
+    assert "5 files in" in err and "5 ok (0 cached)" in err
+
+
+def test_jsonl_records_follow_the_schema(audio_dir: Path) -> None:
+    code, out, _ = run(str(audio_dir), "--jobs", "1", "--format", "jsonl")
+    assert code == 0
+    rows = records(out)
+    assert [Path(r["path"]).name for r in rows] == [
+        "chord.flac",
+        "noise-44k.ogg",
+        "silence.wav",
+        "stereo-22k.wav",
+        "tone.wav",
+    ]
+    for row in rows:
+        assert list(row) == sorted(row)
+        assert row["status"] == "ok" and row["error"] is None
+        assert set(row["probabilities"]) == {"music", "noise", "silence", "speech"}
+        assert abs(sum(row["probabilities"].values()) - 1) < 1e-3
+        assert row["confidence"] == max(row["probabilities"].values())
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+        assert row["members"] == len(row["votes"]) == 4
+        assert row["agreement"] == sum(v == row["label"] for v in row["votes"].values())
+        assert row["model"].startswith("harken-default@")
+        assert len(row["content_hash"]) == 40
+    by_name = {Path(r["path"]).name: r for r in rows}
+    stereo = by_name["stereo-22k.wav"]["signal"]
+    assert stereo["channels"] == 2 and stereo["sample_rate"] == 22050
+    assert stereo["subtype"] == "PCM_24" and stereo["duration"] == pytest.approx(3.0)
+    assert by_name["noise-44k.ogg"]["signal"]["format"] == "OGG"
+    assert by_name["silence.wav"]["label"] == "silence"
+    assert by_name["silence.wav"]["signal"]["silence"] == 1.0
+
+
+def test_output_file_json_and_csv(audio_dir: Path, tmp_path: Path) -> None:
+    out_json = tmp_path / "out.json"
+    code, out, _ = run(str(audio_dir), "-j", "1", "-o", str(out_json))
+    assert code == 0 and out == ""
+    data = json.loads(out_json.read_text())
+    assert len(data) == 5 and all(r["status"] == "ok" for r in data)
+    code, out, _ = run(str(audio_dir), "-j", "1", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 5
+    assert {"p_music", "p_speech", "vote_svm", "duration", "rms_dbfs"} <= set(rows[0])
+    assert [r["path"] for r in rows] == [r["path"] for r in data]
+
+
+def test_jobs_one_and_two_give_identical_records(audio_dir: Path) -> None:
+    _, one, _ = run(str(audio_dir), "--jobs", "1", "--no-cache", "-f", "jsonl")
+    _, two, _ = run(str(audio_dir), "--jobs", "2", "--no-cache", "-f", "jsonl")
+    assert comparable(records(one)) == comparable(records(two))
+
+
+def test_cached_rerun_is_identical_and_analyzes_nothing(audio_dir: Path) -> None:
+    code, first, err = run(str(audio_dir), "-j", "2", "-f", "jsonl")
+    assert code == 0 and "0 cached" in err
+    code, second, err = run(str(audio_dir), "-j", "2", "-f", "jsonl", "-v")
+    assert code == 0 and "5 ok (5 cached)" in err
+    assert err.count("(cached)") == 5
+    assert records(first) == records(second)  # identical, timing included
+
+
+def test_cached_rerun_imports_neither_librosa_nor_sklearn(
+    audio_dir: Path, isolated_cache: Path
+) -> None:
+    code, _, _ = run(str(audio_dir), "-j", "1")
+    assert code == 0
+    probe = (
+        "import sys\n"
+        "from cli import main\n"
+        f"try:\n    main(['scan', {str(audio_dir)!r}, '-q', '-f', 'jsonl'])\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted(m for m in ('librosa', 'sklearn', 'numba', 'joblib') if m in sys.modules)\n"
+        "print('HEAVY', heavy, 'CODE', code, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "HEAVY [] CODE 0" in done.stderr, done.stderr
+    assert len(records(done.stdout)) == 5
+
+
+def test_broken_files_give_error_rows_and_exit_3(broken_dir: Path) -> None:
+    code, out, err = run(str(broken_dir), "-j", "2", "-f", "jsonl")
+    assert code == EXIT_ERRORS
+    rows = {Path(r["path"]).name: r for r in records(out)}
+    assert set(rows) == {"good.wav", "empty.wav", "text.wav", "truncated.flac", "random.mp3"}
+    assert rows["good.wav"]["status"] == "ok"
+    assert rows["empty.wav"]["error"]["kind"] == "empty"
+    assert rows["text.wav"]["error"]["kind"] == "unsupported"
+    for name in ("empty.wav", "text.wav", "truncated.flac", "random.mp3"):
+        assert rows[name]["status"] == "error"
+        assert name in rows[name]["error"]["message"]
+    assert "4 error" in err
+    code, _, _ = run(str(broken_dir), "-j", "1", "-f", "jsonl", "--allow-errors")
+    assert code == 0
+
+
+def test_cached_failures_and_retry_failed(broken_dir: Path) -> None:
+    run(str(broken_dir), "-j", "1", "-q")
+    _, out, err = run(str(broken_dir), "-j", "1", "-v")
+    assert err.count("(cached)") == 5  # the good file, and the four cached failures
+    assert "unsupported" in out
+    _, _, err = run(str(broken_dir), "-j", "1", "-v", "--retry-failed")
+    assert err.count("(cached)") == 1  # the failures are analyzed again
+
+
+def test_table_shows_reasons(broken_dir: Path) -> None:
+    code, out, _ = run(str(broken_dir), "-j", "1")
+    assert code == EXIT_ERRORS
+    assert "empty" in out and "error" in out
+
+
+def test_no_cache_and_refresh(audio_dir: Path, isolated_cache: Path) -> None:
+    run(str(audio_dir), "-j", "1", "--no-cache", "-q")
+    assert not isolated_cache.exists()
+    run(str(audio_dir), "-j", "1", "-q")
+    assert isolated_cache.exists()
+    _, _, err = run(str(audio_dir), "-j", "1", "--refresh")
+    assert "5 ok (0 cached)" in err
+
+
+def test_cache_dir_option(audio_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    run(str(audio_dir), "-j", "1", "-q", "--cache-dir", str(target))
+    assert (target / "cache.db").exists()
+
+
+def test_include_exclude_and_files_from(audio_dir: Path, tmp_path: Path) -> None:
+    (audio_dir / "notes.txt").write_text("not audio")
+    _, out, _ = run(str(audio_dir), "-j", "1", "-f", "jsonl", "--include", "*.wav")
+    assert sorted(Path(r["path"]).name for r in records(out)) == [
+        "silence.wav",
+        "stereo-22k.wav",
+        "tone.wav",
+    ]
+    _, out, _ = run(str(audio_dir), "-j", "1", "-f", "jsonl", "--exclude", "music/*")
+    assert "chord.flac" not in out and len(records(out)) == 4
+    code, out, _ = run(str(audio_dir), "-j", "1", "-f", "jsonl", "--include", "*")
+    assert code == EXIT_ERRORS  # notes.txt is taken, and is not audio
+    assert len(records(out)) == 6
+    listing = f"{audio_dir / 'tone.wav'}\n\n{audio_dir / 'missing.wav'}\n"
+    code, out, _ = run("--files-from", "-", "-j", "1", "-f", "jsonl", input=listing)
+    rows = records(out)
+    assert [r["status"] for r in rows] == ["ok", "error"]
+    assert rows[1]["error"]["kind"] == "not_found"
+
+
+def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
+    assert run()[0] == EXIT_USAGE
+    assert run(str(tmp_path / "nope"))[0] == EXIT_USAGE
+    assert run(str(audio_dir), "--jobs", "0")[0] == EXIT_USAGE
+    assert run(str(audio_dir), "-o", str(tmp_path / "x.txt"))[0] == EXIT_USAGE
+    assert run(str(audio_dir), "-f", "table", "-o", str(tmp_path / "x.json"))[0] == EXIT_USAGE
+    pickle_model = tmp_path / "model.pkl"
+    pickle_model.write_bytes(b"\x80\x04K\x01.")
+    code, _, err = run(str(audio_dir), "--model", str(pickle_model))
+    assert code == EXIT_USAGE and "never loads pickle" in err
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(str(tmp_path / "empty"))
+    assert code == 0 and out == "" and "no audio files found" in err
+
+
+def test_plain_progress_lines_when_not_a_terminal(
+    audio_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cli.progress.PLAIN_INTERVAL", 0.0)
+    _, _, err = run(str(audio_dir), "-j", "1")
+    lines = [line for line in err.splitlines() if " done, " in line]
+    assert len(lines) == 5 and lines[-1].split()[2] == "5/5"
+    _, _, err = run(str(audio_dir), "-j", "1", "-q")
+    assert err == ""
+
+
+def test_examples_are_labeled_right() -> None:
+    code, out, _ = run(str(REPO / "examples" / "audio"), "-j", "2", "-f", "jsonl")
+    assert code == 0
+    rows = records(out)
+    assert len(rows) >= 8
+    for row in rows:
+        assert Path(row["path"]).name.split("-")[0] == row["label"], row
+
+
+def test_synthetic_classes(tmp_path: Path) -> None:
+    write(tmp_path / "a" / "zeros.wav", silence(3.0))
+    write(tmp_path / "a" / "white.wav", noise(3.0, seed=5, level=0.1))
+    write(tmp_path / "a" / "notes.wav", chord(4.0, seed=2))
+    _, out, _ = run(str(tmp_path / "a"), "-j", "1", "-f", "jsonl")
+    labels = {Path(r["path"]).stem: r["label"] for r in records(out)}
+    assert labels["zeros"] == "silence"
+    assert labels["white"] == "noise"

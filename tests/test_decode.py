@@ -1,0 +1,408 @@
+"""analyzer.decode and analyzer.quality: real files, decoded and measured."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import noise, silence, tone, write
+
+from analyzer.decode import BLOCK_FRAMES, Decoded, decode
+from analyzer.errors import DecodeError, HarkenError
+from analyzer.quality import SignalMeter, to_dbfs
+from analyzer.results import SignalFacts
+
+TARGET = 16000
+LIMIT = 3600.0
+
+
+def sine(seconds: float, rate: int, *, amp: float = 0.5, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def run(path: Path, *, target_rate: int = TARGET, max_duration: float = LIMIT) -> Decoded:
+    return decode(str(path), target_rate=target_rate, max_duration=max_duration)
+
+
+def kind_of(path: Path | str, **kwargs: float) -> str:
+    with pytest.raises(DecodeError) as info:
+        decode(str(path), target_rate=TARGET, max_duration=kwargs.get("max_duration", LIMIT))
+    assert str(path) in str(info.value)  # the message names the file
+    return info.value.kind
+
+
+# --- mono mixdown -------------------------------------------------------------------------
+
+
+def test_mono_file_is_returned_as_is_at_the_target_rate(tmp_path: Path) -> None:
+    signal = noise(1.0, seed=3)
+    path = write(tmp_path / "mono.wav", signal, subtype="FLOAT")
+    out = run(path)
+    assert out.signal.dtype == np.float32
+    assert out.signal.ndim == 1
+    np.testing.assert_array_equal(out.signal, signal)
+    assert out.facts.channels == 1
+
+
+def test_stereo_is_mixed_down_to_the_mean_of_the_channels(tmp_path: Path) -> None:
+    left = sine(1.0, TARGET, amp=0.6)
+    right = noise(1.0, seed=1, level=0.1)
+    path = write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), subtype="FLOAT")
+    out = run(path)
+    assert out.signal.shape == (TARGET,)
+    np.testing.assert_allclose(out.signal, (left + right) / 2, atol=1e-6)
+    assert out.facts.channels == 2
+    assert out.facts.frames == TARGET
+
+
+def test_opposite_channels_cancel_in_the_mix(tmp_path: Path) -> None:
+    left = sine(0.5, TARGET, amp=0.5)
+    path = write(tmp_path / "phase.wav", np.stack([left, -left], axis=1), subtype="FLOAT")
+    out = run(path)
+    assert np.max(np.abs(out.signal)) < 1e-7
+    # Facts are measured on every channel, not on the (silent) mix.
+    assert out.facts.peak_dbfs == pytest.approx(to_dbfs(0.5), abs=0.05)
+
+
+def test_multichannel_file_is_mixed_to_mono(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    block = (0.2 * rng.standard_normal((4000, 6))).astype(np.float32)
+    path = write(tmp_path / "surround.wav", block, subtype="FLOAT")
+    out = run(path)
+    assert out.facts.channels == 6
+    np.testing.assert_allclose(out.signal, block.mean(axis=1), atol=1e-6)
+
+
+# --- resampling ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_resampling_to_16k_gives_the_right_length(tmp_path: Path, rate: int) -> None:
+    seconds = 1.25
+    path = write(tmp_path / f"r{rate}.wav", sine(seconds, rate, freq=440.0), rate=rate)
+    out = run(path)
+    assert abs(out.signal.size - int(seconds * TARGET)) <= 4
+    assert out.facts.sample_rate == rate  # facts keep the native rate
+    assert out.facts.frames == round(seconds * rate)
+    assert out.signal.dtype == np.float32
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_resampling_keeps_the_tone(tmp_path: Path, rate: int) -> None:
+    path = write(tmp_path / "tone.wav", sine(1.0, rate, amp=0.5, freq=1000.0), rate=rate)
+    out = run(path)
+    spectrum = np.abs(np.fft.rfft(out.signal))
+    peak_hz = np.argmax(spectrum) * TARGET / out.signal.size
+    assert peak_hz == pytest.approx(1000.0, abs=5.0)
+    middle = out.signal[2000:-2000]
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / math.sqrt(2), rel=0.02)
+
+
+def test_resampling_longer_than_one_block_keeps_the_length(tmp_path: Path) -> None:
+    rate = 44100
+    frames = BLOCK_FRAMES * 2 + 1234  # three blocks, the last one partial
+    path = write(tmp_path / "long.wav", noise(frames / rate, rate=rate, seed=5), rate=rate)
+    out = run(path)
+    assert abs(out.signal.size - round(frames * TARGET / rate)) <= 4
+    assert out.facts.frames == frames
+
+
+def test_other_target_rates(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.wav", sine(1.0, 16000), rate=16000)
+    assert abs(run(path, target_rate=22050).signal.size - 22050) <= 4
+    assert abs(run(path, target_rate=8000).signal.size - 8000) <= 4
+
+
+# --- formats ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "subtype", "tol"),
+    [
+        ("pcm16.wav", "WAV", "PCM_16", 1e-4),
+        ("pcm24.wav", "WAV", "PCM_24", 1e-6),
+        ("float.wav", "WAV", "FLOAT", 0.0),
+        ("lossless.flac", "FLAC", "PCM_16", 1e-4),
+    ],
+)
+def test_lossless_formats_decode_to_the_written_samples(
+    tmp_path: Path, name: str, fmt: str, subtype: str, tol: float
+) -> None:
+    signal = noise(0.5, seed=11, level=0.2).clip(-0.9, 0.9)
+    path = write(tmp_path / name, signal, format=fmt, subtype=subtype)
+    out = run(path)
+    np.testing.assert_allclose(out.signal, signal, atol=tol)
+    assert out.facts.format == fmt
+    assert out.facts.subtype == subtype
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "subtype"),
+    [("v.ogg", "OGG", "VORBIS"), ("m.mp3", "MP3", None)],
+)
+def test_lossy_formats_decode(tmp_path: Path, name: str, fmt: str, subtype: str | None) -> None:
+    if fmt not in sf.available_formats():
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    rate = 44100
+    path = write(tmp_path / name, sine(1.0, rate, amp=0.5), rate=rate, format=fmt, subtype=subtype)
+    out = run(path)
+    assert out.facts.format == fmt
+    assert out.facts.sample_rate == rate
+    assert out.facts.duration == pytest.approx(1.0, abs=0.06)
+    assert abs(out.signal.size - TARGET) <= 0.06 * TARGET
+    assert out.facts.peak_dbfs == pytest.approx(to_dbfs(0.5), abs=1.0)
+    assert out.facts.rms_dbfs == pytest.approx(to_dbfs(0.5 / math.sqrt(2)), abs=1.0)
+
+
+def test_mp3_subtype_is_reported(tmp_path: Path) -> None:
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    path = write(tmp_path / "m.mp3", tone(0.5), format="MP3")
+    assert run(path).facts.subtype == "MPEG_LAYER_III"
+
+
+def test_conftest_audio_dir_decodes_entirely(audio_dir: Path) -> None:
+    paths = sorted(audio_dir.rglob("*.*"))
+    assert len(paths) == 5
+    for path in paths:
+        out = run(path)
+        assert out.signal.size == pytest.approx(out.facts.duration * TARGET, abs=8)
+        assert np.isfinite(out.signal).all()
+
+
+# --- signal facts -------------------------------------------------------------------------
+
+
+def test_facts_of_a_known_file(tmp_path: Path) -> None:
+    rate = 22050
+    stereo = np.stack([sine(2.0, rate, amp=0.25), sine(2.0, rate, amp=0.25)], axis=1)
+    path = write(tmp_path / "facts.wav", stereo, rate=rate, subtype="PCM_24")
+    facts = run(path).facts
+    assert isinstance(facts, SignalFacts)
+    assert facts.duration == pytest.approx(2.0)
+    assert facts.sample_rate == rate
+    assert facts.channels == 2
+    assert facts.frames == 2 * rate
+    assert facts.format == "WAV"
+    assert facts.subtype == "PCM_24"
+
+
+@pytest.mark.parametrize("amp", [1.0 - 2**-14, 0.5, 0.1, 0.01])
+def test_peak_and_rms_of_a_sine(tmp_path: Path, amp: float) -> None:
+    path = write(tmp_path / "sine.wav", sine(1.0, TARGET, amp=amp, freq=250.0), subtype="FLOAT")
+    facts = run(path).facts
+    assert facts.peak_dbfs == pytest.approx(20 * math.log10(amp), abs=0.01)
+    assert facts.rms_dbfs == pytest.approx(20 * math.log10(amp / math.sqrt(2)), abs=0.01)
+
+
+def test_peak_of_a_16_bit_sine(tmp_path: Path) -> None:
+    path = write(tmp_path / "sine16.wav", sine(1.0, TARGET, amp=0.5, freq=250.0), subtype="PCM_16")
+    assert run(path).facts.peak_dbfs == pytest.approx(-6.02, abs=0.01)
+
+
+def test_clean_signal_has_no_clipping(tmp_path: Path) -> None:
+    path = write(tmp_path / "clean.wav", sine(1.0, TARGET, amp=0.9))
+    assert run(path).facts.clipping == 0.0
+
+
+def test_clipping_fraction_of_a_signal_clipped_at_full_scale(tmp_path: Path) -> None:
+    loud = sine(1.0, TARGET, amp=2.0, freq=100.0)
+    clipped = np.clip(loud, -1.0, 1.0)
+    expected = np.mean(np.abs(loud) >= 1.0)
+    assert 0.3 < expected < 0.9  # the test signal really is heavily clipped
+    path = write(tmp_path / "clip.wav", clipped, subtype="PCM_16")
+    facts = run(path).facts
+    assert facts.clipping == pytest.approx(expected, abs=0.01)
+    assert facts.peak_dbfs == pytest.approx(0.0, abs=0.01)
+
+
+def test_clipping_counts_samples_of_every_channel(tmp_path: Path) -> None:
+    n = TARGET
+    left = np.zeros(n, dtype=np.float32)
+    left[: n // 4] = 1.0  # a quarter of one channel at full scale
+    right = np.zeros(n, dtype=np.float32)
+    path = write(tmp_path / "clip2.wav", np.stack([left, right], axis=1), subtype="FLOAT")
+    assert run(path).facts.clipping == pytest.approx(0.125, abs=1e-6)
+
+
+def test_silence_fraction_of_half_silent_audio(tmp_path: Path) -> None:
+    signal = np.concatenate([sine(1.0, TARGET, amp=0.3), silence(1.0)])
+    path = write(tmp_path / "half.wav", signal)
+    assert run(path).facts.silence == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_silence_fraction_at_other_rates(tmp_path: Path, rate: int) -> None:
+    signal = np.concatenate([silence(1.5, rate=rate), noise(0.5, rate=rate, seed=2)])
+    path = write(tmp_path / "quarter.wav", signal, rate=rate)
+    assert run(path).facts.silence == pytest.approx(0.75, abs=0.03)
+
+
+def test_all_silent_and_never_silent(tmp_path: Path) -> None:
+    quiet = run(write(tmp_path / "quiet.wav", silence(1.0))).facts
+    assert quiet.silence == 1.0
+    assert quiet.peak_dbfs <= -190.0
+    assert quiet.rms_dbfs <= -190.0
+    assert quiet.clipping == 0.0
+    loud = run(write(tmp_path / "loud.wav", noise(1.0, seed=4))).facts
+    assert loud.silence == 0.0
+
+
+def test_very_quiet_audio_counts_as_silent(tmp_path: Path) -> None:
+    # -70 dBFS RMS hiss is below the -60 dBFS silence threshold.
+    hiss = noise(1.0, seed=6, level=10 ** (-70 / 20))
+    assert run(write(tmp_path / "hiss.wav", hiss, subtype="FLOAT")).facts.silence == 1.0
+
+
+def test_dc_offset_of_a_signal_with_a_constant_offset(tmp_path: Path) -> None:
+    signal = sine(1.0, TARGET, amp=0.3, freq=100.0) + np.float32(0.2)
+    path = write(tmp_path / "dc.wav", signal, subtype="FLOAT")
+    assert run(path).facts.dc_offset == pytest.approx(0.2, abs=1e-3)
+    negative = write(tmp_path / "dcneg.wav", -signal, subtype="FLOAT")
+    assert run(negative).facts.dc_offset == pytest.approx(-0.2, abs=1e-3)
+
+
+def test_no_dc_offset_for_a_centred_signal(tmp_path: Path) -> None:
+    path = write(tmp_path / "centred.wav", sine(1.0, TARGET, amp=0.5, freq=100.0), subtype="FLOAT")
+    assert abs(run(path).facts.dc_offset) < 1e-4
+
+
+def test_a_file_shorter_than_one_fft_frame_still_decodes(tmp_path: Path) -> None:
+    signal = np.full(100, 0.25, dtype=np.float32)
+    out = run(write(tmp_path / "short.wav", signal, subtype="FLOAT"))
+    np.testing.assert_array_equal(out.signal, signal)
+    assert out.facts.frames == 100
+    assert out.facts.duration == pytest.approx(100 / TARGET)
+    assert out.facts.dc_offset == pytest.approx(0.25)
+    assert out.facts.silence == 0.0
+
+
+def test_a_short_file_at_another_rate_still_decodes(tmp_path: Path) -> None:
+    out = run(write(tmp_path / "short44.wav", noise(100 / 44100, rate=44100, seed=8), rate=44100))
+    assert out.facts.frames == 100
+    assert abs(out.signal.size - round(100 * TARGET / 44100)) <= 2
+
+
+def test_a_single_frame_file_decodes(tmp_path: Path) -> None:
+    out = run(write(tmp_path / "one.wav", np.array([0.5], dtype=np.float32), subtype="FLOAT"))
+    assert out.signal.tolist() == [0.5]
+    assert out.facts.frames == 1
+
+
+def test_signal_meter_gives_the_same_facts_whatever_the_block_size() -> None:
+    rng = np.random.default_rng(12)
+    block = (0.3 * rng.standard_normal((10007, 2))).clip(-0.9, 0.9).astype(np.float32)
+    block[2000:6000] = 0.0
+    block[100:110, 0] = 1.0
+
+    def measure(step: int) -> SignalFacts:
+        meter = SignalMeter(16000)
+        for start in range(0, block.shape[0], step):
+            part = block[start : start + step]
+            meter.update(part, part.mean(axis=1))
+        return meter.facts(channels=2, format="WAV", subtype="FLOAT")
+
+    whole = measure(block.shape[0])
+    assert measure(777) == whole
+    assert measure(800) == whole
+    assert whole.clipping == pytest.approx(10 / block.size, abs=1e-6)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def test_decode_error_is_a_harken_error() -> None:
+    error = DecodeError("empty", "x.wav: the file is empty")
+    assert isinstance(error, HarkenError)
+    assert error.kind == "empty"
+    assert str(error) == "x.wav: the file is empty"
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    assert kind_of(path) == "empty"
+
+
+def test_text_file_is_unsupported(tmp_path: Path) -> None:
+    path = tmp_path / "text.wav"
+    path.write_text("this is not audio\n" * 20)
+    assert kind_of(path) == "unsupported"
+
+
+def test_random_bytes_are_unsupported(tmp_path: Path) -> None:
+    path = tmp_path / "random.mp3"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    assert kind_of(path) == "unsupported"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: soundfile raises LibsndfileError, never FileNotFoundError, "
+    "so decode.open_error reports a missing file as 'unsupported'",
+)
+def test_missing_file_is_not_found(tmp_path: Path) -> None:
+    assert kind_of(tmp_path / "missing.wav") == "not_found"
+
+
+def test_missing_file_raises_a_decode_error(tmp_path: Path) -> None:
+    # Whatever its kind, a missing file is a DecodeError, never a raw exception.
+    with pytest.raises(DecodeError):
+        run(tmp_path / "missing.wav")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: soundfile raises LibsndfileError, never "
+    "IsADirectoryError, so decode.open_error reports a directory as 'unsupported'",
+)
+def test_directory_is_not_a_file(tmp_path: Path) -> None:
+    (tmp_path / "folder.wav").mkdir()
+    assert kind_of(tmp_path / "folder.wav") == "not_a_file"
+
+
+def test_directory_raises_a_decode_error(tmp_path: Path) -> None:
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(DecodeError):
+        run(tmp_path / "folder.wav")
+
+
+def test_file_over_max_duration_is_too_long(tmp_path: Path) -> None:
+    path = write(tmp_path / "two-seconds.wav", tone(2.0))
+    assert kind_of(path, max_duration=1.5) == "too_long"
+    assert run(path, max_duration=2.0).facts.duration == pytest.approx(2.0)
+
+
+def test_too_long_is_judged_at_the_native_rate(tmp_path: Path) -> None:
+    path = write(tmp_path / "44k.wav", tone(2.0, rate=44100), rate=44100)
+    assert kind_of(path, max_duration=1.9) == "too_long"
+    assert run(path, max_duration=2.1).facts.frames == 88200
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_wav_with_non_finite_samples_is_invalid(tmp_path: Path, bad: float) -> None:
+    signal = noise(0.5, seed=9)
+    signal[1234] = bad
+    path = write(tmp_path / "nan.wav", signal, subtype="FLOAT")
+    assert kind_of(path) == "invalid_samples"
+
+
+def test_non_finite_sample_in_a_later_block_is_invalid(tmp_path: Path) -> None:
+    signal = noise((BLOCK_FRAMES + 5000) / TARGET, seed=10)
+    signal[-10] = np.nan
+    path = write(tmp_path / "late-nan.wav", signal, subtype="FLOAT")
+    assert kind_of(path) == "invalid_samples"
+
+
+def test_a_truncated_flac_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    good = write(tmp_path / "good.flac", noise(1.0, seed=13), format="FLAC")
+    data = good.read_bytes()
+    bad = tmp_path / "truncated.flac"
+    bad.write_bytes(data[:40])
+    assert kind_of(bad) in {"unsupported", "corrupt", "empty"}

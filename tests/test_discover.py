@@ -1,0 +1,321 @@
+"""analyzer.discover: folders and file lists -> a deterministic list of audio files."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from analyzer.discover import DEFAULT_EXTENSIONS, discover, read_file_list, walk
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def rel(paths: list[str], root: Path) -> list[str]:
+    return [Path(p).relative_to(root).as_posix() for p in paths]
+
+
+# --- extensions and recursion -------------------------------------------------------------
+
+
+def test_default_extensions_are_the_documented_set() -> None:
+    assert set(DEFAULT_EXTENSIONS) == {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".au",
+    }
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "au"])
+def test_every_default_extension_is_found_in_any_case(tmp_path: Path, ext: str) -> None:
+    touch(tmp_path, f"lower.{ext}", f"upper.{ext.upper()}", f"mixed.{ext.capitalize()}")
+    found = rel(discover([tmp_path]), tmp_path)
+    assert sorted(found) == sorted(
+        [f"lower.{ext}", f"upper.{ext.upper()}", f"mixed.{ext.capitalize()}"]
+    )
+
+
+def test_other_files_are_left_out(tmp_path: Path) -> None:
+    touch(tmp_path, "song.wav", "notes.txt", "cover.jpg", "wav", "song.wav.bak", "README")
+    assert rel(discover([tmp_path]), tmp_path) == ["song.wav"]
+
+
+def test_folders_are_walked_recursively(tmp_path: Path) -> None:
+    touch(tmp_path, "top.wav", "a/one.flac", "a/b/two.mp3", "a/b/c/d/deep.ogg")
+    found = rel(discover([tmp_path]), tmp_path)
+    assert sorted(found) == ["a/b/c/d/deep.ogg", "a/b/two.mp3", "a/one.flac", "top.wav"]
+
+
+def test_walked_paths_are_joined_to_the_root_as_given(tmp_path: Path) -> None:
+    touch(tmp_path, "music/a.wav")
+    assert discover([tmp_path / "music"]) == [os.path.join(tmp_path / "music", "a.wav")]
+
+
+def test_a_folder_named_like_an_audio_file_is_walked_not_yielded(tmp_path: Path) -> None:
+    touch(tmp_path, "x.wav/inner.flac", "x.wav/notes.txt", "plain.wav")
+    found = rel(discover([tmp_path]), tmp_path)
+    assert "x.wav" not in found
+    assert sorted(found) == ["plain.wav", "x.wav/inner.flac"]
+    # Named directly, it is walked too.
+    assert rel(discover([tmp_path / "x.wav"]), tmp_path) == ["x.wav/inner.flac"]
+
+
+def test_an_empty_folder_gives_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert discover([tmp_path / "empty"]) == []
+
+
+# --- include / exclude --------------------------------------------------------------------
+
+
+def test_include_replaces_the_extension_filter(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "b.raw", "sub/c.raw", "sub/d.flac")
+    found = rel(discover([tmp_path], include=("*.raw",)), tmp_path)
+    assert sorted(found) == ["b.raw", "sub/c.raw"]
+
+
+def test_include_star_takes_every_file(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "notes.txt", "sub/README", "sub/image.png")
+    found = rel(discover([tmp_path], include=("*",)), tmp_path)
+    assert sorted(found) == ["a.wav", "notes.txt", "sub/README", "sub/image.png"]
+
+
+def test_include_star_still_skips_hidden_files(tmp_path: Path) -> None:
+    touch(tmp_path, "a.txt", ".hidden.txt", ".git/config")
+    assert rel(discover([tmp_path], include=("*",)), tmp_path) == ["a.txt"]
+
+
+def test_include_matches_the_relative_path(tmp_path: Path) -> None:
+    touch(tmp_path, "keep/a.wav", "drop/b.wav")
+    found = rel(discover([tmp_path], include=("keep/*",)), tmp_path)
+    assert found == ["keep/a.wav"]
+
+
+def test_exclude_matches_the_file_name(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "b.flac", "sub/c.flac", "sub/d.wav")
+    found = rel(discover([tmp_path], exclude=("*.flac",)), tmp_path)
+    assert sorted(found) == ["a.wav", "sub/d.wav"]
+
+
+def test_exclude_matches_the_relative_path(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "drafts/b.wav", "drafts/deeper/c.wav", "final/b.wav")
+    found = rel(discover([tmp_path], exclude=("drafts/*",)), tmp_path)
+    assert sorted(found) == ["a.wav", "final/b.wav"]
+
+
+def test_exclude_wins_over_include(tmp_path: Path) -> None:
+    touch(tmp_path, "a.raw", "b.raw")
+    found = rel(discover([tmp_path], include=("*.raw",), exclude=("b.*",)), tmp_path)
+    assert found == ["a.raw"]
+
+
+def test_exclude_applies_to_explicit_files_include_does_not(tmp_path: Path) -> None:
+    touch(tmp_path, "take1.wav", "notes.txt")
+    given = [str(tmp_path / "take1.wav"), str(tmp_path / "notes.txt")]
+    assert discover(given, exclude=("take*",)) == [given[1]]
+    assert discover(given, include=("*.flac",)) == given
+
+
+# --- hidden files, symlinks ---------------------------------------------------------------
+
+
+def test_hidden_files_and_folders_are_skipped(tmp_path: Path) -> None:
+    touch(
+        tmp_path,
+        "seen.wav",
+        ".hidden.wav",
+        ".cache/in.wav",
+        "sub/.dot/in.wav",
+        "sub/ok.wav",
+        "sub/.also.flac",
+    )
+    found = rel(discover([tmp_path]), tmp_path)
+    assert sorted(found) == ["seen.wav", "sub/ok.wav"]
+
+
+def test_a_hidden_file_named_explicitly_is_kept(tmp_path: Path) -> None:
+    touch(tmp_path, ".hidden.wav")
+    assert discover([tmp_path / ".hidden.wav"]) == [str(tmp_path / ".hidden.wav")]
+
+
+def test_a_symlink_loop_to_a_parent_folder_is_safe(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    touch(root, "a.wav", "sub/b.wav")
+    os.symlink("..", root / "sub" / "up")  # root/sub/up -> root
+    os.symlink(root, root / "sub" / "self")  # absolute link to the root too
+    found = rel(discover([root]), root)
+    assert sorted(found) == ["a.wav", "sub/b.wav"]
+
+
+def test_a_symlink_to_an_outside_folder_is_followed(tmp_path: Path) -> None:
+    touch(tmp_path, "elsewhere/far.wav", "root/near.wav")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "root" / "link")
+    found = rel(discover([tmp_path / "root"]), tmp_path / "root")
+    assert sorted(found) == ["link/far.wav", "near.wav"]
+
+
+def test_a_folder_reached_twice_through_links_is_walked_once(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    touch(root, "a/x.wav")
+    os.symlink(root / "a", root / "b")  # sorted: 'a' is walked first, 'b' is the same folder
+    assert rel(discover([root]), root) == ["a/x.wav"]
+
+
+# --- order and duplicates -----------------------------------------------------------------
+
+
+def test_order_is_sorted_within_each_folder(tmp_path: Path) -> None:
+    names = ["m.wav", "b.wav", "z.wav", "a.wav", "k.flac"]
+    touch(tmp_path, *names)
+    assert rel(discover([tmp_path]), tmp_path) == sorted(names)
+
+
+def test_order_does_not_depend_on_creation_order(tmp_path: Path) -> None:
+    names = ["z/1.wav", "a/2.wav", "m.wav", "a/b/3.wav", "b.wav", "z/a.wav", "c/d/e.wav"]
+    touch(tmp_path / "one", *names)
+    touch(tmp_path / "two", *reversed(names))
+    first = rel(discover([tmp_path / "one"]), tmp_path / "one")
+    second = rel(discover([tmp_path / "two"]), tmp_path / "two")
+    assert first == second
+    # Sorted by path, folder by folder.
+    assert first == sorted(names, key=lambda p: p.split("/"))
+    assert first == ["a/2.wav", "a/b/3.wav", "b.wav", "c/d/e.wav", "m.wav", "z/1.wav", "z/a.wav"]
+
+
+def test_repeated_calls_give_the_same_list(tmp_path: Path) -> None:
+    touch(tmp_path, "b.wav", "a/c.wav", "a.wav")
+    assert discover([tmp_path]) == discover([tmp_path])
+
+
+def test_explicit_paths_keep_their_given_order(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "b.wav", "c.wav")
+    given = [str(tmp_path / n) for n in ("c.wav", "a.wav", "b.wav")]
+    assert discover(given) == given
+
+
+def test_the_same_folder_twice_gives_each_file_once(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "sub/b.wav")
+    assert discover([tmp_path, tmp_path]) == discover([tmp_path])
+    assert discover([str(tmp_path), str(tmp_path) + "/"]) == discover([tmp_path])
+
+
+def test_a_file_inside_a_given_folder_is_not_repeated(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "sub/b.wav")
+    once = discover([tmp_path])
+    assert discover([tmp_path, tmp_path / "sub" / "b.wav"]) == once
+    assert discover([tmp_path, tmp_path / "sub"]) == once
+
+
+def test_an_explicit_file_then_its_folder_keeps_first_position(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "b.wav")
+    b = str(tmp_path / "b.wav")
+    assert discover([b, tmp_path]) == [b, str(tmp_path / "a.wav")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: discover de-duplicates by the exact string, so "
+    "'root' and './root' (or 'root/a.wav') list the same files twice",
+)
+def test_the_same_folder_under_two_spellings_gives_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    touch(tmp_path, "root/a.wav", "root/sub/b.wav")
+    monkeypatch.chdir(tmp_path)
+    found = discover(["root", "./root", "root/sub/../a.wav"])
+    assert len(found) == 2
+    assert len({os.path.normpath(p) for p in found}) == len(found)
+
+
+# --- explicit paths and file lists --------------------------------------------------------
+
+
+def test_explicit_files_are_kept_as_given_whatever_their_extension(tmp_path: Path) -> None:
+    touch(tmp_path, "notes.txt")
+    given = [str(tmp_path / "notes.txt"), "relative/missing.wav", str(tmp_path / "gone.flac")]
+    assert discover(given) == given
+
+
+def test_nonexistent_paths_are_kept(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no" / "such.wav")
+    assert discover([missing]) == [missing]
+
+
+def test_pathlike_arguments_become_strings(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav")
+    found = discover([tmp_path / "a.wav"])
+    assert found == [str(tmp_path / "a.wav")]
+    assert all(type(p) is str for p in found)
+
+
+def test_files_from_reads_one_path_a_line(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "dir/b.wav", "dir/c.txt")
+    listing = tmp_path / "list.txt"
+    listing.write_text(
+        "# a comment\n"
+        f"{tmp_path / 'a.wav'}\n"
+        "\n"
+        f"   {tmp_path / 'dir'}   \n"
+        f"{tmp_path / 'missing.wav'}\n",
+        encoding="utf-8",
+    )
+    found = discover([], files_from=str(listing))
+    assert found == [
+        str(tmp_path / "a.wav"),
+        str(tmp_path / "dir" / "b.wav"),
+        str(tmp_path / "missing.wav"),
+    ]
+
+
+def test_files_from_adds_to_the_paths_given(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "b.wav")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'b.wav'}\n{tmp_path / 'a.wav'}\n", encoding="utf-8")
+    found = discover([tmp_path / "a.wav"], files_from=str(listing))
+    assert found == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
+
+
+def test_files_from_dash_reads_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    touch(tmp_path, "a.wav", "sub/b.flac")
+    listing = f"{tmp_path / 'sub'}\n#skip\n\n{tmp_path / 'a.wav'}\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(listing))
+    assert discover([], files_from="-") == [
+        str(tmp_path / "sub" / "b.flac"),
+        str(tmp_path / "a.wav"),
+    ]
+
+
+def test_read_file_list_skips_blank_lines_and_comments(tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("one.wav\n\n   \n# two.wav\nthree.wav  \r\n", encoding="utf-8")
+    assert read_file_list(str(listing)) == ["one.wav", "three.wav"]
+
+
+def test_read_file_list_keeps_non_utf8_names(tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"caf\xe9.wav\nplain.wav\n")  # latin-1, not UTF-8
+    names = read_file_list(str(listing))
+    assert names == ["caf\udce9.wav", "plain.wav"]
+    assert os.fsencode(names[0]) == b"caf\xe9.wav"
+
+
+def test_walk_yields_only_files_below_the_root(tmp_path: Path) -> None:
+    touch(tmp_path, "outside.wav", "root/inside.wav")
+    assert list(walk(str(tmp_path / "root"))) == [os.path.join(tmp_path / "root", "inside.wav")]

@@ -1,0 +1,199 @@
+"""analyzer.features: FeatureConfig and its cache key, and the feature vector."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from conftest import chord, noise, silence, tone
+
+from analyzer.features import FeatureConfig, descriptors, extract
+
+# A changed value for every field, so each one is shown to reach the cache key.
+CHANGES = {
+    "sample_rate": 22050,
+    "n_fft": 2048,
+    "hop_length": 256,
+    "n_mels": 40,
+    "n_mfcc": 13,
+    "percentiles": (25, 50, 75),
+}
+
+
+def test_every_field_has_a_change_listed() -> None:
+    assert set(CHANGES) == {f.name for f in dataclasses.fields(FeatureConfig)}
+
+
+# --- the config ---------------------------------------------------------------------------
+
+
+def test_config_is_frozen() -> None:
+    config = FeatureConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.n_fft = 2048  # type: ignore[misc]
+    assert config.n_fft == 1024
+
+
+def test_config_is_hashable_and_equal_by_value() -> None:
+    a, b = FeatureConfig(), FeatureConfig()
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b, FeatureConfig(n_mfcc=13)}) == 2
+
+
+def test_cache_key_is_stable_across_calls_and_instances() -> None:
+    key = FeatureConfig().cache_key()
+    assert isinstance(key, str)
+    assert len(key) >= 16
+    assert FeatureConfig().cache_key() == key
+    assert FeatureConfig.from_dict(FeatureConfig().to_dict()).cache_key() == key
+    assert FeatureConfig(percentiles=(10, 50, 90)).cache_key() == key
+
+
+@pytest.mark.parametrize("field", sorted(CHANGES))
+def test_cache_key_changes_when_a_field_changes(field: str) -> None:
+    base = FeatureConfig()
+    changed = dataclasses.replace(base, **{field: CHANGES[field]})
+    assert changed != base
+    assert changed.cache_key() != base.cache_key()
+
+
+def test_all_single_changes_give_distinct_keys() -> None:
+    keys = {FeatureConfig().cache_key()}
+    keys |= {dataclasses.replace(FeatureConfig(), **{f: v}).cache_key() for f, v in CHANGES.items()}
+    assert len(keys) == len(CHANGES) + 1
+
+
+def test_percentile_order_is_part_of_the_key() -> None:
+    a = FeatureConfig(percentiles=(10, 50, 90))
+    b = FeatureConfig(percentiles=(90, 50, 10))
+    assert a.cache_key() != b.cache_key()  # the vector order differs
+
+
+def test_to_dict_is_plain_json() -> None:
+    data = FeatureConfig().to_dict()
+    assert data == {
+        "sample_rate": 16000,
+        "n_fft": 1024,
+        "hop_length": 512,
+        "n_mels": 64,
+        "n_mfcc": 20,
+        "percentiles": [10, 50, 90],
+    }
+    assert json.loads(json.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        FeatureConfig(),
+        FeatureConfig(**CHANGES),
+        FeatureConfig(percentiles=()),
+        FeatureConfig(n_mfcc=1, percentiles=(5,)),
+    ],
+)
+def test_to_dict_from_dict_round_trip(config: FeatureConfig) -> None:
+    again = FeatureConfig.from_dict(config.to_dict())
+    assert again == config
+    assert isinstance(again.percentiles, tuple)
+    assert hash(again) == hash(config)
+    # Through JSON too (how a model card stores it).
+    assert FeatureConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_feature_names_are_unique_and_counted() -> None:
+    config = FeatureConfig()
+    names = config.feature_names()
+    assert len(names) == config.n_features
+    assert len(set(names)) == len(names)
+    assert names[0] == "mfcc0_mean"
+    assert "rms_db_p90" in names
+
+
+@pytest.mark.parametrize(
+    "config", [FeatureConfig(n_mfcc=13, percentiles=(50,)), FeatureConfig(percentiles=())]
+)
+def test_n_features_follows_the_config(config: FeatureConfig) -> None:
+    assert config.n_features == len(config.feature_names())
+    assert config.n_features == len(config.descriptor_names()) * (2 + len(config.percentiles))
+
+
+# --- extraction ---------------------------------------------------------------------------
+
+
+def check_vector(vector: np.ndarray, config: FeatureConfig) -> None:
+    assert vector.dtype == np.float32
+    assert vector.shape == (config.n_features,)
+    assert vector.shape == (len(config.feature_names()),)
+    assert np.isfinite(vector).all()
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(silence(2.0), id="silence"),
+        pytest.param(np.zeros(100, dtype=np.float32), id="100-zero-samples"),
+        pytest.param(noise(100 / 16000, seed=1), id="100-noise-samples"),
+        pytest.param(noise(2.0, seed=2), id="noise"),
+        pytest.param(tone(1.0), id="tone"),
+        pytest.param(chord(2.0), id="chord"),
+        pytest.param(np.ones(16000, dtype=np.float32), id="dc"),
+    ],
+)
+def test_extract_gives_a_finite_float32_vector(signal: np.ndarray) -> None:
+    config = FeatureConfig()
+    check_vector(extract(signal, config), config)
+
+
+def test_extract_follows_a_non_default_config() -> None:
+    config = FeatureConfig(n_fft=512, hop_length=128, n_mels=32, n_mfcc=13, percentiles=(25, 75))
+    check_vector(extract(noise(1.0, seed=3), config), config)
+    check_vector(extract(np.zeros(100, dtype=np.float32), config), config)
+
+
+def test_extract_is_deterministic() -> None:
+    config = FeatureConfig()
+    signal = chord(2.0, seed=4)
+    first = extract(signal, config)
+    second = extract(signal.copy(), config)
+    np.testing.assert_array_equal(first, second)
+    assert first.tobytes() == second.tobytes()  # the cache stores these bytes
+
+
+def test_extract_does_not_modify_its_input() -> None:
+    signal = noise(0.5, seed=5)
+    before = signal.copy()
+    extract(signal, FeatureConfig())
+    np.testing.assert_array_equal(signal, before)
+
+
+def test_different_sounds_give_different_vectors() -> None:
+    config = FeatureConfig()
+    a = extract(tone(1.0), config)
+    b = extract(noise(1.0, seed=6), config)
+    assert not np.allclose(a, b)
+
+
+def test_the_vector_means_what_its_names_say() -> None:
+    config = FeatureConfig()
+    names = config.feature_names()
+    loud = extract(noise(1.0, seed=7, level=0.3), config)
+    quiet = extract(noise(1.0, seed=7, level=0.003), config)
+    rms = names.index("rms_db_mean")
+    assert loud[rms] - quiet[rms] == pytest.approx(40.0, abs=1.0)
+    zcr = names.index("zcr_mean")
+    low = extract(tone(1.0, freq=200.0), config)[zcr]
+    high = extract(tone(1.0, freq=4000.0), config)[zcr]
+    assert high > 5 * low
+
+
+def test_descriptors_have_one_row_per_name() -> None:
+    config = FeatureConfig()
+    frames = descriptors(noise(1.0, seed=8), config)
+    assert frames.shape[0] == len(config.descriptor_names())
+    assert frames.shape[1] == 1 + 16000 // config.hop_length
+    short = descriptors(np.zeros(100, dtype=np.float32), config)
+    assert short.shape[0] == len(config.descriptor_names())
+    assert short.shape[1] >= 1

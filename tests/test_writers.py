@@ -1,0 +1,341 @@
+"""analyzer.writers: json, jsonl and csv output, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer import writers
+from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts, error_result
+
+BAD_NAME = "bad\udcff.wav"  # the byte 0xff of a non-UTF-8 file name, as os.fsdecode gives it
+
+
+def facts(**changes: Any) -> SignalFacts:
+    values: dict[str, Any] = dict(
+        duration=2.5,
+        sample_rate=44100,
+        channels=2,
+        frames=110250,
+        format="WAV",
+        subtype="PCM_16",
+        peak_dbfs=-3.2,
+        rms_dbfs=-18.5,
+        clipping=0.0,
+        silence=0.1,
+        dc_offset=0.0001,
+    )
+    values.update(changes)
+    return SignalFacts(**values)
+
+
+def ok(path: str, label: str = "music", **probabilities: float) -> FileResult:
+    probs = probabilities or {"music": 0.7, "speech": 0.2, "noise": 0.1}
+    return FileResult(
+        path=path,
+        status="ok",
+        facts=facts(),
+        prediction=Prediction(
+            label=label,
+            confidence=max(probs.values()),
+            probabilities=probs,
+            votes={"svm": label, "forest": label, "logreg": "speech"},
+            agreement=2,
+        ),
+        model="default-1",
+        content_hash="ab" * 20,
+        seconds=0.25,
+    )
+
+
+def failed(path: str) -> FileResult:
+    return error_result(
+        path,
+        "unsupported",
+        f"{path}: not a readable audio file",
+        model="default-1",
+        content_hash="cd" * 20,
+        seconds=0.01,
+    )
+
+
+RESULTS = [
+    ok("b/song.wav"),
+    failed("a/text.wav"),
+    ok("c/talk.flac", label="speech", speech=0.9, music=0.05, noise=0.05),
+]
+
+
+def render(results: list[FileResult], fmt: str) -> str:
+    stream = io.StringIO()
+    writers.write(results, fmt, stream)
+    return stream.getvalue()
+
+
+def keys_in_order(text: str) -> list[list[str]]:
+    """Every JSON object's keys, in the order they appear in ``text``."""
+    seen: list[list[str]] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen.append([k for k, _ in pairs])
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=hook)
+    return seen
+
+
+# --- json ---------------------------------------------------------------------------------
+
+
+def test_json_is_a_list_of_records_in_the_given_order() -> None:
+    data = json.loads(render(RESULTS, "json"))
+    assert isinstance(data, list)
+    assert [d["path"] for d in data] == ["b/song.wav", "a/text.wav", "c/talk.flac"]
+    assert data == [r.to_dict() for r in RESULTS]
+
+
+def test_json_keys_are_sorted_at_every_level() -> None:
+    objects = keys_in_order(render(RESULTS, "json"))
+    assert len(objects) > len(RESULTS)  # nested signal/probabilities/votes/error were checked
+    for keys in objects:
+        assert keys == sorted(keys)
+
+
+def test_json_records_read_back_as_results() -> None:
+    data = json.loads(render(RESULTS, "json"))
+    assert [FileResult.from_dict(d) for d in data] == RESULTS
+
+
+def test_json_of_no_results_is_an_empty_list() -> None:
+    assert json.loads(render([], "json")) == []
+
+
+def test_json_output_is_byte_stable() -> None:
+    assert render(RESULTS, "json") == render(list(RESULTS), "json")
+
+
+# --- jsonl --------------------------------------------------------------------------------
+
+
+def test_jsonl_is_one_object_per_line() -> None:
+    text = render(RESULTS, "jsonl")
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    assert len(lines) == len(RESULTS)
+    for line, result in zip(lines, RESULTS, strict=True):
+        obj = json.loads(line)
+        assert isinstance(obj, dict)
+        assert obj == result.to_dict()
+        for keys in keys_in_order(line):
+            assert keys == sorted(keys)
+
+
+def test_jsonl_error_record() -> None:
+    obj = json.loads(render([failed("x.wav")], "jsonl"))
+    assert obj["status"] == "error"
+    assert obj["label"] is None
+    assert obj["error"] == {"kind": "unsupported", "message": "x.wav: not a readable audio file"}
+
+
+def test_jsonl_of_no_results_is_empty() -> None:
+    assert render([], "jsonl") == ""
+
+
+def test_write_accepts_a_generator() -> None:
+    text = render((r for r in RESULTS), "jsonl")  # type: ignore[arg-type]
+    assert len(text.splitlines()) == len(RESULTS)
+
+
+# --- csv ----------------------------------------------------------------------------------
+
+
+def test_csv_has_a_header_and_one_row_per_result() -> None:
+    text = render(RESULTS, "csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    assert header == [
+        *writers.CSV_FIELDS,
+        "p_music",
+        "p_noise",
+        "p_speech",
+        "vote_forest",
+        "vote_logreg",
+        "vote_svm",
+    ]
+    assert len(body) == len(RESULTS)
+    assert all(len(row) == len(header) for row in body)
+
+
+def test_csv_values() -> None:
+    rows = list(csv.DictReader(io.StringIO(render(RESULTS, "csv"))))
+    song, text, talk = rows
+    assert song["path"] == "b/song.wav"
+    assert song["status"] == "ok"
+    assert song["label"] == "music"
+    assert float(song["confidence"]) == pytest.approx(0.7)
+    assert float(song["p_music"]) == pytest.approx(0.7)
+    assert float(song["p_speech"]) == pytest.approx(0.2)
+    assert song["vote_logreg"] == "speech"
+    assert song["agreement"] == "2"
+    assert song["members"] == "3"
+    assert song["sample_rate"] == "44100"
+    assert float(song["peak_dbfs"]) == pytest.approx(-3.2)
+    assert song["error_kind"] == song["error_message"] == ""
+    assert text["status"] == "error"
+    assert text["label"] == text["p_music"] == text["vote_svm"] == text["duration"] == ""
+    assert text["error_kind"] == "unsupported"
+    assert text["error_message"] == "a/text.wav: not a readable audio file"
+    assert float(talk["p_speech"]) == pytest.approx(0.9)
+
+
+def test_csv_probability_columns_are_the_union_of_classes() -> None:
+    one = ok("one.wav", label="bird", bird=0.6, car=0.4)
+    two = ok("two.wav", label="rain", rain=1.0)
+    rows = list(csv.DictReader(io.StringIO(render([one, two], "csv"))))
+    assert [c for c in rows[0] if c.startswith("p_")] == ["p_bird", "p_car", "p_rain"]
+    assert rows[0]["p_rain"] == ""
+    assert rows[1]["p_bird"] == ""
+    assert float(rows[1]["p_rain"]) == 1.0
+
+
+def test_csv_of_errors_only_has_no_probability_columns() -> None:
+    rows = list(csv.reader(io.StringIO(render([failed("x.wav")], "csv"))))
+    assert rows[0] == writers.CSV_FIELDS
+    assert len(rows) == 2
+
+
+def test_csv_quotes_awkward_paths() -> None:
+    path = 'a, "quoted"\nname.wav'
+    rows = list(csv.DictReader(io.StringIO(render([failed(path)], "csv"))))
+    assert rows[0]["path"] == path
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="xml"):
+        render(RESULTS, "xml")
+
+
+# --- atomic output ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_write_file_writes_the_same_as_write(tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"out.{fmt}"
+    writers.write_file(RESULTS, fmt, str(target))
+    assert target.read_bytes() == render(RESULTS, fmt).encode("utf-8")
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == [target.name]
+
+
+def test_atomic_output_replaces_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old\n")
+    with writers.atomic_output(str(target)) as handle:
+        handle.write("new\n")
+        assert target.read_text() == "old\n"  # nothing visible until the block ends
+    assert target.read_text() == "new\n"
+
+
+def test_atomic_output_leaves_the_old_file_intact_when_the_block_raises(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("[]\n")
+    with pytest.raises(RuntimeError, match="halfway"), writers.atomic_output(str(target)) as h:
+        h.write('[{"path": "half')
+        raise RuntimeError("halfway")
+    assert target.read_text() == "[]\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["out.json"]
+
+
+def test_atomic_output_creates_nothing_when_the_block_raises(tmp_path: Path) -> None:
+    target = tmp_path / "new.jsonl"
+    with pytest.raises(KeyboardInterrupt), writers.atomic_output(str(target)) as handle:
+        handle.write("x")
+        raise KeyboardInterrupt
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == []
+
+
+def test_write_file_with_an_unknown_format_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.xml"
+    target.write_text("keep me")
+    with pytest.raises(ValueError):
+        writers.write_file(RESULTS, "xml", str(target))
+    assert target.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["out.xml"]
+
+
+def test_write_file_to_a_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    writers.write_file(RESULTS, "jsonl", "rel.jsonl")
+    assert len((tmp_path / "rel.jsonl").read_text().splitlines()) == len(RESULTS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: atomic_output writes through tempfile.mkstemp "
+    "(mode 0600) and os.replace, so the output loses its permissions",
+)
+def test_atomic_output_keeps_the_permissions_of_the_file_it_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("[]\n")
+    os.chmod(target, 0o644)
+    writers.write_file(RESULTS, "json", str(target))
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+
+# --- non-UTF-8 file names -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_a_non_utf8_path_is_written_as_valid_utf8(tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"out.{fmt}"
+    writers.write_file([ok(BAD_NAME), ok("fine.wav")], fmt, str(target))
+    raw = target.read_bytes()
+    text = raw.decode("utf-8")  # strict: raises if the bytes are not UTF-8
+    assert "bad\ufffd.wav" in text
+    assert "fine.wav" in text
+
+
+def test_printable_replaces_only_the_bad_bytes() -> None:
+    assert writers.printable(BAD_NAME) == "bad\ufffd.wav"
+    assert writers.printable("café/ünï.wav") == "café/ünï.wav"
+
+
+def test_dumps_of_a_non_utf8_path_encodes() -> None:
+    line = writers.dumps(ok(BAD_NAME))
+    line.encode("utf-8")
+    assert json.loads(line)["path"] == "bad\ufffd.wav"
+
+
+def test_unicode_paths_are_written_as_they_are(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    writers.write_file([ok("música/日本.wav")], "jsonl", str(target))
+    raw = target.read_bytes()
+    assert "música/日本.wav".encode() in raw  # not \u-escaped
+    assert json.loads(raw)["path"] == "música/日本.wav"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeEncodeError,
+    reason="BUG: writers.record sanitizes only 'path'; the error "
+    "message, which names the file, keeps the surrogate and the UTF-8 write fails",
+)
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_an_error_row_for_a_non_utf8_path_is_written_as_valid_utf8(
+    tmp_path: Path, fmt: str
+) -> None:
+    target = tmp_path / f"out.{fmt}"
+    result = FileResult(
+        path=BAD_NAME, status="error", error=ErrorInfo("not_found", f"{BAD_NAME}: no such file")
+    )
+    writers.write_file([result], fmt, str(target))
+    text = target.read_bytes().decode("utf-8")
+    assert "bad\ufffd.wav: no such file" in text
