@@ -2,7 +2,7 @@
 
 Three kinds of entry, keyed as DESIGN.md says:
 
-- ``file/<path>`` -> the file's ``(size, mtime_ns, inode)`` and content hash.
+- ``file/<path>`` -> the file's ``(size, mtime_ns, ctime_ns, inode)`` and content hash.
   A matching stat only saves rehashing; a checkout that resets mtimes just
   costs one hash, never a wrong answer.
 - ``analysis/<content hash>/<feature key>`` -> signal facts and the feature
@@ -19,11 +19,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 HASH_CHUNK = 1 << 20
+#: Files changed this recently are hashed again on the next run.
+RACY_SECONDS = 2.0
 
 
 def default_cache_dir() -> str:
@@ -92,7 +95,7 @@ class ResultCache:
             return None
         try:
             return self._store.get(key)
-        except (OSError, sqlite3.Error, EOFError, ValueError):  # a damaged entry is a miss
+        except Exception:  # a damaged entry (any unpickling error) is a miss, not a crash
             return None
 
     def _set(self, key: str, value: Any) -> None:
@@ -104,14 +107,22 @@ class ResultCache:
             warnings.warn(f"could not write to the cache ({exc})", CacheWarning, stacklevel=3)
 
     def content_hash(self, path: str, st: os.stat_result) -> str:
-        """The file's content hash, from the stat fast path when it matches."""
+        """The file's content hash, from the stat fast path when it matches.
+
+        The identity includes the ctime, which ``touch -d`` cannot restore. A
+        file modified within ``RACY_SECONDS`` of being hashed could change
+        again without its timestamps moving (git's "racy" case), so its
+        identity is not remembered and it is hashed again next time.
+        """
         key = f"file/{os.path.abspath(path)}"
-        identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+        identity = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         known = self._get(key)
         if known is not None and tuple(known[0]) == identity:
             return str(known[1])
         digest = hash_file(path)
-        self._set(key, (identity, digest))
+        newest = max(st.st_mtime_ns, st.st_ctime_ns)
+        if time.time_ns() - newest > RACY_SECONDS * 1_000_000_000:
+            self._set(key, (identity, digest))
         return digest
 
     def get_analysis(self, content_hash: str, feature_key: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ the header is checked against ``max_duration`` before anything is read.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ from analyzer.results import SignalFacts
 
 #: Frames read per block: about 1.4 s at 48 kHz, a few MB for 8 channels.
 BLOCK_FRAMES = 65536
+#: Float samples beyond this magnitude (80 dB over full scale) are not audio.
+MAX_SAMPLE_MAGNITUDE = 1e4
 
 
 @dataclass(frozen=True)
@@ -31,18 +34,22 @@ class Decoded:
 
 
 def open_error(path: str, exc: Exception) -> DecodeError:
-    """Turn an exception raised while opening ``path`` into a result reason."""
-    if isinstance(exc, FileNotFoundError):
-        return DecodeError("not_found", f"{path}: no such file")
-    if isinstance(exc, PermissionError):
-        return DecodeError("permission", f"{path}: permission denied")
-    if isinstance(exc, IsADirectoryError):
-        return DecodeError("not_a_file", f"{path}: is a directory, not an audio file")
+    """Why ``path`` could not be opened, as a result reason.
+
+    libsndfile reports every failure to open the same way, so the file
+    system is asked what is actually wrong.
+    """
     try:
-        size = os.stat(path).st_size
-    except OSError:
-        size = -1
-    if size == 0:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return DecodeError("not_found", f"{path}: no such file")
+    except OSError as err:
+        return DecodeError("unreadable", f"{path}: {err.strerror or err}")
+    if stat.S_ISDIR(st.st_mode):
+        return DecodeError("not_a_file", f"{path}: is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        return DecodeError("permission", f"{path}: permission denied")
+    if st.st_size == 0:
         return DecodeError("empty", f"{path}: the file is empty (0 bytes)")
     detail = str(exc).split(":")[-1].strip() or type(exc).__name__
     return DecodeError("unsupported", f"{path}: not a readable audio file ({detail})")
@@ -103,9 +110,10 @@ def decode(path: str, *, target_rate: int, max_duration: float) -> Decoded:
                 ) from None
             if block.shape[0] == 0:
                 break
-            if not np.isfinite(block).all():
+            if not np.isfinite(block).all() or np.abs(block).max() > MAX_SAMPLE_MAGNITUDE:
                 raise DecodeError(
-                    "invalid_samples", f"{path}: the audio holds NaN or infinite samples"
+                    "invalid_samples",
+                    f"{path}: the audio holds NaN, infinite or absurdly large samples",
                 )
             mono = block.mean(axis=1) if channels > 1 else block[:, 0]
             meter.update(block, mono)

@@ -69,7 +69,8 @@ def read_file_list(source: str) -> list[str]:
         if source == "-"
         else Path(source).read_text(encoding="utf-8", errors="surrogateescape")
     )
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def discover(
@@ -97,4 +98,8 @@ def discover(
             found.extend(sorted(files, key=lambda f: f.split(os.sep)))
         elif not (exclude and _matches(path, os.path.basename(path), exclude)):
             found.append(path)
-    return list(dict.fromkeys(found))
+    # One file under two spellings ("dir", "./dir/") is listed once, first spelling kept.
+    unique: dict[str, str] = {}
+    for path in found:
+        unique.setdefault(os.path.normpath(path), path)
+    return list(unique.values())

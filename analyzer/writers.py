@@ -54,6 +54,8 @@ def record(result: FileResult) -> dict[str, Any]:
     """The JSON record of a result, safe to encode as UTF-8."""
     data = result.to_dict()
     data["path"] = printable(data["path"])
+    if data["error"]:  # messages name the path too
+        data["error"]["message"] = printable(data["error"]["message"])
     return data
 
 
@@ -98,12 +100,23 @@ def write(results: Iterable[FileResult], fmt: str, stream: IO[str]) -> None:
         raise ValueError(f"unknown format {fmt!r}")
 
 
+def _output_mode(path: str) -> int:
+    """The mode of the file being replaced, else what ``open`` would give."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[IO[str]]:
     """A text stream whose content replaces ``path`` only once it is complete."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        os.chmod(tmp, _output_mode(path))
         with open(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()

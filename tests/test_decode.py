@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import noise, silence, tone, write
 
 from analyzer.decode import BLOCK_FRAMES, Decoded, decode
 from analyzer.errors import DecodeError, HarkenError
 from analyzer.quality import SignalMeter, to_dbfs
 from analyzer.results import SignalFacts
+
+from signals import noise, silence, tone, write
 
 TARGET = 16000
 LIMIT = 3600.0
@@ -242,6 +243,23 @@ def test_silence_fraction_at_other_rates(tmp_path: Path, rate: int) -> None:
     assert run(path).facts.silence == pytest.approx(0.75, abs=0.03)
 
 
+def test_a_last_partial_frame_counts_for_silence(tmp_path: Path) -> None:
+    # 20 full 50 ms frames of tone, then 25 ms of silence: a 21st, partial, silent frame.
+    signal = np.concatenate([sine(1.0, TARGET, amp=0.3), silence(0.025)])
+    path = write(tmp_path / "tail.wav", signal, subtype="FLOAT")
+    assert run(path).facts.silence == pytest.approx(1 / 21, abs=1e-4)
+
+
+def test_levels_are_measured_over_every_channel(tmp_path: Path) -> None:
+    left = sine(1.0, TARGET, amp=0.5, freq=250.0)
+    right = np.zeros_like(left)
+    path = write(tmp_path / "left-only.wav", np.stack([left, right], axis=1), subtype="FLOAT")
+    facts = run(path).facts
+    # Mean square over both channels: (0.5**2 / 2 + 0) / 2 -> RMS 0.25.
+    assert facts.rms_dbfs == pytest.approx(20 * math.log10(0.25), abs=0.01)
+    assert facts.peak_dbfs == pytest.approx(20 * math.log10(0.5), abs=0.01)
+
+
 def test_all_silent_and_never_silent(tmp_path: Path) -> None:
     quiet = run(write(tmp_path / "quiet.wav", silence(1.0))).facts
     assert quiet.silence == 1.0
@@ -340,12 +358,6 @@ def test_random_bytes_are_unsupported(tmp_path: Path) -> None:
     assert kind_of(path) == "unsupported"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: soundfile raises LibsndfileError, never FileNotFoundError, "
-    "so decode.open_error reports a missing file as 'unsupported'",
-)
 def test_missing_file_is_not_found(tmp_path: Path) -> None:
     assert kind_of(tmp_path / "missing.wav") == "not_found"
 
@@ -356,12 +368,6 @@ def test_missing_file_raises_a_decode_error(tmp_path: Path) -> None:
         run(tmp_path / "missing.wav")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: soundfile raises LibsndfileError, never "
-    "IsADirectoryError, so decode.open_error reports a directory as 'unsupported'",
-)
 def test_directory_is_not_a_file(tmp_path: Path) -> None:
     (tmp_path / "folder.wav").mkdir()
     assert kind_of(tmp_path / "folder.wav") == "not_a_file"

@@ -226,12 +226,6 @@ def test_an_explicit_file_then_its_folder_keeps_first_position(tmp_path: Path) -
     assert discover([b, tmp_path]) == [b, str(tmp_path / "a.wav")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: discover de-duplicates by the exact string, so "
-    "'root' and './root' (or 'root/a.wav') list the same files twice",
-)
 def test_the_same_folder_under_two_spellings_gives_each_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import chord, noise, silence, tone
 
 from analyzer.features import FeatureConfig, descriptors, extract
+
+from signals import chord, noise, silence, tone
 
 # A changed value for every field, so each one is shown to reach the cache key.
 CHANGES = {

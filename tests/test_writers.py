@@ -276,12 +276,6 @@ def test_write_file_to_a_relative_path(tmp_path: Path, monkeypatch: pytest.Monke
     assert len((tmp_path / "rel.jsonl").read_text().splitlines()) == len(RESULTS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: atomic_output writes through tempfile.mkstemp "
-    "(mode 0600) and os.replace, so the output loses its permissions",
-)
 def test_atomic_output_keeps_the_permissions_of_the_file_it_replaces(tmp_path: Path) -> None:
     target = tmp_path / "report.json"
     target.write_text("[]\n")
@@ -322,12 +316,6 @@ def test_unicode_paths_are_written_as_they_are(tmp_path: Path) -> None:
     assert json.loads(raw)["path"] == "música/日本.wav"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="BUG: writers.record sanitizes only 'path'; the error "
-    "message, which names the file, keeps the surrogate and the UTF-8 write fails",
-)
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
 def test_an_error_row_for_a_non_utf8_path_is_written_as_valid_utf8(
     tmp_path: Path, fmt: str

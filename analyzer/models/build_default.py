@@ -155,6 +155,48 @@ def write_examples(clips: list[LabeledClip], chosen: list[int], target: Path) ->
     (target / "ATTRIBUTION.md").write_text("\n".join(lines), encoding="utf-8")
 
 
+def bullet_packages(bullet: str) -> set[str]:
+    """Package names an attribution bullet covers: ``- **a-en-wav / -en-g722** ...``."""
+    first, *more = bullet[4:].split("**")[0].split(" / ")
+    stem = first.rsplit("-", 2)[0]
+    return {first, *(stem + suffix for suffix in more)}
+
+
+def write_attribution(corpus: Path, chosen: list[LabeledClip]) -> None:
+    """Credit the corpus's sources: all of them for the model, the used ones for examples."""
+    text = (corpus / "README.md").read_text(encoding="utf-8")
+    licences = text[text.index("## Licences, copyright holders") :]
+    (HERE / "TRAINING-DATA.md").write_text(
+        "# Training data of the default model\n\n"
+        "The default model was trained on the speech/music/noise/silence corpus described"
+        " below: clips cut from freely licensed recordings in Debian *main* packages. This"
+        " is the corpus's own licence and attribution section, reproduced as its licences"
+        " require. The full copyright files of every package are in"
+        " `examples/audio/COPYRIGHTS.txt`.\n\n" + licences,
+        encoding="utf-8",
+    )
+    attribution = licences[licences.index("### Attribution text") :]
+    bullets = [line for line in attribution.splitlines() if line.startswith("- **")]
+    used = {clip.meta.get("source", "") for clip in chosen}
+    wanted = [b for b in bullets if bullet_packages(b) & used]
+    links = attribution[attribution.index("Licence texts:") :].split("\n\n")[0]
+    lines = [
+        "# Licences of the example clips",
+        "",
+        "Each clip is a modified excerpt of the recording credited below (see ATTRIBUTION.md",
+        "for which clip comes from which package). Clips under a ShareAlike licence stay",
+        "under it; GPL clips are distributed under the GPL (version 2 or later where the",
+        "package says so; full texts at https://www.gnu.org/licenses/).",
+        "",
+        *wanted,
+        "",
+        links,
+        "",
+    ]
+    (REPO / "examples" / "audio" / "LICENSES.md").write_text("\n".join(lines), encoding="utf-8")
+    shutil.copyfile(corpus / "COPYRIGHTS.txt", REPO / "examples" / "audio" / "COPYRIGHTS.txt")
+
+
 def report(
     oof: dict[str, dict[str, np.ndarray]], labels: np.ndarray, clips: list[LabeledClip]
 ) -> tuple[str, dict[str, Any]]:
@@ -260,6 +302,7 @@ def main() -> None:
     ref = save_model(ensemble, HERE / "default.skops", card)
     (HERE / "default-cv.md").write_text(text, encoding="utf-8")
     write_examples(clips, chosen, REPO / "examples" / "audio")
+    write_attribution(Path(args.corpus), [clips[i] for i in chosen])
 
     check = ensemble.predict(feats[0, chosen])
     wrong = [clips[i].path for i, p in zip(chosen, check, strict=True) if p != labels[i]]

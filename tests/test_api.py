@@ -1,0 +1,130 @@
+"""The Python API, the pool and the cache, through ``analyzer`` directly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import analyzer
+from analyzer.scan import ScanConfig, scan
+
+from signals import chord, noise, tone, write
+
+
+def comparable(results: list[analyzer.FileResult]) -> list[dict]:
+    rows = [r.to_dict() for r in results]
+    return sorted(
+        ({k: v for k, v in r.items() if k != "seconds"} for r in rows), key=lambda r: r["path"]
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    root = tmp_path_factory.mktemp("corpus")
+    paths = [
+        write(root / "tone.wav", tone(1.5)),
+        write(root / "notes.flac", chord(2.0, seed=3), format="FLAC"),
+        write(root / "hiss.ogg", noise(1.0, seed=4), format="OGG", subtype="VORBIS"),
+        write(root / "short.wav", tone(0.01)),
+    ]
+    (root / "junk.wav").write_bytes(b"RIFF\x00\x00")
+    return [str(p) for p in [*paths, root / "junk.wav"]]
+
+
+def test_analyze_file_in_process(corpus: list[str]) -> None:
+    result = analyzer.analyze_file(corpus[0])
+    assert result.status == "ok" and result.label in {"music", "noise", "silence", "speech"}
+    assert result.facts is not None and result.facts.duration == pytest.approx(1.5)
+    assert result.model is not None and result.model.startswith("harken-default@")
+    short = analyzer.analyze_file(corpus[3])  # shorter than one FFT frame
+    assert short.status == "ok" and short.facts is not None and short.facts.frames == 160
+    bad = analyzer.analyze_file(corpus[4])
+    assert bad.status == "error" and bad.error is not None and bad.error.kind == "unsupported"
+    missing = analyzer.analyze_file(Path(corpus[0]).with_name("gone.wav"))
+    assert missing.error is not None and missing.error.kind == "not_found"
+
+
+def test_analyze_yields_every_file(corpus: list[str], tmp_path: Path) -> None:
+    folder = str(Path(corpus[0]).parent)
+    results = list(analyzer.analyze([folder], jobs=2, cache_dir=str(tmp_path / "c")))
+    assert sorted(r.path for r in results) == sorted(corpus)
+    assert {r.path: r.status for r in results}[corpus[4]] == "error"
+
+
+def test_public_api_is_listed() -> None:
+    for name in ("analyze", "analyze_file", "scan", "ScanConfig", "FileResult", "discover"):
+        assert name in analyzer.__all__ and hasattr(analyzer, name)
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(jobs=st.sampled_from([1, 2]), picks=st.sets(st.integers(0, 4), min_size=1))
+def test_results_do_not_depend_on_cache_or_jobs(
+    corpus: list[str], jobs: int, picks: set[int]
+) -> None:
+    files = [corpus[i] for i in sorted(picks)]
+    plain = [o.result for o in scan(files, ScanConfig(jobs=1, use_cache=False))]
+    with tempfile.TemporaryDirectory() as cache:
+        config = ScanConfig(jobs=jobs, cache_dir=cache)
+        cold = list(scan(files, config))
+        warm = list(scan(files, config))
+    assert not any(o.cached for o in cold)
+    assert all(o.cached for o in warm if o.result.status == "ok")
+    assert comparable(plain) == comparable([o.result for o in cold])
+    assert [r.to_dict() for r in sorted((o.result for o in cold), key=lambda r: r.path)] == [
+        r.to_dict() for r in sorted((o.result for o in warm), key=lambda r: r.path)
+    ]
+
+
+def test_changed_file_is_analyzed_again(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.wav", tone(1.0))
+    config = ScanConfig(jobs=1, cache_dir=str(tmp_path / "c"))
+    first = next(scan([str(path)], config))
+    stat = path.stat()
+    write(path, noise(1.0, seed=9))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime, new bytes
+    second = next(scan([str(path)], config))
+    assert not second.cached
+    assert second.result.content_hash != first.result.content_hash
+
+
+def _loky_workers() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+            if b"LokyProcess" in cmdline and int(ppid) == os.getpid():
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_killed_worker_loses_no_finished_result(tmp_path: Path) -> None:
+    files = [str(write(tmp_path / "in" / f"n{i:03d}.wav", noise(0.5, seed=i))) for i in range(160)]
+    config = ScanConfig(jobs=2, cache_dir=str(tmp_path / "c"))
+    outcomes = []
+    for outcome in scan(files, config):
+        if not outcomes:  # the pool is up and working: kill one of its workers
+            for pid in _loky_workers()[:1]:
+                os.kill(pid, signal.SIGKILL)
+        outcomes.append(outcome)
+    statuses = [o.result.status for o in outcomes]
+    assert sorted(o.result.path for o in outcomes) == files  # one answer per file
+    assert set(statuses) <= {"ok", "crashed"} and "crashed" in statuses
+    crashed = [o.result for o in outcomes if o.result.status == "crashed"]
+    assert all(r.error and "worker process died" in r.error.message for r in crashed)
+    rerun = list(scan(files, config))  # finished results were cached, crashed ones were not
+    assert sum(o.cached for o in rerun) == statuses.count("ok")
+    assert all(o.result.status == "ok" for o in rerun)
