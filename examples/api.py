@@ -1,6 +1,6 @@
 """Using harken from Python.
 
-    python examples/api.py examples/audio
+python examples/api.py examples/audio
 """
 
 from __future__ import annotations
