@@ -17,26 +17,28 @@ LABEL_STYLES = {"speech": "cyan", "music": "magenta", "noise": "yellow", "silenc
 
 def results_table(results: Sequence[FileResult]) -> Table:
     """One row per file: label, confidence, agreement, duration, or the error."""
+    failures = any(r.prediction is None for r in results)
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    table.add_column("file", overflow="fold")
-    table.add_column("label")
-    table.add_column("confidence", justify="right")
-    table.add_column("agree", justify="right")
-    table.add_column("duration", justify="right")
-    table.add_column("note", overflow="fold")
+    table.add_column("file", overflow="fold", ratio=3 if failures else None)
+    table.add_column("label", no_wrap=True)
+    table.add_column("conf.", justify="right", no_wrap=True)
+    table.add_column("agree", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    if failures:  # the reason column only when there is a reason to show
+        table.add_column("note", overflow="fold", ratio=2)
     for r in results:
         duration = f"{r.facts.duration:.1f} s" if r.facts else ""
         path = Text(printable(r.path))
         if r.prediction is not None:
             p = r.prediction
-            table.add_row(
+            cells = [
                 path,
                 Text(p.label, style=LABEL_STYLES.get(p.label, "")),
                 f"{p.confidence:.2f}",
                 f"{p.agreement}/{len(p.votes)}",
                 duration,
-                "",
-            )
+            ]
+            table.add_row(*cells, *([""] if failures else []))
         else:
             kind = r.error.kind if r.error else r.status
             message = r.error.message if r.error else ""
