@@ -18,7 +18,7 @@ from analyzer.analysis import DEFAULT_MAX_DURATION, Settings, Task, run_task
 from analyzer.cache import hash_file
 from analyzer.discover import DEFAULT_EXTENSIONS, discover
 from analyzer.errors import HarkenError, ModelError, UsageError
-from analyzer.features import FeatureConfig
+from analyzer.featureconfig import FeatureConfig
 from analyzer.modelfile import ModelRef, resolve_model
 from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts
 from analyzer.scan import Outcome, ScanConfig, scan

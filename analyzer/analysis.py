@@ -1,32 +1,44 @@
-"""The work done for one file: decode -> signal facts + features -> ensemble.
+"""The work done for files: decode -> signal facts + features -> ensemble.
 
-``run_task`` is what a worker process runs. It is a plain top-level function,
-it loads the model once per process, and it never raises: every failure
-becomes a result with a status and a reason.
+``run_batch`` is what a pool worker runs. It is a plain top-level function,
+it loads the model once per process, and it never raises for a bad file:
+every failure becomes a result with a status and a reason.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyzer.errors import DecodeError
-from analyzer.features import FeatureConfig
+from analyzer.featureconfig import FeatureConfig
+from analyzer.guard import FileTimeout, fault_spec, guarded, limit_memory
 from analyzer.modelfile import ModelRef, load_ensemble
 from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts, error_result
 
 #: Files longer than this (in seconds, from the header) are refused by default.
 DEFAULT_MAX_DURATION = 2 * 3600.0
+#: Seconds one file may take before it is given up as ``timeout``.
+DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a worker needs besides the file; small, sent with every task."""
+    """Everything a worker needs besides the file; small, sent with every task.
+
+    ``state_dir`` is set by the pool for its workers (in-flight markers);
+    ``None`` means the work runs in the caller's process.
+    """
 
     model: ModelRef
     max_duration: float = DEFAULT_MAX_DURATION
     trust_model: bool = False
+    timeout: float | None = DEFAULT_TIMEOUT
+    max_memory: int | None = None
+    state_dir: str | None = None
+    faults: str | None = field(default_factory=fault_spec)
 
     @property
     def feature_config(self) -> FeatureConfig:
@@ -35,11 +47,14 @@ class Settings:
 
 @dataclass(frozen=True)
 class Task:
-    """One file to analyze. ``index`` ties the answer back to the request."""
+    """One file to analyze. ``index`` ties the answer back to the request;
+    ``size`` and ``mtime_ns`` are what the parent hashed, to notice a rewrite."""
 
     index: int
     path: str
     content_hash: str
+    size: int = -1
+    mtime_ns: int = -1
 
 
 @dataclass(frozen=True)
@@ -51,25 +66,52 @@ class TaskOutput:
     features: bytes | None = None
 
 
-#: Ensembles loaded in this process, by model fingerprint.
-_ENSEMBLES: dict[str, Any] = {}
+#: Ensembles loaded in this process, by model fingerprint and trust.
+_ENSEMBLES: dict[tuple[str, bool], Any] = {}
 
 
 def ensemble_for(model: ModelRef, *, trust: bool = False) -> Any:
     """The fitted ensemble of ``model``, loaded once per process."""
-    if model.fingerprint not in _ENSEMBLES:
-        _ENSEMBLES[model.fingerprint] = load_ensemble(model, trust=trust)
-    return _ENSEMBLES[model.fingerprint]
+    key = (model.fingerprint, trust)
+    if key not in _ENSEMBLES:
+        _ENSEMBLES[key] = load_ensemble(model, trust=trust)
+    return _ENSEMBLES[key]
+
+
+_WARM: set[str] = set()
+
+
+def warm_up(settings: Settings) -> None:
+    """Import the libraries, load the model and run one tiny extraction, once
+    per process, so that none of it counts against the first file's timeout."""
+    if settings.model.fingerprint in _WARM:
+        return
+    import numpy as np
+
+    from analyzer.features import FeatureStream
+
+    ensemble_for(settings.model, trust=settings.trust_model)
+    stream = FeatureStream(settings.feature_config)
+    stream.push(np.zeros(settings.feature_config.n_fft, dtype=np.float32))
+    stream.vector()
+    _WARM.add(settings.model.fingerprint)
 
 
 def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any]:
     """Signal facts and feature vector of one file; raises ``DecodeError``."""
     from analyzer.decode import decode
-    from analyzer.features import extract
+    from analyzer.features import FeatureStream
 
     config = settings.feature_config
-    decoded = decode(path, target_rate=config.sample_rate, max_duration=settings.max_duration)
-    return decoded.facts, extract(decoded.signal, config)
+    stream = FeatureStream(config)
+    facts = decode(
+        path,
+        target_rate=config.sample_rate,
+        sink=stream.push,
+        max_duration=settings.max_duration,
+        max_memory=settings.max_memory,
+    )
+    return facts, stream.vector()
 
 
 def predict(features: Any, settings: Settings) -> list[Prediction]:
@@ -78,30 +120,61 @@ def predict(features: Any, settings: Settings) -> list[Prediction]:
     from threadpoolctl import threadpool_limits
 
     ensemble = ensemble_for(settings.model, trust=settings.trust_model)
-    rows = np.atleast_2d(np.asarray(features, dtype=np.float32))
+    # float64 rows: in float32 some members' sums depend on how many rows
+    # share a call, and so results would depend on --jobs.
+    rows = np.atleast_2d(np.asarray(features, dtype=np.float64))
     # One thread: for a few rows, OpenMP start-up costs more than it saves
     # (gradient boosting went from 9 ms to 150 ms per call with 2 busy cores).
     with threadpool_limits(limits=1):
         return list(ensemble.explain(rows))
 
 
+def _changed(task: Task) -> bool:
+    """Whether the file is no longer the one the parent hashed."""
+    if task.size < 0:
+        return False
+    try:
+        st = os.stat(task.path)
+    except OSError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (task.size, task.mtime_ns)
+
+
 def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | None]:
-    """``(vector, None)`` on success, ``(None, output)`` with the failure otherwise."""
+    """``((partial result, vector), None)`` on success, ``(None, output)`` on failure."""
     start = time.perf_counter()
     common = {"model": settings.model.model_id, "content_hash": task.content_hash}
-    try:
-        facts, vector = extract_file(task.path, settings)
-    except DecodeError as exc:
-        result = error_result(
-            task.path, exc.kind, str(exc), **common, seconds=round(time.perf_counter() - start, 4)
+
+    def failed(kind: str, message: str, status: str = "error") -> tuple[None, TaskOutput]:
+        seconds = round(time.perf_counter() - start, 4)
+        return None, TaskOutput(
+            task.index,
+            error_result(task.path, kind, message, status=status, seconds=seconds, **common),
         )
-        return None, TaskOutput(task.index, result)
+
+    try:
+        with guarded(
+            task.path,
+            task.index,
+            state_dir=settings.state_dir,
+            timeout=settings.timeout,
+            faults=settings.faults,
+        ):
+            facts, vector = extract_file(task.path, settings)
+    except DecodeError as exc:
+        return failed(exc.kind, str(exc))
+    except FileTimeout:
+        return failed(
+            "timeout",
+            f"{task.path}: gave up after {settings.timeout:g} s (--timeout)",
+            status="timeout",
+        )
     except MemoryError:
-        message = f"{task.path}: out of memory while decoding"
-        return None, TaskOutput(task.index, error_result(task.path, "memory", message, **common))
+        return failed("memory", f"{task.path}: needs more memory than --max-memory allows")
     except Exception as exc:  # a bug or a library failure: report it, keep the batch going
-        message = f"{task.path}: {type(exc).__name__}: {exc}"
-        return None, TaskOutput(task.index, error_result(task.path, "internal", message, **common))
+        return failed("internal", f"{task.path}: {type(exc).__name__}: {exc}")
+    if _changed(task):
+        return failed("changed", f"{task.path}: the file changed while it was analyzed; run again")
     partial = FileResult(
         path=task.path,
         status="ok",
@@ -121,12 +194,15 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     """
     import numpy as np
 
+    warm_up(settings)
+    if settings.state_dir is not None:  # a pool worker: cap it, never the caller
+        limit_memory(settings.max_memory)
     outputs: list[TaskOutput] = []
     good: list[tuple[Task, FileResult, Any]] = []
     for task in tasks:
-        extracted, failed = _extract_or_fail(task, settings)
-        if failed is not None:
-            outputs.append(failed)
+        extracted, failure = _extract_or_fail(task, settings)
+        if failure is not None:
+            outputs.append(failure)
         else:
             good.append((task, *extracted))
     if not good:
@@ -137,11 +213,8 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     except Exception as exc:
         for task, partial, _ in good:
             message = f"{task.path}: the model failed: {type(exc).__name__}: {exc}"
-            outputs.append(
-                TaskOutput(
-                    task.index, replace(partial, status="error", error=ErrorInfo("model", message))
-                )
-            )
+            error = ErrorInfo("model", message)
+            outputs.append(TaskOutput(task.index, replace(partial, status="error", error=error)))
         return outputs
     share = (time.perf_counter() - start) / len(good)
     for (task, partial, vector), prediction in zip(good, predictions, strict=True):

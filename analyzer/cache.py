@@ -2,7 +2,8 @@
 
 Three kinds of entry, keyed as DESIGN.md says:
 
-- ``file/<path>`` -> the file's ``(size, mtime_ns, ctime_ns, inode)`` and content hash.
+- ``file/<hash of the absolute path>`` -> the file's
+  ``(size, mtime_ns, ctime_ns, inode)`` and content hash.
   A matching stat only saves rehashing; a checkout that resets mtimes just
   costs one hash, never a wrong answer.
 - ``analysis/<content hash>/<feature key>`` -> signal facts and the feature
@@ -103,7 +104,7 @@ class ResultCache:
             return
         try:
             self._store.set(key, value)
-        except (OSError, sqlite3.Error) as exc:
+        except Exception as exc:  # a full disk, a damaged database: warn, keep going
             warnings.warn(f"could not write to the cache ({exc})", CacheWarning, stacklevel=3)
 
     def content_hash(self, path: str, st: os.stat_result) -> str:
@@ -114,7 +115,9 @@ class ResultCache:
         again without its timestamps moving (git's "racy" case), so its
         identity is not remembered and it is hashed again next time.
         """
-        key = f"file/{os.path.abspath(path)}"
+        # Keyed by a hash of the path's bytes: names need not be valid UTF-8.
+        where = hashlib.blake2b(os.fsencode(os.path.abspath(path)), digest_size=16).hexdigest()
+        key = f"file/{where}"
         identity = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         known = self._get(key)
         if known is not None and tuple(known[0]) == identity:

@@ -1,14 +1,16 @@
-"""Decoding: soundfile blocks -> mono mix -> soxr resampling to the feature rate.
+"""Decoding: soundfile blocks -> mono mix -> soxr stream resampling to the feature rate.
 
 The file is read in blocks; signal facts are measured on the native samples
-as they pass, and only the resampled mono signal is kept. The frame count in
-the header is checked against ``max_duration`` before anything is read.
+as they pass, and the resampled mono blocks go to a sink (the feature
+stream), so no whole signal is ever held. The frame count in the header is
+checked against ``max_duration`` and ``max_memory`` before anything is read.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +27,18 @@ BLOCK_FRAMES = 65536
 MAX_SAMPLE_MAGNITUDE = 1e4
 
 
+#: Memory one file's analysis needs besides its feature frames, and per second
+#: of audio (the frame descriptors kept for the summary), for the early check
+#: against --max-memory.
+BASE_MEMORY = 48 << 20
+MEMORY_PER_SECOND = 16 << 10
+
+Sink = Callable[[np.ndarray], None]
+
+
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded file: the mono signal at the feature rate and its facts."""
+    """A decoded file: the whole mono signal at the feature rate and its facts."""
 
     signal: np.ndarray  # float32, shape (n,)
     facts: SignalFacts
@@ -55,28 +66,40 @@ def open_error(path: str, exc: Exception) -> DecodeError:
     return DecodeError("unsupported", f"{path}: not a readable audio file ({detail})")
 
 
-def decode(path: str, *, target_rate: int, max_duration: float) -> Decoded:
-    """Decode ``path`` to a mono float32 signal at ``target_rate``.
+def decode(
+    path: str,
+    *,
+    target_rate: int,
+    sink: Sink,
+    max_duration: float,
+    max_memory: int | None = None,
+) -> SignalFacts:
+    """Decode ``path`` block by block, feeding mono float32 at ``target_rate`` to ``sink``.
 
     Parameters
     ----------
     path : str
         The audio file.
     target_rate : int
-        The sample rate of the returned signal.
+        The sample rate of the blocks given to ``sink``.
+    sink : callable
+        Called with each block, ``np.ndarray [shape=(n,)]``, in order.
     max_duration : float
         Files whose header declares more seconds than this are refused
+        before any sample is read.
+    max_memory : int, optional
+        Files whose analysis would need more bytes than this are refused
         before any sample is read.
 
     Returns
     -------
-    Decoded
+    SignalFacts
 
     Raises
     ------
     DecodeError
         With a kind (``not_found``, ``permission``, ``not_a_file``, ``empty``,
-        ``unsupported``, ``too_long``, ``corrupt``, ``invalid_samples``).
+        ``unsupported``, ``too_long``, ``memory``, ``corrupt``, ``invalid_samples``).
     """
     try:
         audio = sf.SoundFile(path)
@@ -88,11 +111,19 @@ def decode(path: str, *, target_rate: int, max_duration: float) -> Decoded:
             raise DecodeError(
                 "corrupt", f"{path}: the header declares {rate} Hz, {channels} channels"
             )
-        if declared > max_duration * rate:
+        seconds = declared / rate
+        if seconds > max_duration:
             raise DecodeError(
                 "too_long",
-                f"{path}: {declared / rate:.0f} s declared, over the limit of {max_duration:.0f} s"
+                f"{path}: {seconds:.6g} s declared, over the limit of {max_duration:g} s"
                 " (raise it with --max-duration)",
+            )
+        needed = BASE_MEMORY + seconds * MEMORY_PER_SECOND
+        if max_memory is not None and needed > max_memory:
+            raise DecodeError(
+                "memory",
+                f"{path}: {seconds:.6g} s of audio needs about {needed / 2**20:.0f} MiB,"
+                f" over --max-memory ({max_memory / 2**20:.0f} MiB)",
             )
         meter = SignalMeter(rate)
         resampler = (
@@ -100,7 +131,6 @@ def decode(path: str, *, target_rate: int, max_duration: float) -> Decoded:
             if rate != target_rate
             else None
         )
-        pieces: list[np.ndarray] = []
         while True:
             try:
                 block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
@@ -117,11 +147,17 @@ def decode(path: str, *, target_rate: int, max_duration: float) -> Decoded:
                 )
             mono = block.mean(axis=1) if channels > 1 else block[:, 0]
             meter.update(block, mono)
-            pieces.append(resampler.resample_chunk(mono) if resampler else mono.copy())
+            sink(resampler.resample_chunk(mono) if resampler else mono.copy())
         if resampler is not None:
-            pieces.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            sink(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         if meter.frames == 0:
             raise DecodeError("empty", f"{path}: the file holds no audio frames")
-        facts = meter.facts(channels=channels, format=audio.format, subtype=audio.subtype)
+        return meter.facts(channels=channels, format=audio.format, subtype=audio.subtype)
+
+
+def decode_signal(path: str, *, target_rate: int, max_duration: float) -> Decoded:
+    """The whole mono signal of ``path`` at ``target_rate``, in memory, and its facts."""
+    pieces: list[np.ndarray] = []
+    facts = decode(path, target_rate=target_rate, sink=pieces.append, max_duration=max_duration)
     signal = np.concatenate(pieces).astype(np.float32, copy=False)
     return Decoded(signal=signal, facts=facts)

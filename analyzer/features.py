@@ -1,96 +1,25 @@
 """Feature extraction: one fixed-length vector per file from one shared STFT.
 
 ``FeatureConfig`` holds every parameter that changes the numbers and owns the
-cache key built from them. ``extract`` turns a mono signal into the vector:
-per-frame descriptors summarised by mean, standard deviation and percentiles.
+cache key built from them. ``FeatureStream`` turns a mono signal, pushed in
+blocks, into per-frame descriptors (every spectral one from the same STFT
+frames), summarised by mean, standard deviation and percentiles.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
 from functools import cache
-from importlib.metadata import version
-from typing import Any
 
 import numpy as np
 
-#: Bump when the code below changes the numbers for the same config.
-FEATURE_CODE_VERSION = 1
+from analyzer.featureconfig import (
+    CONTRAST_BANDS,
+    CONTRAST_FMIN,
+    FEATURE_CODE_VERSION,
+    FeatureConfig,
+)
 
-#: Per-frame descriptors, in vector order; MFCC rows are expanded by ``rows``.
-_SPECTRAL_SHAPE = ("centroid", "bandwidth", "rolloff", "flatness")
-_CONTRAST_BANDS = 6  # librosa gives n_bands + 1 rows
-_CONTRAST_FMIN = 100.0
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Parameters of the feature vector.
-
-    Parameters
-    ----------
-    sample_rate : int
-        Rate every file is resampled to before analysis.
-    n_fft, hop_length : int
-        STFT frame and hop, in samples at ``sample_rate``.
-    n_mels : int
-        Mel bands the MFCCs are computed from.
-    n_mfcc : int
-        MFCCs per frame (their deltas are added too).
-    percentiles : tuple of int
-        Percentiles summarising each descriptor, beside mean and std.
-    """
-
-    sample_rate: int = 16000
-    n_fft: int = 1024
-    hop_length: int = 512
-    n_mels: int = 64
-    n_mfcc: int = 20
-    percentiles: tuple[int, ...] = (10, 50, 90)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["percentiles"] = list(self.percentiles)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
-        return cls(**{**data, "percentiles": tuple(data["percentiles"])})
-
-    def cache_key(self) -> str:
-        """A key that changes whenever the feature numbers could change."""
-        return _cache_key(self)
-
-    def descriptor_names(self) -> list[str]:
-        """Names of the per-frame descriptor rows, in order."""
-        mfcc = [f"mfcc{i}" for i in range(self.n_mfcc)]
-        delta = [f"delta_mfcc{i}" for i in range(self.n_mfcc)]
-        contrast = [f"contrast{i}" for i in range(_CONTRAST_BANDS + 1)]
-        return [*mfcc, *delta, *_SPECTRAL_SHAPE, *contrast, "zcr", "rms_db"]
-
-    def feature_names(self) -> list[str]:
-        """Names of the vector's entries, in order."""
-        stats = ["mean", "std", *(f"p{p}" for p in self.percentiles)]
-        return [f"{row}_{stat}" for stat in stats for row in self.descriptor_names()]
-
-    @property
-    def n_features(self) -> int:
-        return len(self.descriptor_names()) * (2 + len(self.percentiles))
-
-
-@cache
-def _cache_key(config: FeatureConfig) -> str:
-    material = {
-        "config": config.to_dict(),
-        "code": FEATURE_CODE_VERSION,
-        "librosa": version("librosa"),
-        "numpy": version("numpy"),
-    }
-    return hashlib.blake2b(
-        json.dumps(material, sort_keys=True).encode(), digest_size=12
-    ).hexdigest()
+__all__ = ["FEATURE_CODE_VERSION", "FeatureConfig", "FeatureStream", "extract", "summarise"]
 
 
 @cache
@@ -102,52 +31,132 @@ def _mel_basis(config: FeatureConfig) -> np.ndarray:
     )
 
 
-def descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Per-frame descriptors of a mono signal.
+@cache
+def _window(n_fft: int) -> np.ndarray:
+    import scipy.signal
+
+    return scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+
+#: Frames computed at a time: about 30 s at the default 16 kHz / hop 512.
+CHUNK_FRAMES = 1024
+
+
+def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
+    """Fraction of sign changes in each frame, ``[shape=(n_frames,)]``.
+
+    ``frames`` is ``[shape=(n_frames, n_fft)]``; samples within 1e-10 of zero
+    count as positive, so digital silence has no crossings.
+    """
+    positive = (frames >= 0) | (np.abs(frames) <= 1e-10)
+    return np.count_nonzero(positive[:, 1:] != positive[:, :-1], axis=1) / frames.shape[1]
+
+
+def frame_descriptors(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Descriptors of each frame, all but the MFCC deltas.
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(n,)]
-        Mono float32 samples at ``config.sample_rate``.
+    frames : np.ndarray [shape=(n_frames, n_fft)]
+        Overlapping, unwindowed frames of the (zero-padded) signal.
     config : FeatureConfig
 
     Returns
     -------
-    np.ndarray [shape=(len(config.descriptor_names()), frames)]
+    np.ndarray [shape=(n_mfcc + 13, n_frames)]
+        MFCCs, centroid, bandwidth, roll-off, flatness, contrast, ZCR, RMS dB.
     """
     import librosa
 
-    sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
-    if signal.size < n_fft:  # shorter than one frame: pad so there is one
-        signal = np.pad(signal, (0, n_fft - signal.size))
-    magnitude = np.abs(
-        librosa.stft(signal, n_fft=n_fft, hop_length=hop, center=True, dtype=np.complex64)
-    )
+    sr, n_fft = config.sample_rate, config.n_fft
+    magnitude = np.abs(np.fft.rfft(frames * _window(n_fft), axis=1)).T.astype(np.float32)
     power = np.square(magnitude)
     log_mel = librosa.power_to_db(_mel_basis(config) @ power, ref=1.0, amin=1e-10, top_db=None)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
-    frames = mfcc.shape[1]
-    if frames >= 3:
-        width = min(9, frames if frames % 2 else frames - 1)
-        delta = librosa.feature.delta(mfcc, width=width)
+    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
+    rows = [
+        librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc),
+        librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=n_fft),
+        librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=n_fft),
+        librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=n_fft),
+        librosa.feature.spectral_flatness(S=magnitude),
+        librosa.feature.spectral_contrast(
+            S=magnitude, sr=sr, n_fft=n_fft, fmin=CONTRAST_FMIN, n_bands=CONTRAST_BANDS
+        ),
+        zero_crossing_rate(frames)[np.newaxis, :],
+        20.0 * np.log10(np.maximum(rms, 1e-10)),
+    ]
+    return np.vstack([r.astype(np.float32, copy=False) for r in rows])
+
+
+def with_deltas(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Insert the MFCC deltas after the MFCC rows (they need every frame at once)."""
+    import librosa
+
+    mfcc = rows[: config.n_mfcc]
+    n = mfcc.shape[1]
+    if n >= 3:
+        delta = librosa.feature.delta(mfcc, width=min(9, n if n % 2 else n - 1))
     else:
         delta = np.zeros_like(mfcc)
-    shape = np.vstack(
-        [
-            librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=n_fft),
-            librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=n_fft),
-            librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=n_fft),
-            librosa.feature.spectral_flatness(S=magnitude),
-        ]
-    )
-    contrast = librosa.feature.spectral_contrast(
-        S=magnitude, sr=sr, n_fft=n_fft, fmin=_CONTRAST_FMIN, n_bands=_CONTRAST_BANDS
-    )
-    zcr = librosa.feature.zero_crossing_rate(signal, frame_length=n_fft, hop_length=hop)
-    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
-    rms_db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    rows = [mfcc, delta, shape, contrast, zcr[:, :frames], rms_db[:, :frames]]
-    return np.vstack([r.astype(np.float32, copy=False) for r in rows])
+    return np.vstack([mfcc, delta.astype(np.float32), rows[config.n_mfcc :]])
+
+
+class FeatureStream:
+    """Frame descriptors of a signal that arrives in blocks, in bounded memory.
+
+    Frames are centred (``n_fft // 2`` zeros before the first sample and after
+    the last, as ``librosa.stft(center=True)``) and computed a chunk at a
+    time; only the small per-frame descriptors are kept.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self._pending = np.zeros(config.n_fft // 2, dtype=np.float32)
+        self._chunks: list[np.ndarray] = []
+        self.samples = 0
+
+    def push(self, block: np.ndarray) -> None:
+        """Add the next samples, ``np.ndarray [shape=(n,)]``, float32."""
+        self.samples += block.size
+        self._pending = np.concatenate([self._pending, block.astype(np.float32, copy=False)])
+        if self._ready() >= CHUNK_FRAMES:
+            self._compute(self._ready())
+
+    def _ready(self) -> int:
+        n_fft, hop = self.config.n_fft, self.config.hop_length
+        return 0 if self._pending.size < n_fft else 1 + (self._pending.size - n_fft) // hop
+
+    def _compute(self, n_frames: int) -> None:
+        hop = self.config.hop_length
+        for start in range(0, n_frames, CHUNK_FRAMES):
+            count = min(CHUNK_FRAMES, n_frames - start)
+            piece = self._pending[start * hop : (start + count - 1) * hop + self.config.n_fft]
+            frames = np.lib.stride_tricks.sliding_window_view(piece, self.config.n_fft)[::hop]
+            self._chunks.append(frame_descriptors(frames, self.config))
+        self._pending = self._pending[n_frames * hop :]
+
+    def descriptors(self) -> np.ndarray:
+        """Every frame's descriptors, ``[shape=(len(config.descriptor_names()), frames)]``.
+
+        Call once, after the last block. A signal shorter than one frame is
+        padded to one, so there is always at least one frame.
+        """
+        n_fft, hop = self.config.n_fft, self.config.hop_length
+        if self.samples < n_fft:
+            self.push(np.zeros(n_fft - self.samples, dtype=np.float32))
+        total = 1 + self.samples // hop
+        done = sum(chunk.shape[1] for chunk in self._chunks)
+        self._pending = np.concatenate([self._pending, np.zeros(n_fft // 2, dtype=np.float32)])
+        self._compute(total - done)
+        return with_deltas(np.hstack(self._chunks), self.config)
+
+    def vector(self) -> np.ndarray:
+        """The feature vector, ``[shape=(config.n_features,)]``."""
+        return summarise(self.descriptors(), self.config)
 
 
 def summarise(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -159,7 +168,7 @@ def summarise(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The feature vector of a mono signal.
+    """The feature vector of a whole mono signal.
 
     Parameters
     ----------
@@ -171,4 +180,6 @@ def extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     -------
     np.ndarray [shape=(config.n_features,)], float32
     """
-    return summarise(descriptors(signal, config), config)
+    stream = FeatureStream(config)
+    stream.push(signal)
+    return stream.vector()

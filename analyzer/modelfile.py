@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from functools import cache
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.errors import ModelError
-from analyzer.features import FEATURE_CODE_VERSION, FeatureConfig
+from analyzer.featureconfig import FEATURE_CODE_VERSION, FeatureConfig
 
 CARD_MEMBER = "harken/card.json"
 DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.skops"
@@ -75,12 +76,17 @@ def resolve_model(path: str | Path | None = None) -> ModelRef:
     path : str or Path, optional
         A ``.skops`` model file; the shipped default model when omitted.
     """
-    model_path = Path(path) if path is not None else DEFAULT_MODEL_PATH
-    return _resolve(str(model_path.resolve()))
+    model_path = str((Path(path) if path is not None else DEFAULT_MODEL_PATH).resolve())
+    try:
+        st = os.stat(model_path)
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {model_path}: {exc.strerror or exc}") from None
+    return _resolve(model_path, st.st_size, st.st_mtime_ns)
 
 
 @cache
-def _resolve(path: str) -> ModelRef:
+def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
+    """The reference of a model file, once per version of the file."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

@@ -1,19 +1,45 @@
 """The process pool: the only module that touches joblib.
 
-Tasks go to joblib's loky process pool and come back as they finish
-(``return_as="generator_unordered"``). ``jobs=1`` runs in this process with
-no pool at all. If the pool itself breaks (a worker killed by a signal or the
-OOM killer), the files not yet answered come back as ``crashed`` rather than
-taking the finished results down with them.
+Batches of tasks go to joblib's loky process pool and come back as they
+finish (``return_as="generator_unordered"``); ``jobs=1`` runs in this
+process with no pool at all.
+
+A monitor thread kills a worker whose file runs past the timeout. A worker
+that dies (a segfault, ``os._exit``, the OOM killer, or that monitor)
+breaks loky's executor, and with it every task in
+flight. The workers leave markers naming the file each is working on
+(``analyzer.guard``), so after a break:
+
+- a file marked ``timeout`` gets status ``timeout``, and the other files in
+  flight are innocent;
+- otherwise each file that was in flight is a suspect and is run again
+  alone, in a fresh worker: the one that still kills its worker is
+  ``crashed``, the others get their results;
+- everything not yet answered goes to a fresh pool.
+
+Finished results are never lost: they were yielded (and cached by the
+caller) as they arrived.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from analyzer.analysis import Settings, Task, TaskOutput, run_batch
+from analyzer.guard import kill_overdue, read_markers
 from analyzer.results import error_result
+
+#: Most files in one pool task: the ensemble predicts a batch in one call.
+MAX_BATCH = 16
+#: Pool breaks in a row with no marker to explain them before giving up.
+MAX_UNEXPLAINED_BREAKS = 3
+#: Seconds between two looks at the in-flight markers for overdue files.
+MONITOR_INTERVAL = 0.25
 
 
 def default_jobs() -> int:
@@ -24,10 +50,6 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-#: Most files in one pool task: the ensemble predicts a batch in one call.
-MAX_BATCH = 16
-
-
 def make_batches(tasks: Sequence[Task], *, jobs: int) -> list[list[Task]]:
     """Split tasks into batches: big enough to amortise per-call costs, small
     enough that every worker gets several (for progress and load balance)."""
@@ -36,7 +58,7 @@ def make_batches(tasks: Sequence[Task], *, jobs: int) -> list[list[Task]]:
 
 
 def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterator[TaskOutput]:
-    """Run every task; yield outputs in the order they finish.
+    """Run every task; yield exactly one output per task, as they finish.
 
     Parameters
     ----------
@@ -45,39 +67,134 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
     jobs : int
         Worker processes; 1 runs in-process.
     """
-    batches = make_batches(tasks, jobs=jobs)
-    if jobs <= 1 or len(batches) <= 1:
-        for batch in batches:
-            yield from run_batch(batch, settings)
+    if jobs <= 1:
+        for batch in make_batches(tasks, jobs=1):
+            yield from run_batch(batch, replace(settings, state_dir=None))
         return
+    state_dir = tempfile.mkdtemp(prefix="harken-inflight-")
+    stop = threading.Event()
+    monitor = None
+    if settings.timeout:
+        monitor = threading.Thread(
+            target=_monitor,
+            args=(state_dir, settings.timeout, stop),
+            name="harken-timeouts",
+            daemon=True,
+        )
+        monitor.start()
+    try:
+        yield from _supervise(list(tasks), replace(settings, state_dir=state_dir), jobs)
+    except BaseException:  # Ctrl-C, SIGTERM, or the caller walked away: no worker survives
+        _kill_workers()
+        raise
+    finally:
+        stop.set()
+        if monitor is not None:
+            monitor.join()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
+
+def _kill_workers() -> None:
+    """End the pool's worker processes now (a hung worker would never finish)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)
+
+
+def _monitor(state_dir: str, timeout: float, stop: threading.Event) -> None:
+    """Kill workers stuck on one file past ``timeout`` until ``stop`` is set."""
+    while not stop.wait(MONITOR_INTERVAL):
+        kill_overdue(state_dir, timeout)
+
+
+def _supervise(queue: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
+    assert settings.state_dir is not None
+    unexplained = 0
+    while queue:
+        answered: set[int] = set()
+        try:
+            for output in _run_pool(queue, settings, jobs):
+                answered.add(output.index)
+                yield output
+            return
+        except _PoolBroke as broke:
+            markers = read_markers(settings.state_dir)
+            remaining = [t for t in queue if t.index not in answered]
+            by_index = {t.index: t for t in remaining}
+            timed_out = [
+                by_index[i] for i, state in markers.items() if state == "timeout" and i in by_index
+            ]
+            for task in timed_out:
+                yield _timeout(task, settings)
+            suspects = [] if timed_out else [by_index[i] for i in markers if i in by_index]
+            for task in suspects:
+                yield _isolated(task, settings)
+            settled = {t.index for t in timed_out + suspects}
+            queue = [t for t in remaining if t.index not in settled]
+            unexplained = 0 if settled or answered else unexplained + 1
+            if unexplained >= MAX_UNEXPLAINED_BREAKS:
+                for task in queue:
+                    yield _crashed(task, settings, f"the worker pool keeps failing ({broke})")
+                return
+
+
+class _PoolBroke(Exception):
+    """A worker died and took the pool's executor with it."""
+
+
+def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
     from joblib import Parallel, delayed
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
+    from joblib.externals.loky.process_executor import BrokenProcessPool
 
-    pending = {task.index: task for task in tasks}
+    batches = make_batches(tasks, jobs=jobs)
+    # At least two workers even for one batch: n_jobs=1 would run it in this
+    # process, where a crash or the watchdog would end harken itself.
     parallel = Parallel(
-        n_jobs=min(jobs, len(batches)), backend="loky", return_as="generator_unordered"
+        n_jobs=max(2, min(jobs, len(batches))), backend="loky", return_as="generator_unordered"
     )
     try:
         for outputs in parallel(delayed(run_batch)(batch, settings) for batch in batches):
-            for output in outputs:
-                pending.pop(output.index, None)
-                yield output
-    except TerminatedWorkerError as exc:
-        reason = str(exc).splitlines()[0]
-        for task in pending.values():
-            message = (
-                f"{task.path}: a worker process died while this file was in flight"
-                f" ({reason}); rerun to retry"
-            )
-            yield TaskOutput(
-                task.index,
-                error_result(
-                    task.path,
-                    "crashed",
-                    message,
-                    status="crashed",
-                    model=settings.model.model_id,
-                    content_hash=task.content_hash,
-                ),
-            )
+            yield from outputs
+    except BrokenProcessPool as exc:  # TerminatedWorkerError is one of these
+        raise _PoolBroke(str(exc).splitlines()[0]) from None
+
+
+def _isolated(task: Task, settings: Settings) -> TaskOutput:
+    """Run one suspect alone in a fresh worker: it either answers or is the culprit."""
+    try:
+        return next(iter(_run_pool([task], settings, 2)))
+    except _PoolBroke as exc:
+        markers = read_markers(settings.state_dir or "")
+        if markers.get(task.index) == "timeout":
+            return _timeout(task, settings)
+        return _crashed(task, settings, f"its worker process died ({exc})")
+
+
+def _timeout(task: Task, settings: Settings) -> TaskOutput:
+    message = f"{task.path}: gave up after {settings.timeout:g} s (--timeout); worker replaced"
+    return TaskOutput(
+        task.index,
+        error_result(
+            task.path,
+            "timeout",
+            message,
+            status="timeout",
+            model=settings.model.model_id,
+            content_hash=task.content_hash,
+        ),
+    )
+
+
+def _crashed(task: Task, settings: Settings, reason: str) -> TaskOutput:
+    message = f"{task.path}: analyzing this file crashed the worker: {reason}"
+    return TaskOutput(
+        task.index,
+        error_result(
+            task.path,
+            "crashed",
+            message,
+            status="crashed",
+            model=settings.model.model_id,
+            content_hash=task.content_hash,
+        ),
+    )

@@ -10,11 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Per-file statuses. ``ok`` has a label; the others have an ``error``.
-STATUSES = ("ok", "error", "timeout", "crashed")
-
-SCHEMA_VERSION = 1
-
 
 @dataclass(frozen=True)
 class SignalFacts:
@@ -63,7 +58,11 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class FileResult:
-    """The result for one file."""
+    """The result for one file.
+
+    ``status`` is ``ok`` (with a ``prediction``), ``error``, ``timeout`` or
+    ``crashed`` (each with an ``error``).
+    """
 
     path: str
     status: str

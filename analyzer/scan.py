@@ -15,7 +15,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analyzer.analysis import DEFAULT_MAX_DURATION, Settings, Task, TaskOutput, predict
+from analyzer.analysis import (
+    DEFAULT_MAX_DURATION,
+    DEFAULT_TIMEOUT,
+    Settings,
+    Task,
+    TaskOutput,
+    predict,
+)
 from analyzer.cache import ResultCache, default_cache_dir
 from analyzer.modelfile import resolve_model
 from analyzer.results import ErrorInfo, FileResult, SignalFacts, error_result
@@ -28,12 +35,16 @@ CACHEABLE_ERRORS = frozenset({"empty", "unsupported", "corrupt", "invalid_sample
 class ScanConfig:
     """How to scan: pool size, cache, model and limits.
 
-    ``cache_dir=None`` means the default location; ``use_cache=False`` keeps
-    nothing. ``refresh`` ignores cached results (and overwrites them);
-    ``retry_failed`` analyzes again files whose failure was cached.
+    ``timeout`` is per file, in seconds (``None``: no limit); ``max_memory``
+    is what one worker may allocate for one file, in bytes. ``cache_dir=None``
+    means the default location; ``use_cache=False`` keeps nothing. ``refresh``
+    ignores cached results (and overwrites them); ``retry_failed`` analyzes
+    again files whose failure was cached.
     """
 
     jobs: int | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
+    max_memory: int | None = None
     cache_dir: str | None = None
     use_cache: bool = True
     refresh: bool = False
@@ -98,45 +109,43 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
     """Analyze ``files``; yield each one's outcome as soon as it is known.
 
     Cached answers come first, then pool results in the order they finish.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be used; raised before any file is analyzed (and
+        only when some file needs the model).
     """
+    from analyzer.analysis import ensemble_for
     from analyzer.pool import default_jobs, run_tasks
 
     config = config or ScanConfig()
     model = resolve_model(config.model)
     settings = Settings(
-        model=model, max_duration=config.max_duration, trust_model=config.trust_model
+        model=model,
+        max_duration=config.max_duration,
+        trust_model=config.trust_model,
+        timeout=config.timeout,
+        max_memory=config.max_memory,
     )
     feature_key = settings.feature_config.cache_key()
     directory = (config.cache_dir or default_cache_dir()) if config.use_cache else None
     cache = ResultCache(directory)
     try:
+        known: list[Outcome] = []
         tasks: list[Task] = []
         reuse: list[tuple[Task, dict[str, Any]]] = []  # features cached, prediction not
         for index, path in enumerate(files):
-            st, failed = precheck(path)
-            if failed is not None:
-                yield Outcome(failed, cached=False)
-                continue
-            assert st is not None
-            try:
-                digest = cache.content_hash(path, st)
-            except OSError as exc:
-                yield Outcome(read_error(path, exc), cached=False)
-                continue
-            task = Task(index, path, digest)
-            if not config.refresh:
-                record = cache.get_prediction(digest, feature_key, model.fingerprint)
-                if record is not None:
-                    yield Outcome(FileResult.from_dict({**record, "path": path}), cached=True)
-                    continue
-                entry = cache.get_analysis(digest, feature_key)
-                if entry is not None and "error" in entry and not config.retry_failed:
-                    yield Outcome(_from_analysis(path, entry, model.model_id, digest), True)
-                    continue
-                if entry is not None and "features" in entry:
-                    reuse.append((task, entry))
-                    continue
-            tasks.append(task)
+            answer = _lookup(index, path, cache, config, settings, feature_key)
+            if isinstance(answer, Outcome):
+                known.append(answer)
+            elif isinstance(answer, tuple):
+                reuse.append(answer)
+            else:
+                tasks.append(answer)
+        if tasks or reuse:  # a model that cannot be loaded is a usage error, found up front
+            ensemble_for(model, trust=config.trust_model)
+        yield from known
         if reuse:
             yield from _predict_cached(reuse, settings, cache, feature_key)
         jobs = config.jobs or default_jobs()
@@ -145,6 +154,48 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
             yield Outcome(output.result, cached=False)
     finally:
         cache.close()
+
+
+def _lookup(
+    index: int,
+    path: str,
+    cache: ResultCache,
+    config: ScanConfig,
+    settings: Settings,
+    feature_key: str,
+) -> Outcome | tuple[Task, dict[str, Any]] | Task:
+    """What the parent knows of one file: an answer, cached features, or work to do."""
+    st, failed = precheck(path)
+    if failed is not None:
+        return Outcome(failed, cached=False)
+    assert st is not None
+    try:
+        digest = cache.content_hash(path, st)
+    except OSError as exc:
+        return Outcome(read_error(path, exc), cached=False)
+    task = Task(index, path, digest, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    if config.refresh:
+        return task
+    model = settings.model
+    record = cache.get_prediction(digest, feature_key, model.fingerprint)
+    if record is not None:
+        duration = (record.get("signal") or {}).get("duration", 0.0)
+        if duration > config.max_duration:  # the limit may be lower than when it was cached
+            message = (
+                f"{path}: {duration:.6g} s, over the limit of {config.max_duration:g} s"
+                " (raise it with --max-duration)"
+            )
+            return Outcome(
+                error_result(path, "too_long", message, model=model.model_id, content_hash=digest),
+                cached=False,
+            )
+        return Outcome(FileResult.from_dict({**record, "path": path}), cached=True)
+    entry = cache.get_analysis(digest, feature_key)
+    if entry is not None and "error" in entry and not config.retry_failed:
+        return Outcome(_from_analysis(path, entry, model.model_id, digest), cached=True)
+    if entry is not None and "features" in entry:
+        return task, entry
+    return task
 
 
 def _predict_cached(
@@ -170,7 +221,7 @@ def _predict_cached(
         record = result.to_dict()
         del record["path"]
         cache.put_prediction(task.content_hash, feature_key, settings.model.fingerprint, record)
-        yield Outcome(result, cached=True)
+        yield Outcome(result, cached=False)  # a new prediction, from cached features
 
 
 def _store(cache: ResultCache, output: TaskOutput, feature_key: str, fingerprint: str) -> None:
@@ -179,18 +230,17 @@ def _store(cache: ResultCache, output: TaskOutput, feature_key: str, fingerprint
     digest = result.content_hash
     if digest is None:
         return
+    record = result.to_dict()
+    facts = record["signal"]
+    del record["path"]
     if result.status == "ok" and output.features is not None:
-        facts = result.to_dict()["signal"]
         cache.put_analysis(
             digest,
             feature_key,
             {"facts": facts, "features": output.features, "seconds": result.seconds},
         )
-        record = result.to_dict()
-        del record["path"]
         cache.put_prediction(digest, feature_key, fingerprint, record)
     elif result.error is not None and result.error.kind in CACHEABLE_ERRORS:
-        facts = result.to_dict()["signal"]
         cache.put_analysis(
             digest,
             feature_key,

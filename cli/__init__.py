@@ -8,11 +8,12 @@ from cli.scan import scan_command
 
 EXIT_CODES = """\b
 Exit codes:
-  0    every file analyzed (and no rule failed)
-  1    a --fail-on rule failed
-  2    usage error
+  0    every file analyzed
+  1    reserved for --fail-on rules (not yet available)
+  2    usage error (bad option, unusable model file)
   3    at least one file could not be analyzed (unless --allow-errors)
-  130  interrupted (Ctrl-C)
+  4    an output file could not be written (it is left as it was)
+  130  interrupted by Ctrl-C, 143 by SIGTERM (finished results are cached)
 """
 
 

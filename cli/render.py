@@ -31,7 +31,7 @@ def results_table(results: Sequence[FileResult]) -> Table:
         path = Text(printable(r.path))
         if r.prediction is not None:
             p = r.prediction
-            cells = [
+            cells: list[Text | str] = [
                 path,
                 Text(p.label, style=LABEL_STYLES.get(p.label, "")),
                 f"{p.confidence:.2f}",

@@ -3,24 +3,59 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
+from analyzer.writers import FORMATS
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from analyzer.results import FileResult
 
-FORMATS = ("table", "json", "jsonl", "csv")
-EXIT_OK, EXIT_RULES, EXIT_USAGE, EXIT_ERRORS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_RULES, EXIT_USAGE, EXIT_ERRORS, EXIT_OUTPUT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
 class HarkenUsageError(click.ClickException):
     """A usage problem found after parsing (an unusable model file, say): exit 2."""
 
     exit_code = EXIT_USAGE
+
+
+class OutputError(click.ClickException):
+    """An output file could not be written (a full disk, say): exit 4."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop like Ctrl-C, but exit 143."""
+
+
+class ByteSize(click.ParamType):
+    """A size such as ``512M``, ``2G`` or ``1500000`` (bytes)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(value).lower())
+        if not match or float(match[1]) <= 0:
+            self.fail(f"{value!r} is not a size like 512M or 2G", param, ctx)
+        return int(float(match[1]) * SIZE_UNITS[match[2]])
 
 
 def output_format(fmt: str | None, output: str | None) -> str:
@@ -42,11 +77,39 @@ def output_format(fmt: str | None, output: str | None) -> str:
     return "table"
 
 
+def check_output_folder(output: str) -> None:
+    """Refuse, before any work, an output whose folder does not exist or is read-only."""
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"folder {folder!r} does not exist", param_hint="--output")
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder!r} is not writable", param_hint="--output")
+
+
+@contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` for the duration, so results are kept."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @click.command("scan")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--files-from",
     metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str),
     help="Read more paths from FILE, one a line ('-' for standard input).",
 )
 @click.option(
@@ -83,23 +146,34 @@ def output_format(fmt: str | None, output: str | None) -> str:
     help="A .skops model file [default: the shipped model].",
 )
 @click.option(
-    "--trust-model",
-    is_flag=True,
-    help="Load a model file even if it holds types harken does not trust.",
+    "--trust-model", is_flag=True, help="Load a model file even if it holds untrusted types."
 )
 @click.option(
     "--cache-dir",
     envvar="HARKEN_CACHE_DIR",
-    type=click.Path(file_okay=False),
+    type=click.Path(file_okay=False, path_type=str),
     help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--refresh", is_flag=True, help="Analyze every file again and update the cache.")
 @click.option("--retry-failed", is_flag=True, help="Analyze again files whose failure is cached.")
 @click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on a file after this long (its worker is replaced); 0: no limit.",
+)
+@click.option(
+    "--max-memory",
+    type=ByteSize(),
+    help="Memory one worker may allocate for one file, e.g. 512M [default: no limit].",
+)
+@click.option(
     "--max-duration",
     type=click.FloatRange(min=0, min_open=True),
-    default=7200.0,
+    default=DEFAULT_MAX_DURATION,
     show_default=True,
     metavar="SECONDS",
     help="Refuse longer files.",
@@ -123,6 +197,8 @@ def scan_command(
     no_cache: bool,
     refresh: bool,
     retry_failed: bool,
+    timeout: float,
+    max_memory: int | None,
     max_duration: float,
     allow_errors: bool,
     quiet: bool,
@@ -144,15 +220,19 @@ def scan_command(
     if not paths and files_from is None:
         raise click.UsageError("give at least one file or folder, or --files-from")
     fmt = output_format(fmt, output)
+    if output:
+        check_output_folder(output)
     err = make_console(stderr=True)
     files = discover(paths, include=include, exclude=exclude, files_from=files_from)
     if not files:
         if not quiet:
-            err.print("no audio files found", highlight=False)
+            err.print("no audio files found")
         _emit([], fmt, output)
         sys.exit(EXIT_OK)
     config = ScanConfig(
         jobs=jobs,
+        timeout=timeout or None,
+        max_memory=max_memory,
         cache_dir=cache_dir,
         use_cache=not no_cache,
         refresh=refresh,
@@ -164,35 +244,47 @@ def scan_command(
     order = {path: i for i, path in enumerate(files)}
     results: list[FileResult] = []
     start = time.monotonic()
-    interrupted = False
+    stopped: int | None = None
     progress = ScanProgress(err, len(files), enabled=not quiet)
     try:
-        with progress:
+        with progress, sigterm_as_exception(), _warnings_to(err):
             for outcome in scan(files, config):
                 result = outcome.result
                 results.append(result)
                 progress.advance(cached=outcome.cached, failed=result.status != "ok")
                 if verbose:
-                    err.print(_verbose_line(result, outcome.cached), highlight=False)
+                    err.print(_verbose_line(result, outcome.cached))
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = EXIT_INTERRUPTED
+    except Terminated:
+        stopped = EXIT_TERMINATED
     results.sort(key=lambda r: order.get(r.path, len(order)))
     _emit(results, fmt, output)
     if not quiet:
+        err.print(summary_line(results, cached=progress.cached, seconds=time.monotonic() - start))
+    if stopped is not None:
         err.print(
-            summary_line(results, cached=progress.cached, seconds=time.monotonic() - start),
-            highlight=False,
+            f"interrupted: {len(results)} of {len(files)} files done; "
+            "finished results are cached, run again to resume"
         )
-    if interrupted:
-        err.print(
-            f"interrupted: {len(results)} of {len(files)} files done; finished results are cached",
-            highlight=False,
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(stopped)
     if not allow_errors and any(r.status != "ok" for r in results):
         sys.exit(EXIT_ERRORS)
+
+
+@contextmanager
+def _warnings_to(console: Console) -> Iterator[None]:
+    """Show library warnings (a cache that cannot be used) as one plain line each."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        console.print(f"warning: {message}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
 
 
 def _verbose_line(result: FileResult, cached: bool) -> str:
@@ -214,7 +306,9 @@ def _emit(results: list[FileResult], fmt: str, output: str | None) -> None:
         try:
             write_file(results, fmt, output)
         except OSError as exc:
-            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise OutputError(
+                f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
+            ) from None
     elif fmt == "table":
         if results:
             make_console(stderr=False).print(results_table(results))

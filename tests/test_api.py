@@ -111,7 +111,7 @@ def _loky_workers() -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_killed_worker_loses_no_finished_result(tmp_path: Path) -> None:
+def test_worker_killed_from_outside_loses_nothing(tmp_path: Path) -> None:
     files = [str(write(tmp_path / "in" / f"n{i:03d}.wav", noise(0.5, seed=i))) for i in range(160)]
     config = ScanConfig(jobs=2, cache_dir=str(tmp_path / "c"))
     outcomes = []
@@ -120,11 +120,10 @@ def test_killed_worker_loses_no_finished_result(tmp_path: Path) -> None:
             for pid in _loky_workers()[:1]:
                 os.kill(pid, signal.SIGKILL)
         outcomes.append(outcome)
-    statuses = [o.result.status for o in outcomes]
-    assert sorted(o.result.path for o in outcomes) == files  # one answer per file
-    assert set(statuses) <= {"ok", "crashed"} and "crashed" in statuses
-    crashed = [o.result for o in outcomes if o.result.status == "crashed"]
-    assert all(r.error and "worker process died" in r.error.message for r in crashed)
-    rerun = list(scan(files, config))  # finished results were cached, crashed ones were not
-    assert sum(o.cached for o in rerun) == statuses.count("ok")
+    # The killed worker's files were in flight: each is run again alone, and as
+    # none of them is to blame, every file gets its real result, exactly once.
+    assert sorted(o.result.path for o in outcomes) == files
+    assert {o.result.status for o in outcomes} == {"ok"}
+    rerun = list(scan(files, config))
+    assert all(o.cached for o in rerun)
     assert all(o.result.status == "ok" for o in rerun)

@@ -191,7 +191,7 @@ def test_include_exclude_and_files_from(audio_dir: Path, tmp_path: Path) -> None
 
 def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     assert run()[0] == EXIT_USAGE
-    assert run(str(tmp_path / "nope"))[0] == EXIT_USAGE
+    assert run("--files-from", str(tmp_path / "no-list.txt"))[0] == EXIT_USAGE
     assert run(str(audio_dir), "--jobs", "0")[0] == EXIT_USAGE
     assert run(str(audio_dir), "-o", str(tmp_path / "x.txt"))[0] == EXIT_USAGE
     assert run(str(audio_dir), "-f", "table", "-o", str(tmp_path / "x.json"))[0] == EXIT_USAGE
@@ -199,6 +199,13 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     pickle_model.write_bytes(b"\x80\x04K\x01.")
     code, _, err = run(str(audio_dir), "--model", str(pickle_model))
     assert code == EXIT_USAGE and "never loads pickle" in err
+
+
+def test_missing_path_is_a_row_not_a_crash(tmp_path: Path) -> None:
+    code, out, _ = run(str(tmp_path / "nope.wav"), "-f", "jsonl")
+    assert code == EXIT_ERRORS
+    (row,) = records(out)
+    assert row["status"] == "error" and row["error"]["kind"] == "not_found"
 
 
 def test_empty_folder(tmp_path: Path) -> None:

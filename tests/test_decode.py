@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analyzer.decode import BLOCK_FRAMES, Decoded, decode
+from analyzer.decode import BLOCK_FRAMES, Decoded, decode_signal
 from analyzer.errors import DecodeError, HarkenError
 from analyzer.quality import SignalMeter, to_dbfs
 from analyzer.results import SignalFacts
@@ -26,12 +26,12 @@ def sine(seconds: float, rate: int, *, amp: float = 0.5, freq: float = 440.0) ->
 
 
 def run(path: Path, *, target_rate: int = TARGET, max_duration: float = LIMIT) -> Decoded:
-    return decode(str(path), target_rate=target_rate, max_duration=max_duration)
+    return decode_signal(str(path), target_rate=target_rate, max_duration=max_duration)
 
 
 def kind_of(path: Path | str, **kwargs: float) -> str:
     with pytest.raises(DecodeError) as info:
-        decode(str(path), target_rate=TARGET, max_duration=kwargs.get("max_duration", LIMIT))
+        decode_signal(str(path), target_rate=TARGET, max_duration=kwargs.get("max_duration", LIMIT))
     assert str(path) in str(info.value)  # the message names the file
     return info.value.kind
 

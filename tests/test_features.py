@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from analyzer.features import FeatureConfig, descriptors, extract
+from analyzer.features import FeatureConfig, FeatureStream, extract, summarise
 
 from signals import chord, noise, silence, tone
 
@@ -190,6 +190,12 @@ def test_the_vector_means_what_its_names_say() -> None:
     assert high > 5 * low
 
 
+def descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    stream = FeatureStream(config)
+    stream.push(signal)
+    return stream.descriptors()
+
+
 def test_descriptors_have_one_row_per_name() -> None:
     config = FeatureConfig()
     frames = descriptors(noise(1.0, seed=8), config)
@@ -198,3 +204,63 @@ def test_descriptors_have_one_row_per_name() -> None:
     short = descriptors(np.zeros(100, dtype=np.float32), config)
     assert short.shape[0] == len(config.descriptor_names())
     assert short.shape[1] >= 1
+
+
+def reference_descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The straightforward way: one librosa STFT over the whole signal, library calls."""
+    import librosa
+
+    sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
+    if signal.size < n_fft:
+        signal = np.pad(signal, (0, n_fft - signal.size))
+    magnitude = np.abs(
+        librosa.stft(signal, n_fft=n_fft, hop_length=hop, center=True, pad_mode="constant")
+    )
+    mel = librosa.feature.melspectrogram(S=magnitude**2, sr=sr, n_fft=n_fft, n_mels=config.n_mels)
+    mfcc = librosa.feature.mfcc(
+        S=librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None), n_mfcc=config.n_mfcc
+    )
+    n = mfcc.shape[1]
+    delta = librosa.feature.delta(mfcc, width=min(9, n if n % 2 else n - 1))
+    padded = np.pad(signal, n_fft // 2)
+    frames = librosa.util.frame(padded, frame_length=n_fft, hop_length=hop)
+    positive = (frames >= 0) | (np.abs(frames) <= 1e-10)
+    zcr = np.count_nonzero(positive[1:] != positive[:-1], axis=0) / n_fft
+    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
+    return np.vstack(
+        [
+            mfcc,
+            delta,
+            librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=n_fft),
+            librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=n_fft),
+            librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=n_fft),
+            librosa.feature.spectral_flatness(S=magnitude),
+            librosa.feature.spectral_contrast(
+                S=magnitude, sr=sr, n_fft=n_fft, fmin=100.0, n_bands=6
+            ),
+            zcr[np.newaxis, :],
+            20 * np.log10(np.maximum(rms, 1e-10)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.5, 3.0, 75.0])
+def test_streamed_features_match_the_reference(seconds: float) -> None:
+    """Chunked, block-fed features equal whole-signal library calls within float tolerance."""
+    config = FeatureConfig()
+    signal = chord(seconds, seed=4) + noise(seconds, seed=4, level=0.02)
+    reference = reference_descriptors(signal, config)
+    stream = FeatureStream(config)
+    for start in range(0, signal.size, 7919):  # odd block sizes, across chunk boundaries
+        stream.push(signal[start : start + 7919])
+    streamed = stream.descriptors()
+    assert streamed.shape == reference.shape
+    # Roll-off is a bin frequency: float rounding at the threshold may move it one bin.
+    rolloff = config.descriptor_names().index("rolloff")
+    bin_hz = config.sample_rate / config.n_fft
+    assert np.abs(streamed[rolloff] - reference[rolloff]).max() <= bin_hz
+    others = np.arange(streamed.shape[0]) != rolloff
+    np.testing.assert_allclose(streamed[others], reference[others], rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(
+        summarise(streamed, config), summarise(reference, config), rtol=2e-3, atol=bin_hz
+    )

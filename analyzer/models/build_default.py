@@ -27,7 +27,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from analyzer.augment import augment, band_limit
-from analyzer.decode import decode
+from analyzer.decode import decode_signal
 from analyzer.ensemble import DEFAULT_MEMBERS, build_ensemble
 from analyzer.features import FeatureConfig, extract
 from analyzer.modelfile import save_model
@@ -45,7 +45,7 @@ EXAMPLES_PER_CLASS = 3
 def featurise(clip: LabeledClip, index: int, config: FeatureConfig) -> tuple[np.ndarray, ...]:
     """Vectors of the clip as is, of one augmented copy, and band-limited to 4 kHz."""
     rng = np.random.default_rng([SEED, index])
-    signal = decode(clip.path, target_rate=config.sample_rate, max_duration=3600).signal
+    signal = decode_signal(clip.path, target_rate=config.sample_rate, max_duration=3600).signal
     rate = config.sample_rate
     return (
         extract(signal, config),

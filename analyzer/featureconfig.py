@@ -1,0 +1,92 @@
+"""``FeatureConfig``: every parameter that changes the feature numbers, and its cache key.
+
+Kept apart from the extraction code so that reading a model card or a cache
+key imports neither numpy nor librosa.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib.metadata import version
+from typing import Any
+
+#: Bump when decoding, signal facts or feature code change the numbers for
+#: the same config: it is part of every cache key and of every model card.
+FEATURE_CODE_VERSION = 2
+#: Libraries whose versions can change the numbers, hence part of the key.
+KEYED_LIBRARIES = ("librosa", "numpy", "scipy", "soundfile", "soxr")
+
+#: Per-frame descriptors, in vector order; MFCC rows are expanded by ``rows``.
+SPECTRAL_SHAPE = ("centroid", "bandwidth", "rolloff", "flatness")
+CONTRAST_BANDS = 6  # librosa gives n_bands + 1 rows
+CONTRAST_FMIN = 100.0
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Parameters of the feature vector.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Rate every file is resampled to before analysis.
+    n_fft, hop_length : int
+        STFT frame and hop, in samples at ``sample_rate``.
+    n_mels : int
+        Mel bands the MFCCs are computed from.
+    n_mfcc : int
+        MFCCs per frame (their deltas are added too).
+    percentiles : tuple of int
+        Percentiles summarising each descriptor, beside mean and std.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 64
+    n_mfcc: int = 20
+    percentiles: tuple[int, ...] = (10, 50, 90)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["percentiles"] = list(self.percentiles)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        return cls(**{**data, "percentiles": tuple(data["percentiles"])})
+
+    def cache_key(self) -> str:
+        """A key that changes whenever the feature numbers could change."""
+        return _cache_key(self)
+
+    def descriptor_names(self) -> list[str]:
+        """Names of the per-frame descriptor rows, in order."""
+        mfcc = [f"mfcc{i}" for i in range(self.n_mfcc)]
+        delta = [f"delta_mfcc{i}" for i in range(self.n_mfcc)]
+        contrast = [f"contrast{i}" for i in range(CONTRAST_BANDS + 1)]
+        return [*mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db"]
+
+    def feature_names(self) -> list[str]:
+        """Names of the vector's entries, in order."""
+        stats = ["mean", "std", *(f"p{p}" for p in self.percentiles)]
+        return [f"{row}_{stat}" for stat in stats for row in self.descriptor_names()]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.descriptor_names()) * (2 + len(self.percentiles))
+
+
+@cache
+def _cache_key(config: FeatureConfig) -> str:
+    material = {
+        "config": config.to_dict(),
+        "code": FEATURE_CODE_VERSION,
+        **{name: version(name) for name in KEYED_LIBRARIES},
+    }
+    return hashlib.blake2b(
+        json.dumps(material, sort_keys=True).encode(), digest_size=12
+    ).hexdigest()

@@ -1,0 +1,167 @@
+"""Fault isolation around one file: in-flight markers, timeouts, a memory cap.
+
+A pool worker writes ``running <index>`` to a marker file named after its
+pid in the scan's state folder when it starts a file, and removes it when
+the file is done. The parent's monitor (``analyzer.pool``) reads the markers:
+a file running past its timeout gets its marker rewritten to ``timeout`` and
+its worker killed (a decoder stuck in C code cannot be stopped any other
+way); after a worker dies, the markers name the files that were in flight.
+The memory cap is an address-space limit (``RLIMIT_AS``), so an allocation
+that would pass it fails with ``MemoryError`` instead of waking the OOM
+killer.
+
+In-process runs (``--jobs 1``) have no one to kill them: there a timeout is
+a ``SIGALRM`` that interrupts Python code and blocking system calls, but
+not a loop inside C code.
+
+``HARKEN_FAULT`` (read by the parent, passed to workers in their settings)
+injects faults for the fault-injection tests:
+``crash:GLOB`` (pool workers only), ``hang:GLOB`` or ``hog:GLOB`` (several
+separated by ``;``), matched against the file's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+
+class FileTimeout(Exception):
+    """Raised in-process when one file runs past its timeout."""
+
+
+_MEMORY_CAP_SET: set[int] = set()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(text)
+
+
+def read_markers(state_dir: str) -> dict[int, str]:
+    """``index -> "running" | "timeout"`` for every marker left in ``state_dir``."""
+    found: dict[int, str] = {}
+    for name in os.listdir(state_dir):
+        try:
+            with open(os.path.join(state_dir, name), encoding="ascii") as handle:
+                state, index = handle.read().split()
+            found[int(index)] = state
+        except (OSError, ValueError):  # a marker being written as its worker died
+            continue
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(state_dir, name))
+    return found
+
+
+def kill_overdue(state_dir: str, timeout: float) -> list[int]:
+    """Kill every worker whose current file started more than ``timeout`` s ago.
+
+    Its marker is rewritten to ``timeout <index>`` first, so the parent knows
+    why the worker died. Returns the indexes of the files given up.
+    """
+    now = time.time()
+    given_up = []
+    for name in os.listdir(state_dir):
+        marker = os.path.join(state_dir, name)
+        try:
+            started = os.stat(marker).st_mtime
+            with open(marker, encoding="ascii") as handle:
+                state, index = handle.read().split()
+        except (OSError, ValueError):  # gone (the file finished) or being written
+            continue
+        if state != "running" or now - started <= timeout:
+            continue
+        try:
+            if os.stat(marker).st_mtime != started:  # moved on to another file meanwhile
+                continue
+            _write(marker, f"timeout {index}")
+            os.kill(int(name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+        given_up.append(int(index))
+    return given_up
+
+
+def limit_memory(max_memory: int | None) -> None:
+    """Cap this process's address space at its current size plus ``max_memory``."""
+    if not max_memory or os.getpid() in _MEMORY_CAP_SET:
+        return
+    import resource
+
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        current = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = current + max_memory
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    _MEMORY_CAP_SET.add(os.getpid())
+
+
+def fault_spec() -> str | None:
+    """The ``HARKEN_FAULT`` injection spec of this (the parent) process."""
+    return os.environ.get("HARKEN_FAULT") or None
+
+
+def _inject_fault(path: str, spec: str | None, *, in_worker: bool) -> None:
+    if not spec:
+        return
+    name = os.path.basename(path)
+    for item in spec.split(";"):
+        kind, _, pattern = item.partition(":")
+        if pattern and fnmatch.fnmatchcase(name, pattern):
+            if kind == "crash" and in_worker:
+                os._exit(70)
+            if kind == "hang":
+                while True:
+                    time.sleep(0.05)
+            if kind == "hog":
+                hog = [bytearray(64 << 20) for _ in range(1024)]  # 64 GiB, or MemoryError
+                del hog
+
+
+@contextlib.contextmanager
+def guarded(
+    path: str,
+    index: int,
+    *,
+    state_dir: str | None,
+    timeout: float | None,
+    faults: str | None = None,
+) -> Iterator[None]:
+    """Run the body for one file under its marker (pool) or an alarm (in process).
+
+    In a pool worker (``state_dir`` set) the parent kills a hung worker; in
+    process, ``FileTimeout`` is raised instead.
+    """
+    if state_dir is not None:
+        marker = os.path.join(state_dir, str(os.getpid()))
+        _write(marker, f"running {index}")
+        try:
+            _inject_fault(path, faults, in_worker=True)
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
+        return
+    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
+    if use_alarm:
+
+        def expire(signum: int, frame: object) -> None:
+            raise FileTimeout(path)
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
+    try:
+        _inject_fault(path, faults, in_worker=False)
+        yield
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,209 @@
+"""Fault injection with real processes: hangs, crashing workers, memory, signals.
+
+Faults are injected with ``HARKEN_FAULT`` (see ``analyzer.guard``), read by
+the parent and passed to the real loky workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from analyzer.scan import ScanConfig, scan
+from cli import main
+from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+
+from signals import noise, tone, write
+
+
+def run(*args: str) -> tuple[int, list[dict], str]:
+    result = CliRunner().invoke(main, ["scan", *args, "-f", "jsonl"], catch_exceptions=False)
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.exit_code, rows, result.stderr
+
+
+def status_of(rows: list[dict]) -> dict[str, tuple[str, str | None]]:
+    return {Path(r["path"]).name: (r["status"], (r["error"] or {}).get("kind")) for r in rows}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    for i in range(24):
+        write(root / f"f{i:02d}.wav", noise(0.4, seed=i))
+    return root
+
+
+def test_hung_file_times_out_and_the_batch_goes_on(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(folder / "stuck.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "hang:stuck.wav")
+    start = time.monotonic()
+    code, rows, _ = run(str(folder), "-j", "2", "--timeout", "1")
+    assert time.monotonic() - start < 60
+    assert code == EXIT_ERRORS
+    statuses = status_of(rows)
+    assert statuses.pop("stuck.wav") == ("timeout", "timeout")
+    assert set(statuses.values()) == {("ok", None)} and len(statuses) == 24
+
+
+def test_hung_file_times_out_in_process(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(folder / "stuck.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "hang:stuck.wav")
+    code, rows, _ = run(str(folder), "-j", "1", "--timeout", "0.5")
+    assert code == EXIT_ERRORS
+    assert status_of(rows)["stuck.wav"] == ("timeout", "timeout")
+    assert sum(r["status"] == "ok" for r in rows) == 24
+
+
+def test_crashing_worker_names_the_culprit(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(folder / "boom.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "crash:boom.wav")
+    code, rows, _ = run(str(folder), "-j", "2")
+    assert code == EXIT_ERRORS
+    statuses = status_of(rows)
+    assert statuses.pop("boom.wav") == ("crashed", "crashed")
+    assert set(statuses.values()) == {("ok", None)} and len(statuses) == 24
+    # The crash is not cached: the next run tries the file again (and the
+    # others come from the cache).
+    monkeypatch.delenv("HARKEN_FAULT")
+    code, rows, _ = run(str(folder), "-j", "2")
+    assert code == 0 and len(rows) == 25
+
+
+def test_two_culprits_in_one_run(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(folder / "boom1.wav", tone(0.5))
+    write(folder / "boom2.wav", tone(0.6))
+    monkeypatch.setenv("HARKEN_FAULT", "crash:boom*")
+    _, rows, _ = run(str(folder), "-j", "2")
+    statuses = status_of(rows)
+    assert statuses.pop("boom1.wav")[0] == statuses.pop("boom2.wav")[0] == "crashed"
+    assert {s for s, _ in statuses.values()} == {"ok"}
+
+
+def test_memory_hog_is_stopped_by_max_memory(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(folder / "hog.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "hog:hog.wav")
+    code, rows, _ = run(str(folder), "-j", "2", "--max-memory", "300M")
+    assert code == EXIT_ERRORS
+    statuses = status_of(rows)
+    assert statuses.pop("hog.wav") == ("error", "memory")
+    assert {s for s, _ in statuses.values()} == {"ok"}
+
+
+def test_long_file_refused_before_decoding_by_max_memory(tmp_path: Path) -> None:
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(8000 * 1800, dtype=np.float32), 8000, subtype="PCM_U8")  # 30 min
+    code, rows, _ = run(str(long), "-j", "1", "--max-memory", "60M")
+    assert code == EXIT_ERRORS
+    assert rows[0]["error"]["kind"] == "memory" and "--max-memory" in rows[0]["error"]["message"]
+    code, rows, _ = run(str(long), "-j", "1", "--max-duration", "600")
+    assert rows[0]["error"]["kind"] == "too_long"
+
+
+def test_bad_size_is_a_usage_error(folder: Path) -> None:
+    assert run(str(folder), "--max-memory", "lots")[0] == EXIT_USAGE
+
+
+def test_file_changed_during_the_run(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.wav", tone(1.0))
+    st = path.stat()
+    from analyzer.analysis import Settings, Task, run_task
+    from analyzer.modelfile import resolve_model
+
+    task = Task(0, str(path), "stale", size=st.st_size, mtime_ns=st.st_mtime_ns - 1)
+    result = run_task(task, Settings(resolve_model())).result
+    assert result.status == "error" and result.error and result.error.kind == "changed"
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live processes of a session (zombies are dead; reaping is init's job)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if os.getsid(int(entry.name)) == sid and state != "Z":
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+@pytest.mark.parametrize(
+    ("signum", "expected"), [(signal.SIGINT, EXIT_INTERRUPTED), (signal.SIGTERM, EXIT_TERMINATED)]
+)
+def test_signal_mid_run_keeps_finished_results(
+    tmp_path: Path, signum: int, expected: int, isolated_cache: Path
+) -> None:
+    root = tmp_path / "many"
+    for i in range(40):
+        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "HARKEN_FAULT": "hang:n3*"}
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "scan",
+        str(root),
+        "-j",
+        "2",
+        "-v",
+        "--timeout",
+        "600",
+        "-o",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    done = 0
+    for line in proc.stderr:  # wait until some files are finished, then signal
+        done += ".wav: " in line
+        if done >= 5:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    rest = proc.stderr.read()
+    proc.stderr.close()
+    code = proc.wait(timeout=60)
+    assert code == expected, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    rows = [json.loads(line) for line in out.read_text().splitlines()]  # complete lines only
+    assert 5 <= len(rows) < 40
+    time.sleep(0.5)
+    assert _session_processes(proc.pid) == []  # no worker left behind
+    # The next run resumes: what finished comes from the cache.
+    env.pop("HARKEN_FAULT")
+    again = subprocess.run(
+        [*cmd[:-2], "-f", "jsonl"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0
+    assert again.stderr.count("(cached)") >= len(rows)
+
+
+def test_usage_error_before_any_work_for_unwritable_output(folder: Path, tmp_path: Path) -> None:
+    code, rows, err = run(str(folder), "-o", str(tmp_path / "missing" / "out.json"))
+    assert code == EXIT_USAGE and rows == [] and "does not exist" in err
+
+
+def test_scan_api_answers_every_file_under_faults(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(folder / "boom.wav", tone(0.5))
+    write(folder / "stuck.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "crash:boom.wav;hang:stuck.wav")
+    files = sorted(str(p) for p in folder.iterdir())
+    outcomes = list(scan(files, ScanConfig(jobs=2, timeout=1, use_cache=False)))
+    assert sorted(o.result.path for o in outcomes) == files
