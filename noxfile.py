@@ -12,7 +12,7 @@ nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 
 TEST_DEPS = ["pytest>=7", "hypothesis>=6", "pytest-cov>=4"]
-PATHS = ["analyzer", "cli", "tests", "examples", "noxfile.py"]
+PATHS = ["analyzer", "cli", "tests", "benchmarks", "examples", "noxfile.py"]
 
 
 @nox.session

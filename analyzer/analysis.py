@@ -123,9 +123,7 @@ def predict(features: Any, settings: Settings) -> list[Prediction]:
     # float64 rows: in float32 some members' sums depend on how many rows
     # share a call, and so results would depend on --jobs.
     rows = np.atleast_2d(np.asarray(features, dtype=np.float64))
-    # One thread: for a few rows, OpenMP start-up costs more than it saves
-    # (gradient boosting went from 9 ms to 150 ms per call with 2 busy cores).
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1):  # see run_batch
         return list(ensemble.explain(rows))
 
 
@@ -192,11 +190,21 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     One call per file would spend more time in the members' per-call
     overhead than in the features. Never raises for a bad file.
     """
-    import numpy as np
+    from threadpoolctl import threadpool_limits
 
     warm_up(settings)
     if settings.state_dir is not None:  # a pool worker: cap it, never the caller
         limit_memory(settings.max_memory)
+    # One BLAS/OpenMP thread: for these small products, thread start-up costs
+    # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with
+    # both cores busy; extraction ran 3x slower in-process).
+    with threadpool_limits(limits=1):
+        return _run_batch(tasks, settings)
+
+
+def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
+    import numpy as np
+
     outputs: list[TaskOutput] = []
     good: list[tuple[Task, FileResult, Any]] = []
     for task in tasks:

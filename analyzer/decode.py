@@ -8,10 +8,12 @@ checked against ``max_duration`` and ``max_memory`` before anything is read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -66,6 +68,23 @@ def open_error(path: str, exc: Exception) -> DecodeError:
     return DecodeError("unsupported", f"{path}: not a readable audio file ({detail})")
 
 
+#: libsndfile refuses file names of this many bytes or more.
+SNDFILE_MAX_PATH = 1024
+
+
+def _openable(path: str) -> str | BinaryIO:
+    """``path`` itself, or an open file when libsndfile could not take the name:
+    names that are not valid UTF-8 (soundfile cannot encode them) or too long."""
+    raw = os.fsencode(path)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return open(path, "rb")  # the caller closes it
+    if len(raw) >= SNDFILE_MAX_PATH:
+        return open(path, "rb")  # the caller closes it
+    return path
+
+
 def decode(
     path: str,
     *,
@@ -101,11 +120,14 @@ def decode(
         With a kind (``not_found``, ``permission``, ``not_a_file``, ``empty``,
         ``unsupported``, ``too_long``, ``memory``, ``corrupt``, ``invalid_samples``).
     """
-    try:
-        audio = sf.SoundFile(path)
-    except Exception as exc:  # libsndfile raises a plain error for every unreadable file
-        raise open_error(path, exc) from None
-    with audio:
+    with contextlib.ExitStack() as stack:
+        try:
+            source = _openable(path)
+            if not isinstance(source, str):
+                stack.enter_context(source)  # soundfile does not close what it is given
+            audio = stack.enter_context(sf.SoundFile(source))
+        except Exception as exc:  # libsndfile raises a plain error for every unreadable file
+            raise open_error(path, exc) from None
         rate, channels, declared = audio.samplerate, audio.channels, audio.frames
         if rate <= 0 or channels <= 0:
             raise DecodeError(

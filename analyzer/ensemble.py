@@ -43,8 +43,8 @@ def make_member(name: str, *, random_state: int = 0) -> Any:
         return CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False)
     if name == "extra_trees":
         return ExtraTreesClassifier(
-            n_estimators=100,
-            min_samples_leaf=3,
+            n_estimators=80,
+            min_samples_leaf=5,
             max_features="sqrt",
             class_weight="balanced",
             n_jobs=1,

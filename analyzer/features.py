@@ -12,6 +12,7 @@ from functools import cache
 
 import numpy as np
 
+from analyzer import spectral
 from analyzer.featureconfig import (
     CONTRAST_BANDS,
     CONTRAST_FMIN,
@@ -20,15 +21,6 @@ from analyzer.featureconfig import (
 )
 
 __all__ = ["FEATURE_CODE_VERSION", "FeatureConfig", "FeatureStream", "extract", "summarise"]
-
-
-@cache
-def _mel_basis(config: FeatureConfig) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(
-        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, dtype=np.float32
-    )
 
 
 @cache
@@ -66,39 +58,27 @@ def frame_descriptors(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
     np.ndarray [shape=(n_mfcc + 13, n_frames)]
         MFCCs, centroid, bandwidth, roll-off, flatness, contrast, ZCR, RMS dB.
     """
-    import librosa
-
     sr, n_fft = config.sample_rate, config.n_fft
-    magnitude = np.abs(np.fft.rfft(frames * _window(n_fft), axis=1)).T.astype(np.float32)
-    power = np.square(magnitude)
-    log_mel = librosa.power_to_db(_mel_basis(config) @ power, ref=1.0, amin=1e-10, top_db=None)
-    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    magnitude = np.abs(np.fft.rfft(frames * _window(n_fft), axis=1)).T
+    mel = spectral.mel_filters(sr, n_fft, config.n_mels) @ np.square(magnitude)
     rows = [
-        librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc),
-        librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=n_fft),
-        librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=n_fft),
-        librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=n_fft),
-        librosa.feature.spectral_flatness(S=magnitude),
-        librosa.feature.spectral_contrast(
-            S=magnitude, sr=sr, n_fft=n_fft, fmin=CONTRAST_FMIN, n_bands=CONTRAST_BANDS
-        ),
+        spectral.mfcc(spectral.power_to_db(mel), config.n_mfcc),
+        spectral.centroid_and_bandwidth(magnitude, freqs),
+        spectral.rolloff(magnitude, freqs)[np.newaxis, :],
+        spectral.flatness(magnitude)[np.newaxis, :],
+        spectral.contrast(magnitude, sr, n_fft, fmin=CONTRAST_FMIN, n_bands=CONTRAST_BANDS),
         zero_crossing_rate(frames)[np.newaxis, :],
-        20.0 * np.log10(np.maximum(rms, 1e-10)),
+        spectral.rms_db(magnitude, n_fft)[np.newaxis, :],
     ]
     return np.vstack([r.astype(np.float32, copy=False) for r in rows])
 
 
 def with_deltas(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Insert the MFCC deltas after the MFCC rows (they need every frame at once)."""
-    import librosa
-
     mfcc = rows[: config.n_mfcc]
-    n = mfcc.shape[1]
-    if n >= 3:
-        delta = librosa.feature.delta(mfcc, width=min(9, n if n % 2 else n - 1))
-    else:
-        delta = np.zeros_like(mfcc)
-    return np.vstack([mfcc, delta.astype(np.float32), rows[config.n_mfcc :]])
+    deltas = spectral.delta(mfcc).astype(np.float32)
+    return np.vstack([mfcc, deltas, rows[config.n_mfcc :]])
 
 
 class FeatureStream:

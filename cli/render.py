@@ -68,4 +68,5 @@ def summary_line(results: Sequence[FileResult], *, cached: int, seconds: float) 
 
 def make_console(*, stderr: bool) -> Console:
     """A console for results (stdout) or for log lines (stderr, never wrapped)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=stderr)
+    # No markup on stderr: file names like "[bold]x.wav" are printed as they are.
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)

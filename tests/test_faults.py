@@ -207,3 +207,37 @@ def test_scan_api_answers_every_file_under_faults(
     files = sorted(str(p) for p in folder.iterdir())
     outcomes = list(scan(files, ScanConfig(jobs=2, timeout=1, use_cache=False)))
     assert sorted(o.result.path for o in outcomes) == files
+
+
+def test_two_runs_at_once_on_one_cache(folder: Path, isolated_cache: Path) -> None:
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "scan",
+        str(folder),
+        "-j",
+        "1",
+        "-q",
+        "-f",
+        "jsonl",
+    ]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    first, second = ([json.loads(line) for line in out.splitlines()] for out, _ in outputs)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in first]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in second]
+    assert len(first) == 24
+
+
+def test_corrupt_cache_warns_and_the_run_goes_on(folder: Path, isolated_cache: Path) -> None:
+    isolated_cache.mkdir(parents=True)
+    (isolated_cache / "cache.db").write_bytes(b"this is not a database" * 100)
+    code, rows, err = run(str(folder), "-j", "1")
+    assert code == 0 and len(rows) == 24
+    assert "warning:" in err and "cache" in err and "Traceback" not in err

@@ -1,0 +1,331 @@
+"""harken's benchmark harness: ``nox -s bench`` (or ``python benchmarks/run.py``).
+
+Every figure is a ratio against a baseline measured in the same run, as the
+median of several runs, because shared machines are noisy. Writes
+``benchmarks/RESULTS.md``. Needs nothing outside the repository: the audio is
+made from the example clips (real recordings) cut and re-levelled to mixed
+lengths, plus a long generated file for the memory case.
+
+    python benchmarks/run.py            # everything (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick    # fewer files, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "audio"
+RATES = (16000, 22050, 44100, 48000)
+
+
+def harken(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from cli import main; main()", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def make_clips(folder: Path, count: int, *, seed: int, short: bool = False) -> float:
+    """``count`` WAV/FLAC/OGG clips of 0.5-30 s (0.5 s if ``short``); returns total seconds."""
+    rng = np.random.default_rng(seed)
+    sources = [sf.read(p, dtype="float32")[0] for p in sorted(EXAMPLES.glob("*.ogg"))]
+    total = 0.0
+    for i in range(count):
+        rate = int(rng.choice(RATES))
+        seconds = 0.5 if short else float(np.exp(rng.uniform(np.log(0.5), np.log(30.0))))
+        src = sources[i % len(sources)]
+        n = int(seconds * 16000)
+        reps = int(np.ceil((n + 16000) / src.size))
+        start = int(rng.integers(0, src.size))
+        clip = np.tile(src, reps + 1)[start : start + n] * rng.uniform(0.3, 1.0)
+        clip = clip + rng.normal(0, 1e-4, clip.size)  # every file's bytes differ
+        if rate != 16000:
+            import soxr
+
+            clip = soxr.resample(clip, 16000, rate)
+        fmt = ("WAV", "FLAC", "OGG")[i % 3]
+        sub = folder / f"d{i // 500:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        suffix = {"WAV": "wav", "FLAC": "flac", "OGG": "ogg"}[fmt]
+        sf.write(sub / f"c{i:05d}.{suffix}", clip.astype(np.float32), rate, format=fmt)
+        total += seconds
+    return total
+
+
+def cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_throughput(work: Path, count: int, repeat: int) -> dict[str, float]:
+    """Cold-cache scan with 2 jobs against a serial loop over analyze_file."""
+    folder = work / "mixed"
+    audio_seconds = make_clips(folder, count, seed=1)
+    serial_code = (
+        "import sys, analyzer\n"
+        "files = analyzer.discover([sys.argv[1]])\n"
+        "for f in files: analyzer.analyze_file(f)\n"
+    )
+
+    def serial() -> None:
+        subprocess.run([sys.executable, "-c", serial_code, str(folder)], check=True)
+
+    def pooled() -> None:
+        done = harken("scan", str(folder), "--jobs", "2", "--no-cache", "-q", "-f", "jsonl")
+        assert done.returncode == 0, done.stderr
+
+    cpu0 = cpu_children()
+    serial_time = timed(serial, repeat)
+    cpu1 = cpu_children()
+    pooled_time = timed(pooled, repeat)
+    cpu2 = cpu_children()
+    return {
+        "files": count,
+        "audio_seconds": round(audio_seconds, 1),
+        "serial_s": round(serial_time, 2),
+        "pool2_s": round(pooled_time, 2),
+        "speedup": round(serial_time / pooled_time, 2),
+        "realtime_per_cpu_serial": round(audio_seconds * repeat / (cpu1 - cpu0), 1),
+        "realtime_per_cpu_pool": round(audio_seconds * repeat / (cpu2 - cpu1), 1),
+    }
+
+
+def bench_warm(work: Path, count: int, repeat: int) -> dict[str, object]:
+    """Rerun over unchanged files: all cached, no heavy imports."""
+    folder = work / f"warm{count}"
+    make_clips(folder, count, seed=2, short=True)
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(work / f"cache{count}")}
+    cold_start = time.perf_counter()
+    cold = harken("scan", str(folder), "-q", "-f", "jsonl", env=env)
+    cold_time = time.perf_counter() - cold_start
+    assert cold.returncode == 0, cold.stderr
+    time.sleep(2.5)  # past the racy window: files now trusted by stat
+    harken("scan", str(folder), "-q", "-f", "jsonl", env=env)  # settle the stat entries
+    probe = (
+        "import sys\nfrom cli import main\n"
+        "try:\n    main(['scan', sys.argv[1], '-q', '-f', 'jsonl'])\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('librosa', 'sklearn') if m in sys.modules]\n"
+        "print(' '.join(heavy) or 'none', file=sys.stderr)\n"
+    )
+    imports = subprocess.run(
+        [sys.executable, "-c", probe, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr.strip()
+    warm_time = timed(lambda: harken("scan", str(folder), "-q", "-f", "jsonl", env=env), repeat)
+    baseline = timed(lambda: harken("--help"), repeat)
+    return {
+        "files": count,
+        "cold_s": round(cold_time, 2),
+        "warm_s": round(warm_time, 3),
+        "warm_per_file_ms": round(1000 * warm_time / count, 3),
+        "help_s": round(baseline, 3),
+        "heavy_imports_on_warm_run": imports,
+    }
+
+
+def bench_startup(work: Path, repeat: int) -> dict[str, float]:
+    empty = work / "empty"
+    empty.mkdir(exist_ok=True)
+    python = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat)
+    help_time = timed(lambda: harken("--help"), repeat)
+    scan_empty = timed(lambda: harken("scan", str(empty), "-q"), repeat)
+    return {
+        "python_s": round(python, 3),
+        "help_s": round(help_time, 3),
+        "scan_empty_s": round(scan_empty, 3),
+        "help_over_python": round(help_time / python, 2),
+    }
+
+
+def write_long(path: Path, seconds: int, rate: int = 48000) -> None:
+    """A long stereo WAV of music-like tones and noise, written in blocks."""
+    rng = np.random.default_rng(3)
+    with sf.SoundFile(path, "w", rate, 2, subtype="PCM_16") as out:
+        t = np.arange(rate * 10) / rate
+        for i in range(seconds // 10):
+            f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+            tone = 0.2 * np.sin(2 * np.pi * f0 * t) * np.exp(-(t % 1))
+            block = np.stack([tone, tone * 0.8], axis=1) + rng.normal(0, 0.01, (t.size, 2))
+            out.write(block.astype(np.float32))
+            del i
+
+
+def peak_worker(path: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time of one process analyzing ``path``."""
+    code = (
+        "import resource, sys, time, analyzer\n"
+        "start = time.perf_counter()\n"
+        "r = analyzer.analyze_file(sys.argv[1], max_duration=1e6)\n"
+        "assert r.status == 'ok', r.error\n"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[1]) / 1024, float(out[0])
+
+
+def bench_memory(work: Path, hours: float) -> dict[str, float]:
+    short = work / "short.wav"
+    write_long(short, 10)
+    half = work / "half.wav"
+    write_long(half, int(hours * 1800))
+    full = work / "long.wav"
+    write_long(full, int(hours * 3600))
+    base_mb, _ = peak_worker(short)
+    half_mb, half_s = peak_worker(half)
+    full_mb, full_s = peak_worker(full)
+    for p in (short, half, full):
+        p.unlink()
+    return {
+        "hours": hours,
+        "baseline_rss_mb": round(base_mb, 1),
+        "half_rss_mb": round(half_mb, 1),
+        "full_rss_mb": round(full_mb, 1),
+        "growth_mb": round(full_mb - base_mb, 1),
+        "half_s": round(half_s, 1),
+        "full_s": round(full_s, 1),
+        "time_ratio_full_over_half": round(full_s / half_s, 2),
+        "realtime": round(hours * 3600 / full_s, 1),
+    }
+
+
+def bench_scaling(small: dict[str, object], large: dict[str, object]) -> dict[str, object]:
+    per_small = float(small["cold_s"]) / float(small["files"])  # type: ignore[arg-type]
+    per_large = float(large["cold_s"]) / float(large["files"])  # type: ignore[arg-type]
+    warm_small = float(small["warm_per_file_ms"])  # type: ignore[arg-type]
+    warm_large = float(large["warm_per_file_ms"])  # type: ignore[arg-type]
+    return {
+        "cold_ms_per_file": [round(1000 * per_small, 2), round(1000 * per_large, 2)],
+        "cold_ratio_large_over_small": round(per_large / per_small, 2),
+        "warm_ms_per_file": [warm_small, warm_large],
+        "warm_ratio_large_over_small": round(warm_large / warm_small, 2),
+    }
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    libs = ", ".join(
+        f"{p} {version(p)}"
+        for p in ("numpy", "librosa", "scikit-learn", "soundfile", "soxr", "joblib")
+    )
+    return [
+        f"- CPU: {cpu}; cores: {os.cpu_count()}; Python {platform.python_version()}",
+        f"- libraries: {libs}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M')}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="harken benchmarks")
+    parser.add_argument("--quick", action="store_true", help="smaller sets, one run each")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else 3
+    work = Path(tempfile.mkdtemp(prefix="harken-bench-"))
+    os.environ["HARKEN_CACHE_DIR"] = str(work / "cache")
+    try:
+        results: dict[str, object] = {"startup": bench_startup(work, 5)}
+        print(json.dumps(results["startup"]))
+        results["throughput"] = bench_throughput(work, 40 if args.quick else 200, repeat)
+        print(json.dumps(results["throughput"]))
+        small = bench_warm(work, 100 if args.quick else 1000, repeat)
+        large = bench_warm(work, 1000 if args.quick else 10000, repeat)
+        results["warm"], results["warm_large"] = small, large
+        results["scaling"] = bench_scaling(small, large)
+        print(json.dumps(results["scaling"]))
+        results["memory"] = bench_memory(work, 0.25 if args.quick else 2.0)
+        print(json.dumps(results["memory"]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, quick=args.quick)
+
+
+def report(results: dict[str, object], *, quick: bool) -> None:
+    s, t = results["startup"], results["throughput"]
+    w, wl, sc, m = results["warm"], results["warm_large"], results["scaling"], results["memory"]
+    assert isinstance(s, dict) and isinstance(t, dict) and isinstance(w, dict)
+    assert isinstance(wl, dict) and isinstance(sc, dict) and isinstance(m, dict)
+    lines = [
+        "# Benchmark results",
+        "",
+        *machine(),
+        f"- mode: {'quick (one run each)' if quick else 'full (median of 3 runs)'}",
+        "",
+        "| case | baseline (same run) | harken | ratio | target |",
+        "|---|---|---|---:|---|",
+        f"| cold scan, {t['files']} clips of 0.5-30 s ({t['audio_seconds']} s of audio) |"
+        f" serial `analyze_file` loop {t['serial_s']} s | `scan --jobs 2` {t['pool2_s']} s |"
+        f" {t['speedup']}x | >= 1.8x |",
+        f"| audio per CPU-second | - | serial {t['realtime_per_cpu_serial']}x,"
+        f" pool {t['realtime_per_cpu_pool']}x real time | - | >= 300x per core |",
+        f"| warm rerun, {wl['files']} unchanged files | `harken --help` {wl['help_s']} s |"
+        f" {wl['warm_s']} s | {wl['warm_s'] / wl['help_s']:.1f}x | <= 1.5 s;"
+        f" heavy imports: {wl['heavy_imports_on_warm_run']} |",
+        f"| warm rerun, {w['files']} unchanged files | `harken --help` {w['help_s']} s |"
+        f" {w['warm_s']} s | {w['warm_s'] / w['help_s']:.1f}x | well under 1.5 s |",
+        f"| start-up: `harken --help` | `python -c pass` {s['python_s']} s | {s['help_s']} s |"
+        f" {s['help_over_python']}x | <= 0.3 s |",
+        f"| start-up: `harken scan EMPTY` | `python -c pass` {s['python_s']} s |"
+        f" {s['scan_empty_s']} s | {s['scan_empty_s'] / s['python_s']:.1f}x | <= 0.3 s |",
+        f"| memory, {m['hours']} h of 48 kHz stereo | 10 s file {m['baseline_rss_mb']} MB |"
+        f" {m['full_rss_mb']} MB peak RSS | +{m['growth_mb']} MB | <= 300 MB |",
+        f"| time linear in duration | {m['hours'] / 2} h: {m['half_s']} s |"
+        f" {m['hours']} h: {m['full_s']} s | {m['time_ratio_full_over_half']}x | 2.0x |",
+        f"| scaling, cold, ms per file ({w['files']} vs {wl['files']}) |"
+        f" {sc['cold_ms_per_file'][0]} | {sc['cold_ms_per_file'][1]} |"
+        f" {sc['cold_ratio_large_over_small']}x | flat (1.0x) |",
+        f"| scaling, warm, ms per file ({w['files']} vs {wl['files']}) |"
+        f" {sc['warm_ms_per_file'][0]} | {sc['warm_ms_per_file'][1]} |"
+        f" {sc['warm_ratio_large_over_small']}x | flat (1.0x) |",
+        "",
+        "Peer (pyAudioAnalysis): not measured; it is not installed by this harness.",
+        "",
+        "Raw figures:",
+        "",
+        "```json",
+        json.dumps(results, indent=2),
+        "```",
+        "",
+    ]
+    (REPO / "benchmarks" / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
