@@ -28,21 +28,32 @@ DEFAULT_TIMEOUT = 300.0
 class Settings:
     """Everything a worker needs besides the file; small, sent with every task.
 
+    Without a ``model`` the work stops at the features (for training).
+
     ``state_dir`` is set by the pool for its workers (in-flight markers);
     ``None`` means the work runs in the caller's process.
     """
 
-    model: ModelRef
+    model: ModelRef | None
     max_duration: float = DEFAULT_MAX_DURATION
     trust_model: bool = False
     timeout: float | None = DEFAULT_TIMEOUT
     max_memory: int | None = None
     state_dir: str | None = None
     faults: str | None = field(default_factory=fault_spec)
+    features: FeatureConfig | None = None
 
     @property
     def feature_config(self) -> FeatureConfig:
+        """The model's feature config, or ``features`` when there is no model."""
+        if self.features is not None:
+            return self.features
+        assert self.model is not None, "Settings needs a model or a feature config"
         return self.model.card.feature_config
+
+    @property
+    def model_id(self) -> str | None:
+        return self.model.model_id if self.model is not None else None
 
 
 @dataclass(frozen=True)
@@ -84,17 +95,19 @@ _WARM: set[str] = set()
 def warm_up(settings: Settings) -> None:
     """Import the libraries, load the model and run one tiny extraction, once
     per process, so that none of it counts against the first file's timeout."""
-    if settings.model.fingerprint in _WARM:
+    key = settings.model.fingerprint if settings.model else "features"
+    if key in _WARM:
         return
     import numpy as np
 
     from analyzer.features import FeatureStream
 
-    ensemble_for(settings.model, trust=settings.trust_model)
+    if settings.model is not None:
+        ensemble_for(settings.model, trust=settings.trust_model)
     stream = FeatureStream(settings.feature_config)
     stream.push(np.zeros(settings.feature_config.n_fft, dtype=np.float32))
     stream.vector()
-    _WARM.add(settings.model.fingerprint)
+    _WARM.add(key)
 
 
 def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any]:
@@ -119,6 +132,7 @@ def predict(features: Any, settings: Settings) -> list[Prediction]:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
+    assert settings.model is not None, "predict needs a model"
     ensemble = ensemble_for(settings.model, trust=settings.trust_model)
     # float64 rows: in float32 some members' sums depend on how many rows
     # share a call, and so results would depend on --jobs.
@@ -141,7 +155,7 @@ def _changed(task: Task) -> bool:
 def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | None]:
     """``((partial result, vector), None)`` on success, ``(None, output)`` on failure."""
     start = time.perf_counter()
-    common = {"model": settings.model.model_id, "content_hash": task.content_hash}
+    common = {"model": settings.model_id, "content_hash": task.content_hash}
 
     def failed(kind: str, message: str, status: str = "error") -> tuple[None, TaskOutput]:
         seconds = round(time.perf_counter() - start, 4)
@@ -177,7 +191,7 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
         path=task.path,
         status="ok",
         facts=facts,
-        model=settings.model.model_id,
+        model=settings.model_id,
         content_hash=task.content_hash,
         seconds=time.perf_counter() - start,
     )
@@ -214,6 +228,11 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
         else:
             good.append((task, *extracted))
     if not good:
+        return outputs
+    if settings.model is None:  # features only
+        for task, partial, vector in good:
+            result = replace(partial, seconds=round(partial.seconds, 4))
+            outputs.append(TaskOutput(task.index, result, vector.tobytes()))
         return outputs
     start = time.perf_counter()
     try:

@@ -179,7 +179,7 @@ def _timeout(task: Task, settings: Settings) -> TaskOutput:
             "timeout",
             message,
             status="timeout",
-            model=settings.model.model_id,
+            model=settings.model_id,
             content_hash=task.content_hash,
         ),
     )
@@ -194,7 +194,7 @@ def _crashed(task: Task, settings: Settings, reason: str) -> TaskOutput:
             "crashed",
             message,
             status="crashed",
-            model=settings.model.model_id,
+            model=settings.model_id,
             content_hash=task.content_hash,
         ),
     )

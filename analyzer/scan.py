@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from analyzer.analysis import (
@@ -52,6 +52,7 @@ class ScanConfig:
     model: str | None = None
     trust_model: bool = False
     max_duration: float = DEFAULT_MAX_DURATION
+    min_confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,17 +144,42 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
                 reuse.append(answer)
             else:
                 tasks.append(answer)
-        if tasks or reuse:  # a model that cannot be loaded is a usage error, found up front
-            ensemble_for(model, trust=config.trust_model)
-        yield from known
-        if reuse:
-            yield from _predict_cached(reuse, settings, cache, feature_key)
         jobs = config.jobs or default_jobs()
+        # A model that cannot be loaded is a usage error, found before any file
+        # is analyzed: here when this process predicts, else by the first worker
+        # (its ModelError comes back through the pool), which saves loading
+        # scikit-learn and the model in this process on a cold run.
+        if reuse or (tasks and jobs <= 1):
+            ensemble_for(model, trust=config.trust_model)
+        threshold = config.min_confidence
+        if threshold is None:
+            threshold = float(model.card.data.get("unknown_threshold", 0.0))
+        for outcome in known:
+            yield _thresholded(outcome, threshold)
+        if reuse:
+            for outcome in _predict_cached(reuse, settings, cache, feature_key):
+                yield _thresholded(outcome, threshold)
         for output in run_tasks(tasks, settings, jobs=jobs):
-            _store(cache, output, feature_key, model.fingerprint)
-            yield Outcome(output.result, cached=False)
+            store(cache, output, feature_key, model.fingerprint)
+            yield _thresholded(Outcome(output.result, cached=False), threshold)
     finally:
         cache.close()
+
+
+UNKNOWN = "unknown"
+
+
+def _thresholded(outcome: Outcome, threshold: float) -> Outcome:
+    """Label a prediction ``unknown`` when its confidence is below ``threshold``.
+
+    The cache keeps the real label; the threshold applies on the way out.
+    Probabilities and votes stay, so the top class can still be seen.
+    """
+    pred = outcome.result.prediction
+    if pred is None or pred.confidence >= threshold:
+        return outcome
+    unknown = replace(pred, label=UNKNOWN, agreement=0)
+    return replace(outcome, result=replace(outcome.result, prediction=unknown))
 
 
 def _lookup(
@@ -177,6 +203,7 @@ def _lookup(
     if config.refresh:
         return task
     model = settings.model
+    assert model is not None
     record = cache.get_prediction(digest, feature_key, model.fingerprint)
     if record is not None:
         duration = (record.get("signal") or {}).get("duration", 0.0)
@@ -207,6 +234,8 @@ def _predict_cached(
     """Predict, in this process, files whose features are cached (a new model)."""
     import numpy as np
 
+    model = settings.model
+    assert model is not None
     vectors = np.stack([np.frombuffer(entry["features"], dtype=np.float32) for _, entry in reuse])
     for (task, entry), prediction in zip(reuse, predict(vectors, settings), strict=True):
         result = FileResult(
@@ -214,17 +243,19 @@ def _predict_cached(
             status="ok",
             facts=SignalFacts(**entry["facts"]),
             prediction=prediction,
-            model=settings.model.model_id,
+            model=model.model_id,
             content_hash=task.content_hash,
             seconds=entry.get("seconds", 0.0),
         )
         record = result.to_dict()
         del record["path"]
-        cache.put_prediction(task.content_hash, feature_key, settings.model.fingerprint, record)
+        cache.put_prediction(task.content_hash, feature_key, model.fingerprint, record)
         yield Outcome(result, cached=False)  # a new prediction, from cached features
 
 
-def _store(cache: ResultCache, output: TaskOutput, feature_key: str, fingerprint: str) -> None:
+def store(
+    cache: ResultCache, output: TaskOutput, feature_key: str, fingerprint: str | None
+) -> None:
     """Write a fresh result to the cache, if it is the kind that keeps."""
     result = output.result
     digest = result.content_hash
@@ -239,7 +270,8 @@ def _store(cache: ResultCache, output: TaskOutput, feature_key: str, fingerprint
             feature_key,
             {"facts": facts, "features": output.features, "seconds": result.seconds},
         )
-        cache.put_prediction(digest, feature_key, fingerprint, record)
+        if fingerprint is not None and result.prediction is not None:
+            cache.put_prediction(digest, feature_key, fingerprint, record)
     elif result.error is not None and result.error.kind in CACHEABLE_ERRORS:
         cache.put_analysis(
             digest,

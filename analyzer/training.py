@@ -1,4 +1,4 @@
-"""Labeled datasets, grouped cross-validation and metrics.
+"""Training and evaluation: features of labeled clips, grouped CV, metrics, fitting.
 
 Clips cut from one recording share a group and never land on both sides of
 a fold, so the scores say how the model does on recordings it has not heard.
@@ -6,45 +6,87 @@ a fold, so the scores say how the model does on recordings it has not heard.
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analyzer.analysis import DEFAULT_TIMEOUT, Settings, Task
+from analyzer.cache import ResultCache
+from analyzer.dataset import Dataset, LabeledClip
 from analyzer.errors import UsageError
+from analyzer.featureconfig import FeatureConfig
+from analyzer.modelfile import ModelRef
+from analyzer.pool import run_tasks
+from analyzer.results import FileResult
+from analyzer.scan import precheck, read_error, store
 
 
 @dataclass(frozen=True)
-class LabeledClip:
-    """One training file: path, label and the recording it was cut from."""
+class Features:
+    """Feature rows of the clips that could be analyzed, and the ones that could not."""
 
-    path: str
-    label: str
-    group: str
-    meta: dict[str, str]
+    X: np.ndarray  # [shape=(n_ok, n_features)]
+    kept: list[int]  # index into the dataset's clips of every row of X
+    failures: list[FileResult]
 
 
-def read_manifest(manifest: str | Path) -> list[LabeledClip]:
-    """Read a CSV manifest with columns ``path,label`` and optional ``group``.
+def featurize(
+    clips: Sequence[LabeledClip],
+    *,
+    config: FeatureConfig,
+    jobs: int,
+    cache_dir: str | None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    on_done: Callable[[bool], None] | None = None,
+) -> Features:
+    """Feature vectors of labeled clips, through the same pool and cache as a scan.
 
-    Paths are relative to the CSV's folder. Other columns are kept in ``meta``.
+    ``on_done(cached)`` is called once per clip, for progress.
     """
-    manifest = Path(manifest)
-    base = manifest.parent
-    clips = []
-    with manifest.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise UsageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
-        for row in reader:
-            path = str(base / row["path"])
-            clips.append(
-                LabeledClip(path=path, label=row["label"], group=row.get("group") or path, meta=row)
-            )
-    return clips
+    settings = Settings(model=None, features=config, timeout=timeout)
+    key = config.cache_key()
+    cache = ResultCache(cache_dir)
+    vectors: dict[int, np.ndarray] = {}
+    failures: list[FileResult] = []
+    tasks: list[Task] = []
+    try:
+        for index, clip in enumerate(clips):
+            st, failed = precheck(clip.path)
+            if failed is None and st is not None:
+                try:
+                    digest = cache.content_hash(clip.path, st)
+                except OSError as exc:
+                    failed = read_error(clip.path, exc)
+            if failed is not None:
+                failures.append(failed)
+                _tick(on_done, True)
+                continue
+            assert st is not None
+            entry = cache.get_analysis(digest, key)
+            if entry is not None and "features" in entry:
+                vectors[index] = np.frombuffer(entry["features"], dtype=np.float32)
+                _tick(on_done, True)
+                continue
+            tasks.append(Task(index, clip.path, digest, size=st.st_size, mtime_ns=st.st_mtime_ns))
+        for output in run_tasks(tasks, settings, jobs=jobs):
+            store(cache, output, key, None)
+            if output.features is not None:
+                vectors[output.index] = np.frombuffer(output.features, dtype=np.float32)
+            else:
+                failures.append(output.result)
+            _tick(on_done, False)
+    finally:
+        cache.close()
+    kept = sorted(vectors)
+    X = np.stack([vectors[i] for i in kept]) if kept else np.zeros((0, config.n_features))
+    return Features(X=X.astype(np.float64), kept=kept, failures=failures)
+
+
+def _tick(callback: Callable[[bool], None] | None, cached: bool) -> None:
+    if callback is not None:
+        callback(cached)
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -114,3 +156,219 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
         lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def folds_for(
+    labels: np.ndarray, groups: np.ndarray, given: list[str | None], *, n_splits: int, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The official folds when every clip has one, else stratified grouped K folds."""
+    if all(f is not None for f in given):
+        names = sorted({str(f) for f in given})
+        column = np.array([str(f) for f in given])
+        return [(np.flatnonzero(column != name), np.flatnonzero(column == name)) for name in names]
+    n_groups = len(set(groups.tolist()))
+    return grouped_folds(labels, groups, n_splits=min(n_splits, n_groups), seed=seed)
+
+
+def _fit_fold(
+    X: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    members: tuple[str, ...],
+    seed: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    from analyzer.ensemble import build_ensemble
+
+    model = build_ensemble(members, random_state=seed).fit(X[train], y[train])
+    per_member = model.member_probabilities(X[test])
+    # Align to every class: a fold may lack a class in training.
+    return test, {
+        name: _align(p, list(model.classes_), sorted(set(y.tolist())))
+        for name, p in per_member.items()
+    }
+
+
+def _align(proba: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
+    out = np.zeros((proba.shape[0], len(want)))
+    for k, cls in enumerate(have):
+        out[:, want.index(cls)] = proba[:, k]
+    return out
+
+
+def cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    members: tuple[str, ...],
+    jobs: int,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Out-of-fold probabilities of every member and of the ensemble (their mean)."""
+    from joblib import Parallel, delayed
+
+    classes = sorted(set(y.tolist()))
+    results = Parallel(n_jobs=min(jobs, len(folds)))(
+        delayed(_fit_fold)(X, y, train, test, members, seed) for train, test in folds
+    )
+    oof = {name: np.zeros((len(y), len(classes))) for name in members}
+    for test, per_member in results:
+        for name, proba in per_member.items():
+            oof[name][test] = proba
+    oof["ensemble"] = np.mean([oof[name] for name in members], axis=0)
+    return oof
+
+
+def choose_threshold(
+    proba: np.ndarray, y: np.ndarray, classes: list[str], *, max_rejected: float = 0.03
+) -> float:
+    """The highest confidence threshold that sends at most ``max_rejected`` of the
+    clips to ``unknown`` and more wrong than right answers among them."""
+    confidence = proba.max(axis=1)
+    correct = np.array(classes)[proba.argmax(axis=1)] == y
+    best = 0.0
+    for threshold in np.arange(0.30, 0.71, 0.05):
+        rejected = confidence < threshold
+        if rejected.mean() > max_rejected:
+            break
+        if rejected.any() and correct[rejected].mean() < 0.5:
+            best = float(round(threshold, 2))
+    return best
+
+
+def worst_mistakes(
+    paths: list[str], y: np.ndarray, proba: np.ndarray, classes: list[str], *, limit: int = 10
+) -> list[dict[str, Any]]:
+    """The confidently wrong predictions, most confident first."""
+    predicted = np.array(classes)[proba.argmax(axis=1)]
+    wrong = np.flatnonzero(predicted != y)
+    order = wrong[np.argsort(-proba.max(axis=1)[wrong])][:limit]
+    return [
+        {
+            "path": paths[i],
+            "truth": str(y[i]),
+            "predicted": str(predicted[i]),
+            "confidence": round(float(proba[i].max()), 4),
+        }
+        for i in order
+    ]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A fitted ensemble, its model card, and the cross-validation report."""
+
+    ensemble: Any
+    card: dict[str, Any]
+    report: dict[str, Any]
+
+
+def train(
+    dataset: Dataset,
+    *,
+    members: tuple[str, ...],
+    cv: int = 5,
+    jobs: int,
+    cache_dir: str | None,
+    name: str = "harken-model",
+    seed: int = 0,
+    on_done: Callable[[bool], None] | None = None,
+) -> Trained:
+    """Featurize, cross-validate (grouped, or the given folds), then fit on everything.
+
+    The report has, per member and for the ensemble, accuracy, balanced
+    accuracy, macro-F1, per-class precision and recall and the confusion
+    matrix; the card also records the chosen ``unknown_threshold``.
+    """
+    from importlib.metadata import version
+
+    from analyzer.ensemble import build_ensemble
+
+    config = FeatureConfig()
+    feats = featurize(dataset.clips, config=config, jobs=jobs, cache_dir=cache_dir, on_done=on_done)
+    if len(feats.kept) < 2:
+        raise UsageError("fewer than two clips could be analyzed; nothing to train on")
+    clips = [dataset.clips[i] for i in feats.kept]
+    y = np.array([c.label for c in clips])
+    classes = sorted(set(y.tolist()))
+    groups = np.array([c.group for c in clips])
+    folds = folds_for(y, groups, [c.fold for c in clips], n_splits=cv, seed=seed)
+    oof = cross_validate(feats.X, y, folds, members=members, jobs=jobs, seed=seed)
+    scores = {
+        name: metrics(y, np.array(classes)[p.argmax(axis=1)], classes) for name, p in oof.items()
+    }
+    threshold = choose_threshold(oof["ensemble"], y, classes)
+    ensemble = build_ensemble(members, random_state=seed).fit(feats.X, y)
+    report = {
+        "clips": len(dataset.clips),
+        "analyzed": len(clips),
+        "failed": [
+            {"path": r.path, "kind": r.error.kind if r.error else r.status} for r in feats.failures
+        ],
+        "folds": len(folds),
+        "fold_source": "given" if dataset.folded else "grouped" if dataset.grouped else "files",
+        "groups": len(set(groups.tolist())),
+        "scores": scores,
+        "unknown_threshold": threshold,
+        "worst_mistakes": worst_mistakes([c.path for c in clips], y, oof["ensemble"], classes),
+    }
+    card = {
+        "name": name,
+        "classes": classes,
+        "members": list(members),
+        "feature_config": config.to_dict(),
+        "versions": {p: version(p) for p in ("scikit-learn", "numpy", "scipy", "skops")},
+        "training": {
+            "clips_per_class": {c: int(np.sum(y == c)) for c in classes},
+            "groups": report["groups"],
+        },
+        "cross_validation": {
+            "folds": len(folds),
+            "fold_source": report["fold_source"],
+            "ensemble": {
+                k: scores["ensemble"][k] for k in ("accuracy", "balanced_accuracy", "macro_f1")
+            },
+            "members": {m: scores[m]["balanced_accuracy"] for m in members},
+        },
+        "unknown_threshold": threshold,
+    }
+    return Trained(ensemble=ensemble, card=card, report=report)
+
+
+def evaluate(
+    dataset: Dataset,
+    model: ModelRef,
+    *,
+    jobs: int,
+    cache_dir: str | None,
+    trust_model: bool = False,
+    on_done: Callable[[bool], None] | None = None,
+) -> dict[str, Any]:
+    """Scores of ``model`` on labeled clips: the metrics and the worst mistakes."""
+    from analyzer.analysis import ensemble_for
+
+    ensemble = ensemble_for(model, trust=trust_model)
+    feats = featurize(
+        dataset.clips,
+        config=model.card.feature_config,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        on_done=on_done,
+    )
+    clips = [dataset.clips[i] for i in feats.kept]
+    y = np.array([c.label for c in clips])
+    classes = sorted(set(model.card.classes) | set(y.tolist()))
+    proba = _align(ensemble.predict_proba(feats.X), [str(c) for c in ensemble.classes_], classes)
+    unknown = sorted(set(y.tolist()) - set(model.card.classes))
+    return {
+        "model": model.model_id,
+        "clips": len(dataset.clips),
+        "analyzed": len(clips),
+        "failed": [
+            {"path": r.path, "kind": r.error.kind if r.error else r.status} for r in feats.failures
+        ],
+        "labels_the_model_does_not_know": unknown,
+        "scores": {"ensemble": metrics(y, np.array(classes)[proba.argmax(axis=1)], classes)},
+        "worst_mistakes": worst_mistakes([c.path for c in clips], y, proba, classes),
+    }

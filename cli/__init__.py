@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.scan import scan_command
+from cli.train import evaluate_command, model_group, train_command
 
 EXIT_CODES = """\b
 Exit codes:
@@ -32,3 +33,6 @@ def main() -> None:
 
 
 main.add_command(scan_command)
+main.add_command(train_command)
+main.add_command(evaluate_command)
+main.add_command(model_group)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -70,3 +72,97 @@ def make_console(*, stderr: bool) -> Console:
     """A console for results (stdout) or for log lines (stderr, never wrapped)."""
     # No markup on stderr: file names like "[bold]x.wav" are printed as they are.
     return Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)
+
+
+def _scores_table(scores: dict[str, Any]) -> Table:
+    table = Table(
+        title="cross-validated scores" if len(scores) > 1 else "scores",
+        show_edge=False,
+        header_style="bold",
+    )
+    for column in ("", "accuracy", "balanced acc.", "macro-F1"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, m in scores.items():
+        table.add_row(
+            name, f"{m['accuracy']:.3f}", f"{m['balanced_accuracy']:.3f}", f"{m['macro_f1']:.3f}"
+        )
+    return table
+
+
+def _classes_table(m: dict[str, Any]) -> Table:
+    classes = m["classes"]
+    table = Table(
+        title="ensemble per class; confusion (rows: truth)", show_edge=False, header_style="bold"
+    )
+    table.add_column("class")
+    for column in ("precision", "recall", "n", *classes):
+        table.add_column(column, justify="right")
+    for cls, row in zip(classes, m["confusion"], strict=True):
+        pc = m["per_class"][cls]
+        table.add_row(
+            cls,
+            f"{pc['precision']:.3f}",
+            f"{pc['recall']:.3f}",
+            str(pc["support"]),
+            *(str(v) for v in row),
+        )
+    return table
+
+
+def training_report(console: Console, report: dict[str, Any]) -> None:
+    """Scores, per-class table with the confusion matrix, worst mistakes."""
+    console.print(_scores_table(report["scores"]))
+    console.print(_classes_table(report["scores"]["ensemble"]))
+    if report.get("worst_mistakes"):
+        table = Table(title="worst mistakes", show_edge=False, header_style="bold")
+        for column in ("file", "truth", "predicted", "confidence"):
+            table.add_column(column, overflow="fold")
+        for w in report["worst_mistakes"]:
+            table.add_row(
+                Text(printable(w["path"])), w["truth"], w["predicted"], f"{w['confidence']:.2f}"
+            )
+        console.print(table)
+    notes = [f"{report['analyzed']} of {report['clips']} clips analyzed"]
+    if "folds" in report:
+        notes.append(
+            f"{report['folds']} folds ({report['fold_source']}), {report['groups']} groups"
+        )
+    if "unknown_threshold" in report:
+        notes.append(f"unknown below confidence {report['unknown_threshold']}")
+    console.print("; ".join(notes), markup=False)
+    for failure in report.get("failed", [])[:20]:
+        console.print(
+            f"  could not analyze {printable(failure['path'])}: {failure['kind']}", markup=False
+        )
+
+
+def model_card(console: Console, card: dict[str, Any]) -> None:
+    """The model card as a two-column table."""
+    table = Table(show_header=False, show_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    cv = card.get("cross_validation", {})
+    ensemble_cv = cv.get("ensemble") or cv.get("original") or {}
+    rows = [
+        ("model", card["id"]),
+        ("file", card["path"]),
+        ("fingerprint", card["fingerprint"]),
+        ("classes", ", ".join(card["classes"])),
+        ("members", ", ".join(card["members"])),
+        ("features", ", ".join(f"{k}={v}" for k, v in card["feature_config"].items())),
+        ("versions", ", ".join(f"{k} {v}" for k, v in card.get("versions", {}).items())),
+        ("created", card.get("created", "")),
+        ("training data", json.dumps(card.get("training", {}), sort_keys=True)),
+        (
+            "cross-validation",
+            ", ".join(
+                f"{k} {v}"
+                for k, v in ensemble_cv.items()
+                if k in ("accuracy", "balanced_accuracy", "macro_f1")
+            ),
+        ),
+        ("unknown below", str(card.get("unknown_threshold", 0.0))),
+    ]
+    for key, value in rows:
+        table.add_row(key, Text(str(value)))
+    console.print(table)

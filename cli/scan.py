@@ -179,6 +179,12 @@ def sigterm_as_exception() -> Iterator[None]:
     help="Refuse longer files.",
 )
 @click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    metavar="P",
+    help="Label results below this confidence 'unknown' [default: the model card's].",
+)
+@click.option(
     "--allow-errors", is_flag=True, help="Exit 0 even if some files could not be analyzed."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
@@ -200,6 +206,7 @@ def scan_command(
     timeout: float,
     max_memory: int | None,
     max_duration: float,
+    min_confidence: float | None,
     allow_errors: bool,
     quiet: bool,
     verbose: bool,
@@ -240,6 +247,7 @@ def scan_command(
         model=model,
         trust_model=trust_model,
         max_duration=max_duration,
+        min_confidence=min_confidence,
     )
     order = {path: i for i, path in enumerate(files)}
     results: list[FileResult] = []

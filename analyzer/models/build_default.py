@@ -27,11 +27,12 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from analyzer.augment import augment, band_limit
+from analyzer.dataset import LabeledClip, read_manifest
 from analyzer.decode import decode_signal
 from analyzer.ensemble import DEFAULT_MEMBERS, build_ensemble
 from analyzer.features import FeatureConfig, extract
 from analyzer.modelfile import save_model
-from analyzer.training import LabeledClip, format_metrics, grouped_folds, metrics, read_manifest
+from analyzer.training import choose_threshold, format_metrics, grouped_folds, metrics
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -284,8 +285,9 @@ def main() -> None:
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": {p: version(p) for p in ("scikit-learn", "librosa", "numpy", "skops")},
         "training": {
-            "data": "harken speech/music/noise/silence corpus (Debian main packages; "
-            "see examples/audio/LICENSES.md for attribution)",
+            "data": "harken speech/music/noise/silence corpus: clips of freely licensed"
+            " recordings from Debian main packages; sources, licences and required"
+            " attribution in analyzer/models/TRAINING-DATA.md",
             "clips_per_class": counts,
             "groups": len(set(groups[keep])),
             "augmentation": "one copy per clip: 50% band-limited (8/11.025 kHz), "
@@ -298,6 +300,7 @@ def main() -> None:
             "narrowband": summary["narrowband"]["ensemble_detail"],
             "members": {k: v for k, v in summary["original"].items() if k != "ensemble_detail"},
         },
+        "unknown_threshold": choose_threshold(oof["original"]["ensemble"], labels, CLASSES),
     }
     ref = save_model(ensemble, HERE / "default.skops", card)
     (HERE / "default-cv.md").write_text(text, encoding="utf-8")

@@ -1,0 +1,242 @@
+"""``harken train``, ``harken evaluate`` and ``harken model show``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from cli.scan import HarkenUsageError
+
+DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
+
+
+def _dataset(data: str | None, manifest: str | None, group_pattern: str | None) -> Any:
+    from analyzer.dataset import load_dataset
+    from analyzer.errors import HarkenError
+
+    try:
+        return load_dataset(data, manifest=manifest, group_pattern=group_pattern)
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
+
+
+def _progress(total: int, quiet: bool) -> tuple[Any, Callable[[bool], None]]:
+    from cli.progress import ScanProgress
+    from cli.render import make_console
+
+    progress = ScanProgress(make_console(stderr=True), total, enabled=not quiet)
+    return progress, lambda cached: progress.advance(cached=cached, failed=False)
+
+
+def _cache_dir(cache_dir: str | None, no_cache: bool) -> str | None:
+    from analyzer.cache import default_cache_dir
+
+    return None if no_cache else (cache_dir or default_cache_dir())
+
+
+data_options = [
+    click.argument("data", required=False, type=click.Path(exists=True, file_okay=False)),
+    click.option(
+        "--manifest",
+        type=click.Path(exists=True, dir_okay=False),
+        help="A CSV with columns path,label[,group][,fold] instead of DATA.",
+    ),
+    click.option(
+        "--group-pattern",
+        metavar="REGEX",
+        help="Group clips by this match in their file names (first group).",
+    ),
+    click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes."),
+    click.option(
+        "--cache-dir",
+        envvar="HARKEN_CACHE_DIR",
+        type=click.Path(file_okay=False),
+        help="Cache folder [env HARKEN_CACHE_DIR].",
+    ),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+    click.option(
+        "-f",
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No progress."),
+]
+
+
+def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(data_options):
+        fn = option(fn)
+    return fn
+
+
+@click.command("train")
+@with_data_options
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the model (.skops).",
+)
+@click.option(
+    "--members",
+    default=DEFAULT_MEMBERS,
+    show_default=True,
+    help="Ensemble members, comma-separated: logreg, svm, extra_trees, gboost.",
+)
+@click.option(
+    "--cv",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Cross-validation folds (ignored when the manifest has a fold column).",
+)
+@click.option("--name", default="harken-model", show_default=True, help="Model name.")
+def train_command(
+    data: str | None,
+    manifest: str | None,
+    group_pattern: str | None,
+    jobs: int | None,
+    cache_dir: str | None,
+    no_cache: bool,
+    fmt: str,
+    quiet: bool,
+    output: str,
+    members: str,
+    cv: int,
+    name: str,
+) -> None:
+    """Train an ensemble on labeled audio: DATA has a folder per class.
+
+    Cross-validates first (clips of one group never on both sides of a fold),
+    reports per member and for the ensemble, then fits on everything.
+    """
+    from analyzer.ensemble import MEMBER_NAMES
+    from analyzer.modelfile import save_model
+    from analyzer.pool import default_jobs
+    from analyzer.training import train
+    from cli.render import make_console, training_report
+
+    chosen = tuple(m.strip() for m in members.split(",") if m.strip())
+    unknown = sorted(set(chosen) - set(MEMBER_NAMES))
+    if unknown or not chosen:
+        raise click.BadParameter(
+            f"unknown member(s) {', '.join(unknown) or '(none)'};"
+            f" choose from {', '.join(MEMBER_NAMES)}",
+            param_hint="--members",
+        )
+    dataset = _dataset(data, manifest, group_pattern)
+    err = make_console(stderr=True)
+    if not dataset.grouped and not dataset.folded:
+        err.print(
+            "WARNING: no groups given (manifest 'group' column or --group-pattern): clips"
+            " cut from one recording may land on both sides of a fold, and the scores"
+            " below may be too optimistic."
+        )
+    progress, tick = _progress(len(dataset.clips), quiet)
+    with progress:
+        trained = train(
+            dataset,
+            members=chosen,
+            cv=cv,
+            jobs=jobs or default_jobs(),
+            cache_dir=_cache_dir(cache_dir, no_cache),
+            name=name,
+            on_done=tick,
+        )
+    ref = save_model(trained.ensemble, output, trained.card)
+    report = {**trained.report, "model": ref.model_id, "output": output}
+    if fmt == "json":
+        json.dump(report, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        training_report(make_console(stderr=False), report)
+        err.print(f"model written to {output} ({ref.model_id})")
+
+
+@click.command("evaluate")
+@with_data_options
+@click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A .skops model [default: the shipped model].",
+)
+@click.option("--trust-model", is_flag=True, help="Load a model with untrusted types.")
+def evaluate_command(
+    data: str | None,
+    manifest: str | None,
+    group_pattern: str | None,
+    jobs: int | None,
+    cache_dir: str | None,
+    no_cache: bool,
+    fmt: str,
+    quiet: bool,
+    model: str | None,
+    trust_model: bool,
+) -> None:
+    """Score a model on labeled audio: metrics and the worst mistakes."""
+    from analyzer.errors import HarkenError
+    from analyzer.modelfile import resolve_model
+    from analyzer.pool import default_jobs
+    from analyzer.training import evaluate
+    from cli.render import make_console, training_report
+
+    dataset = _dataset(data, manifest, group_pattern)
+    progress, tick = _progress(len(dataset.clips), quiet)
+    try:
+        with progress:
+            report = evaluate(
+                dataset,
+                resolve_model(model),
+                jobs=jobs or default_jobs(),
+                cache_dir=_cache_dir(cache_dir, no_cache),
+                trust_model=trust_model,
+                on_done=tick,
+            )
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
+    if fmt == "json":
+        json.dump(report, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        training_report(make_console(stderr=False), report)
+
+
+@click.group("model")
+def model_group() -> None:
+    """Inspect model files."""
+
+
+@model_group.command("show")
+@click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def model_show(model: str | None, fmt: str) -> None:
+    """Show a model's card (the shipped model when MODEL is omitted)."""
+    from analyzer.errors import HarkenError
+    from analyzer.modelfile import resolve_model
+    from cli.render import make_console, model_card
+
+    try:
+        ref = resolve_model(model)
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
+    card = {**ref.card.data, "fingerprint": ref.fingerprint, "id": ref.model_id, "path": ref.path}
+    if fmt == "json":
+        json.dump(card, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        model_card(make_console(stderr=False), card)

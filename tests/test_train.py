@@ -1,0 +1,162 @@
+"""``harken train``, ``evaluate`` and ``model show`` on small real data sets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from cli.scan import EXIT_USAGE
+
+from signals import chord, noise, tone, write
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three classes of six clips each, two clips per 'recording' (group)."""
+    root = tmp_path_factory.mktemp("labeled")
+    for i in range(6):
+        write(root / "tones" / f"rec{i // 2}_tone{i}.wav", tone(1.0, freq=220.0 * (i + 1)))
+        write(root / "notes" / f"rec{i // 2}_notes{i}.wav", chord(1.5, seed=i))
+        write(root / "hiss" / f"rec{i // 2}_hiss{i}.wav", noise(1.0, seed=i, level=0.05 * (i + 1)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(labeled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "m.skops"
+    code, _, err = invoke(
+        "train",
+        str(labeled),
+        "-o",
+        str(path),
+        "--cv",
+        "3",
+        "-j",
+        "1",
+        "--group-pattern",
+        r"^(rec\d)_",
+        "--name",
+        "toy",
+        "-q",
+    )
+    assert code == 0, err
+    return path
+
+
+def test_train_reports_and_writes_a_model(model: Path) -> None:
+    assert model.exists()
+    code, out, _ = invoke("model", "show", str(model), "-f", "json")
+    assert code == 0
+    card = json.loads(out)
+    assert card["classes"] == ["hiss", "notes", "tones"]
+    assert card["members"] == ["logreg", "svm", "extra_trees", "gboost"]
+    assert card["training"]["clips_per_class"] == {"hiss": 6, "notes": 6, "tones": 6}
+    assert card["training"]["groups"] == 3  # rec0..rec2, across class folders
+    assert card["id"].startswith("toy@")
+    assert 0.0 <= card["unknown_threshold"] <= 0.7
+
+
+def test_train_json_report_has_every_score(labeled: Path, tmp_path: Path) -> None:
+    code, out, err = invoke(
+        "train",
+        str(labeled),
+        "-o",
+        str(tmp_path / "m.skops"),
+        "--cv",
+        "3",
+        "-j",
+        "2",
+        "--members",
+        "logreg,extra_trees",
+        "-f",
+        "json",
+        "-q",
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report["scores"]) == {"logreg", "extra_trees", "ensemble"}
+    ensemble = report["scores"]["ensemble"]
+    assert ensemble["classes"] == ["hiss", "notes", "tones"]
+    assert len(ensemble["confusion"]) == 3 and sum(map(sum, ensemble["confusion"])) == 18
+    assert ensemble["balanced_accuracy"] >= 0.8
+    assert report["fold_source"] == "files"
+    assert "WARNING: no groups given" in err
+
+
+def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "data.csv"
+    rows = sorted(labeled.rglob("*.wav"))
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "fold"])
+        for i, path in enumerate(rows):
+            writer.writerow([path, path.parent.name, 1 + i % 3])
+    code, out, err = invoke(
+        "train",
+        "--manifest",
+        str(manifest),
+        "-o",
+        str(tmp_path / "m.skops"),
+        "-j",
+        "1",
+        "-f",
+        "json",
+        "--members",
+        "logreg",
+        "-q",
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["fold_source"] == "given" and report["folds"] == 3
+    assert "WARNING" not in err
+
+
+def test_evaluate_and_scan_with_the_trained_model(model: Path, labeled: Path) -> None:
+    code, out, _ = invoke("evaluate", str(labeled), "--model", str(model), "-f", "json", "-q")
+    assert code == 0
+    report = json.loads(out)
+    assert report["scores"]["ensemble"]["accuracy"] >= 0.9  # its own training data
+    assert report["analyzed"] == 18
+    code, out, _ = invoke("evaluate", str(labeled), "--model", str(model), "-q")
+    assert code == 0 and "balanced acc." in out
+    code, out, _ = invoke("scan", str(labeled), "--model", str(model), "-f", "jsonl", "-j", "1")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["label"] for r in rows} <= {"hiss", "notes", "tones", "unknown"}
+    assert all(r["model"].startswith("toy@") for r in rows)
+
+
+def test_min_confidence_labels_unknown(labeled: Path) -> None:
+    code, out, _ = invoke(
+        "scan", str(labeled / "tones"), "-f", "jsonl", "-j", "1", "--min-confidence", "1.0"
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["label"] for r in rows} == {"unknown"}
+    assert all(r["agreement"] == 0 and r["probabilities"] for r in rows)
+
+
+def test_default_model_card() -> None:
+    code, out, _ = invoke("model", "show")
+    assert code == 0 and "harken-default@" in out and "speech" in out
+
+
+def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "m.skops")
+    assert invoke("train", str(labeled), "-o", out, "--members", "knn")[0] == EXIT_USAGE
+    assert invoke("train", "-o", out)[0] == EXIT_USAGE
+    assert invoke("train", str(labeled / "tones"), "-o", out)[0] == EXIT_USAGE  # no classes
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,class\na.wav,x\n")
+    code, _, err = invoke("train", "--manifest", str(bad), "-o", out)
+    assert code == EXIT_USAGE and "missing column" in err
+    assert invoke("train", str(labeled), "-o", out, "--group-pattern", "(")[0] == EXIT_USAGE
