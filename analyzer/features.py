@@ -8,6 +8,7 @@ frames), summarised by mean, standard deviation and percentiles.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import cache
 
 import numpy as np
@@ -74,13 +75,6 @@ def frame_descriptors(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.vstack([r.astype(np.float32, copy=False) for r in rows])
 
 
-def with_deltas(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Insert the MFCC deltas after the MFCC rows (they need every frame at once)."""
-    mfcc = rows[: config.n_mfcc]
-    deltas = spectral.delta(mfcc).astype(np.float32)
-    return np.vstack([mfcc, deltas, rows[config.n_mfcc :]])
-
-
 class FeatureStream:
     """Frame descriptors of a signal that arrives in blocks, in bounded memory.
 
@@ -119,31 +113,58 @@ class FeatureStream:
             self._chunks.append(frame_descriptors(frames, self.config))
         self._pending = self._pending[n_frames * hop :]
 
-    def descriptors(self) -> np.ndarray:
-        """Every frame's descriptors, ``[shape=(len(config.descriptor_names()), frames)]``.
-
-        Call once, after the last block. A signal shorter than one frame is
-        padded to one, so there is always at least one frame.
-        """
+    def _finish(self) -> None:
+        """Compute the last frames (once): the end padding, and a signal shorter
+        than one frame padded to one, so there is always at least one frame."""
         n_fft, hop = self.config.n_fft, self.config.hop_length
         if self.samples < n_fft:
             self.push(np.zeros(n_fft - self.samples, dtype=np.float32))
         total = 1 + self.samples // hop
         done = sum(chunk.shape[1] for chunk in self._chunks)
-        self._pending = np.concatenate([self._pending, np.zeros(n_fft // 2, dtype=np.float32)])
-        self._compute(total - done)
-        return with_deltas(np.hstack(self._chunks), self.config)
+        if done < total:
+            self._pending = np.concatenate([self._pending, np.zeros(n_fft // 2, np.float32)])
+            self._compute(total - done)
+
+    def rows(self) -> Iterator[np.ndarray]:
+        """Each descriptor row over every frame, in ``descriptor_names()`` order.
+
+        Rows are joined from the chunks one at a time (and the MFCC deltas
+        computed one row at a time), so a long file never holds a second
+        copy of all its descriptors. Call after the last block.
+        """
+        self._finish()
+        n_mfcc = self.config.n_mfcc
+
+        def row(r: int) -> np.ndarray:
+            return np.concatenate([chunk[r] for chunk in self._chunks])
+
+        for r in range(n_mfcc):
+            yield row(r)
+        for r in range(n_mfcc):
+            yield spectral.delta(row(r)[np.newaxis, :])[0].astype(np.float32)
+        for r in range(n_mfcc, self._chunks[0].shape[0]):
+            yield row(r)
+
+    def descriptors(self) -> np.ndarray:
+        """Every frame's descriptors, ``[shape=(len(config.descriptor_names()), frames)]``."""
+        return np.vstack(list(self.rows()))
 
     def vector(self) -> np.ndarray:
         """The feature vector, ``[shape=(config.n_features,)]``."""
-        return summarise(self.descriptors(), self.config)
+        return summarise(self.rows(), self.config)
 
 
-def summarise(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Mean, std and percentiles of every descriptor row -> one vector."""
-    stats = [frames.mean(axis=1), frames.std(axis=1)]
-    stats.extend(np.percentile(frames, config.percentiles, axis=1))
-    vector = np.concatenate(stats).astype(np.float32)
+def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
+    """Mean, std and percentiles of every descriptor row -> one vector.
+
+    ``rows`` is a ``[shape=(n_rows, frames)]`` array or any iterable of rows;
+    the vector holds every row's mean, then every row's std, then each
+    percentile of every row.
+    """
+    table = np.array(
+        [[row.mean(), row.std(), *np.percentile(row, config.percentiles)] for row in rows]
+    )
+    vector = table.T.reshape(-1).astype(np.float32)
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 

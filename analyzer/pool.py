@@ -171,30 +171,22 @@ def _isolated(task: Task, settings: Settings) -> TaskOutput:
 
 
 def _timeout(task: Task, settings: Settings) -> TaskOutput:
-    message = f"{task.path}: gave up after {settings.timeout:g} s (--timeout); worker replaced"
-    return TaskOutput(
-        task.index,
-        error_result(
-            task.path,
-            "timeout",
-            message,
-            status="timeout",
-            model=settings.model_id,
-            content_hash=task.content_hash,
-        ),
-    )
+    reason = f"gave up after {settings.timeout:g} s (--timeout); worker replaced"
+    return _given_up(task, settings, "timeout", reason)
 
 
 def _crashed(task: Task, settings: Settings, reason: str) -> TaskOutput:
-    message = f"{task.path}: analyzing this file crashed the worker: {reason}"
-    return TaskOutput(
-        task.index,
-        error_result(
-            task.path,
-            "crashed",
-            message,
-            status="crashed",
-            model=settings.model_id,
-            content_hash=task.content_hash,
-        ),
+    return _given_up(task, settings, "crashed", f"analyzing this file crashed the worker: {reason}")
+
+
+def _given_up(task: Task, settings: Settings, status: str, reason: str) -> TaskOutput:
+    """The row of a file the pool gave up on; its error kind is its status."""
+    result = error_result(
+        task.path,
+        status,
+        f"{task.path}: {reason}",
+        status=status,
+        model=settings.model_id,
+        content_hash=task.content_hash,
     )
+    return TaskOutput(task.index, result)

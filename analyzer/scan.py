@@ -114,8 +114,8 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
     Raises
     ------
     ModelError
-        The model cannot be used; raised before any file is analyzed (and
-        only when some file needs the model).
+        The model cannot be used; raised before any file is analyzed (with
+        a pool, by the first batch), and only when some file needs the model.
     """
     from analyzer.analysis import ensemble_for
     from analyzer.pool import default_jobs, run_tasks
