@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 
 from analyzer.scan import ScanConfig, scan
 from cli import main
-from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE
 
 from signals import noise, tone, write
 
@@ -241,3 +242,39 @@ def test_corrupt_cache_warns_and_the_run_goes_on(folder: Path, isolated_cache: P
     code, rows, err = run(str(folder), "-j", "1")
     assert code == 0 and len(rows) == 24
     assert "warning:" in err and "cache" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real full disk (needs root, else the test is skipped)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_keeps_the_previous_output(folder: Path, tiny_disk: Path) -> None:
+    previous = tiny_disk / "out.json"
+    previous.write_text('[{"path": "earlier.wav"}]\n')
+    filler = tiny_disk / "filler"
+    with filler.open("wb", buffering=0) as handle:  # fill what is left
+        try:
+            while True:
+                handle.write(b"\0" * 1024)
+        except OSError:
+            pass
+    result = CliRunner().invoke(main, ["scan", str(folder), "-j", "1", "-o", str(previous)])
+    assert result.exit_code == EXIT_OUTPUT
+    assert "cannot write" in result.stderr and "previous file is unchanged" in result.stderr
+    assert previous.read_text() == '[{"path": "earlier.wav"}]\n'
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "out.json"]  # no temp left
