@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -126,6 +127,74 @@ def atomic_output(path: str) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def junit_xml(
+    results: Iterable[FileResult], failed_rules: dict[str, list[str]], *, seconds: float
+) -> bytes:
+    """JUnit XML: a testcase per file (classname: its folder, name: its file name);
+    a rule violation is a ``failure``, a file that could not be analyzed an ``error``."""
+    import xml.etree.ElementTree as ET
+
+    results = list(results)
+    suite = ET.Element(
+        "testsuite",
+        name="harken scan",
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        time=f"{seconds:.3f}",
+        skipped="0",
+    )
+    failures = errors = 0
+    for result in results:
+        path = printable(result.path)
+        folder = os.path.dirname(path).strip("/") or "."
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=folder.replace("/", "."),
+            name=os.path.basename(path),
+            file=path,
+            time=f"{result.seconds:.3f}",
+        )
+        if result.error is not None:
+            errors += 1
+            element = ET.SubElement(
+                case,
+                "error",
+                type=result.error.kind,
+                message=f"{result.status}: {result.error.kind}",
+            )
+            element.text = printable(result.error.message)
+        elif failed_rules.get(result.path):
+            failures += 1
+            rules = failed_rules[result.path]
+            element = ET.SubElement(
+                case, "failure", type="rule", message="failed: " + "; ".join(rules)
+            )
+            element.text = dumps(result)
+    suite.set("tests", str(len(results)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    root = ET.Element(
+        "testsuites",
+        name="harken",
+        tests=str(len(results)),
+        failures=str(failures),
+        errors=str(errors),
+        time=f"{seconds:.3f}",
+    )
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_junit(
+    results: Iterable[FileResult], failed_rules: dict[str, list[str]], path: str, *, seconds: float
+) -> None:
+    """Write the JUnit report to ``path`` atomically."""
+    data = junit_xml(results, failed_rules, seconds=seconds).decode("utf-8")
+    with atomic_output(path) as handle:
+        handle.write(data)
 
 
 def write_file(results: Iterable[FileResult], fmt: str, path: str) -> None:

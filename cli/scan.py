@@ -185,6 +185,19 @@ def sigterm_as_exception() -> Iterator[None]:
     help="Label results below this confidence 'unknown' [default: the model card's].",
 )
 @click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="EXPR",
+    help="Exit 1 when a file matches EXPR, e.g. 'label in {noise, silence}' or"
+    " 'confidence < 0.6' (repeatable; see README, Rules).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Also write a JUnit XML report: a testcase per file.",
+)
+@click.option(
     "--allow-errors", is_flag=True, help="Exit 0 even if some files could not be analyzed."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
@@ -207,6 +220,8 @@ def scan_command(
     max_memory: int | None,
     max_duration: float,
     min_confidence: float | None,
+    fail_on: tuple[str, ...],
+    junit: str | None,
     allow_errors: bool,
     quiet: bool,
     verbose: bool,
@@ -220,6 +235,7 @@ def scan_command(
     """
     from analyzer.discover import discover
     from analyzer.errors import HarkenError
+    from analyzer.policy import RuleError, parse_rule
     from analyzer.scan import ScanConfig, scan
     from cli.progress import ScanProgress
     from cli.render import make_console, summary_line
@@ -227,8 +243,13 @@ def scan_command(
     if not paths and files_from is None:
         raise click.UsageError("give at least one file or folder, or --files-from")
     fmt = output_format(fmt, output)
-    if output:
-        check_output_folder(output)
+    for target in (output, junit):
+        if target:
+            check_output_folder(target)
+    try:
+        rules = [parse_rule(text) for text in fail_on]
+    except RuleError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     err = make_console(stderr=True)
     files = discover(paths, include=include, exclude=exclude, files_from=files_from)
     if not files:
@@ -269,9 +290,14 @@ def scan_command(
     except Terminated:
         stopped = EXIT_TERMINATED
     results.sort(key=lambda r: order.get(r.path, len(order)))
+    seconds = time.monotonic() - start
+    failed_rules = _check_rules(rules, results)
     _emit(results, fmt, output)
+    if junit:
+        _write_junit(results, failed_rules, junit, seconds)
     if not quiet:
-        err.print(summary_line(results, cached=progress.cached, seconds=time.monotonic() - start))
+        err.print(summary_line(results, cached=progress.cached, seconds=seconds))
+        _report_violations(err, failed_rules)
     if stopped is not None:
         err.print(
             f"interrupted: {len(results)} of {len(files)} files done; "
@@ -280,6 +306,46 @@ def scan_command(
         sys.exit(stopped)
     if not allow_errors and any(r.status != "ok" for r in results):
         sys.exit(EXIT_ERRORS)
+    if failed_rules:
+        sys.exit(EXIT_RULES)
+
+
+def _check_rules(rules: list[Any], results: list[FileResult]) -> dict[str, list[str]]:
+    """``path -> the rules it fails``, for the files that fail any."""
+    from analyzer.policy import violations
+    from analyzer.writers import record
+
+    failed = {}
+    for result in results:
+        broken = violations(rules, record(result)) if rules else []
+        if broken:
+            failed[result.path] = broken
+    return failed
+
+
+def _report_violations(console: Console, failed: dict[str, list[str]], limit: int = 20) -> None:
+    from analyzer.writers import printable
+
+    if not failed:
+        return
+    console.print(f"{len(failed)} file(s) failed --fail-on rules:")
+    for path, rules in list(failed.items())[:limit]:
+        console.print(f"  {printable(path)}: {'; '.join(rules)}")
+    if len(failed) > limit:
+        console.print(f"  ... and {len(failed) - limit} more")
+
+
+def _write_junit(
+    results: list[FileResult], failed: dict[str, list[str]], path: str, seconds: float
+) -> None:
+    from analyzer.writers import write_junit
+
+    try:
+        write_junit(results, failed, path, seconds=seconds)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}; the previous file is unchanged"
+        ) from None
 
 
 @contextmanager

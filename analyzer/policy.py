@@ -1,0 +1,249 @@
+"""``--fail-on`` rules: a small, safe expression language over result records.
+
+    label in {noise, silence}
+    confidence < 0.6 or agreement <= 2
+    clipping > 0.001 and not (status != ok)
+    probabilities.speech >= 0.5
+
+Grammar (parsed here, never ``eval``'d)::
+
+    expr    := and ("or" and)*
+    and     := unary ("and" unary)*
+    unary   := "not" unary | "(" expr ")" | test
+    test    := FIELD OP VALUE | FIELD ["not"] "in" "{" VALUE ("," VALUE)* "}"
+    OP      := "<" | "<=" | ">" | ">=" | "==" | "!="
+    VALUE   := a number, a bare word, or a quoted string
+
+Fields are the record's own (``status``, ``label``, ``confidence``,
+``agreement``, ``members``, ``model``, ``path``, ``seconds``), its signal
+facts by name (``duration``, ``sample_rate``, ``clipping``, …), and
+``probabilities.<class>``, ``votes.<member>``, ``error.kind``,
+``error.message``. A test on a field the record does not have (the
+confidence of a file that could not be analyzed) is false.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from analyzer.errors import UsageError
+from analyzer.results import SignalFacts
+
+TOP_FIELDS = frozenset(
+    {
+        "status",
+        "label",
+        "confidence",
+        "agreement",
+        "members",
+        "model",
+        "path",
+        "seconds",
+        "content_hash",
+    }
+)
+SIGNAL_FIELDS = frozenset(SignalFacts.__dataclass_fields__)
+PREFIXED = frozenset({"probabilities", "votes", "error"})
+NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+EQUALITY_OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne}
+
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<op><=|>=|==|!=|<|>)|(?P<punct>[(){},])|(?P<str>"[^"]*"|'[^']*')"""
+    r"""|(?P<word>[A-Za-z0-9_.+\-]+))"""
+)
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+class RuleError(UsageError):
+    """A rule that cannot be parsed; the message points at the mistake."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A parsed ``--fail-on`` expression: ``rule.fails(record)``."""
+
+    text: str
+    fails: Predicate
+
+
+def lookup(record: dict[str, Any], field: str) -> Any:
+    """The value of ``field`` in a result record, or ``None``."""
+    if field in TOP_FIELDS:
+        return record.get(field)
+    if field in SIGNAL_FIELDS:
+        return (record.get("signal") or {}).get(field)
+    prefix, _, name = field.partition(".")
+    return (record.get(prefix) or {}).get(name)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []  # (kind, value, position)
+        pos = 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            match = _TOKEN.match(text, pos)
+            if not match or match.end() == pos:
+                self.fail(pos + len(text[pos:]) - len(text[pos:].lstrip()), "unexpected character")
+            kind = match.lastgroup or ""
+            value = match.group(kind)
+            self.tokens.append((kind, value, match.start(kind)))
+            pos = match.end()
+        self.i = 0
+
+    def fail(self, pos: int, message: str) -> NoReturn:
+        raise RuleError(f"bad rule: {message}\n  {self.text}\n  {' ' * pos}^")
+
+    def peek(self) -> tuple[str, str, int]:
+        return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "", len(self.text))
+
+    def take(self) -> tuple[str, str, int]:
+        token = self.peek()
+        self.i += 1
+        return token
+
+    def expect(self, value: str) -> None:
+        _, got, pos = self.take()
+        if got != value:
+            self.fail(pos, f"expected {value!r}, found {got or 'the end'!r}")
+
+    def parse(self) -> Predicate:
+        predicate = self.expr()
+        kind, value, pos = self.peek()
+        if kind != "end":
+            self.fail(pos, f"unexpected {value!r}")
+        return predicate
+
+    def expr(self) -> Predicate:
+        parts = [self.conj()]
+        while self.peek()[1] == "or":
+            self.take()
+            parts.append(self.conj())
+        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+
+    def conj(self) -> Predicate:
+        parts = [self.unary()]
+        while self.peek()[1] == "and":
+            self.take()
+            parts.append(self.unary())
+        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+
+    def unary(self) -> Predicate:
+        value = self.peek()[1]
+        if value == "not":
+            self.take()
+            inner = self.unary()
+            return lambda r: not inner(r)
+        if value == "(":
+            self.take()
+            inner = self.expr()
+            self.expect(")")
+            return inner
+        return self.test()
+
+    def field(self) -> str:
+        kind, name, pos = self.take()
+        prefix = name.partition(".")[0]
+        known = (
+            name in TOP_FIELDS
+            or name in SIGNAL_FIELDS
+            or (prefix in PREFIXED and "." in name and name.partition(".")[2])
+        )
+        if kind != "word" or not known:
+            fields = ", ".join(sorted(TOP_FIELDS | SIGNAL_FIELDS))
+            self.fail(
+                pos,
+                f"unknown field {name!r}; fields are {fields},"
+                " probabilities.<class>, votes.<member>, error.kind, error.message",
+            )
+        return name
+
+    def value(self) -> str:
+        kind, value, pos = self.take()
+        if kind == "str":
+            return value[1:-1]
+        if kind != "word":
+            self.fail(pos, f"expected a value, found {value or 'the end'!r}")
+        return value
+
+    def test(self) -> Predicate:
+        field = self.field()
+        _, op, pos = self.take()
+        if op in ("in", "not"):
+            negate = op == "not"
+            if negate:
+                self.expect("in")
+            self.expect("{")
+            values = {self.value()}
+            while self.peek()[1] == ",":
+                self.take()
+                values.add(self.value())
+            self.expect("}")
+
+            def member(r: dict[str, Any]) -> bool:
+                got = lookup(r, field)
+                return got is not None and (str(got) in values) != negate
+
+            return member
+        if op in NUMERIC_OPS:
+            vpos = self.peek()[2]
+            parsed = _number(self.value())
+            if parsed is None:
+                self.fail(vpos, f"{op} needs a number")
+            threshold = parsed
+            compare = NUMERIC_OPS[op]
+
+            def numeric(r: dict[str, Any]) -> bool:
+                got = lookup(r, field)
+                return isinstance(got, (int, float)) and compare(got, threshold)
+
+            return numeric
+        if op in EQUALITY_OPS:
+            raw = self.value()
+            as_number = _number(raw)
+            compare = EQUALITY_OPS[op]
+
+            def equality(r: dict[str, Any]) -> bool:
+                got = lookup(r, field)
+                if got is None:
+                    return False
+                if isinstance(got, (int, float)) and as_number is not None:
+                    return compare(got, as_number)
+                return compare(str(got), raw)
+
+            return equality
+        self.fail(
+            pos, f"expected an operator (< <= > >= == != in, not in), found {op or 'the end'!r}"
+        )
+        raise AssertionError  # unreachable: fail raises
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse one ``--fail-on`` expression; ``RuleError`` points at a mistake."""
+    if not text.strip():
+        raise RuleError("bad rule: it is empty")
+    return Rule(text=text, fails=_Parser(text).parse())
+
+
+def violations(rules: list[Rule], record: dict[str, Any]) -> list[str]:
+    """The texts of the rules ``record`` fails."""
+    return [rule.text for rule in rules if rule.fails(record)]

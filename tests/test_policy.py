@@ -1,0 +1,152 @@
+"""``--fail-on`` rules and JUnit reports."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.policy import RuleError, parse_rule, violations
+from cli import main
+from cli.scan import EXIT_ERRORS, EXIT_RULES, EXIT_USAGE
+
+from signals import chord, silence, write
+
+RECORD = {
+    "path": "a/b.wav",
+    "status": "ok",
+    "label": "noise",
+    "confidence": 0.55,
+    "agreement": 3,
+    "members": 4,
+    "probabilities": {"noise": 0.55, "speech": 0.3},
+    "votes": {"svm": "noise"},
+    "signal": {"duration": 0.8, "sample_rate": 8000, "clipping": 0.002, "channels": 2},
+    "error": None,
+}
+ERROR = {
+    "path": "c.wav",
+    "status": "error",
+    "label": None,
+    "confidence": None,
+    "signal": None,
+    "error": {"kind": "empty", "message": "c.wav: empty"},
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "on_ok", "on_error"),
+    [
+        ("label in {noise, silence}", True, False),
+        ("label not in {noise}", False, False),
+        ("confidence < 0.6", True, False),
+        ("confidence >= 0.6", False, False),
+        ("clipping > 0.001", True, False),
+        ("duration < 1", True, False),
+        ("sample_rate != 16000", True, False),
+        ("sample_rate == 8000", True, False),
+        ("status != ok", False, True),
+        ("error.kind == empty", False, True),
+        ("probabilities.speech >= 0.3", True, False),
+        ("votes.svm == noise", True, False),
+        ("label == 'noise' and (agreement < 2 or channels > 1)", True, False),
+        ("not label == noise", False, True),
+        ("confidence < 0.5 or status == error", False, True),
+    ],
+)
+def test_rules(rule: str, on_ok: bool, on_error: bool) -> None:
+    parsed = parse_rule(rule)
+    assert parsed.fails(RECORD) is on_ok
+    assert parsed.fails(ERROR) is on_error
+
+
+@pytest.mark.parametrize(
+    ("rule", "points_at"),
+    [
+        ("lable == x", 0),
+        ("confidence < high", 13),
+        ("label in {a, b", 14),
+        ("confidence ~ 3", 11),
+        ("(label == x", 11),
+        ("label == x extra", 11),
+        ("label", 5),
+    ],
+)
+def test_bad_rules_point_at_the_mistake(rule: str, points_at: int) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule(rule)
+    caret_line = str(caught.value).splitlines()[-1]
+    assert caret_line.index("^") - 2 == points_at
+
+
+def test_violations_lists_the_failed_rules() -> None:
+    rules = [parse_rule("confidence < 0.6"), parse_rule("label == music")]
+    assert violations(rules, RECORD) == ["confidence < 0.6"]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write(tmp_path / "set" / "quiet.wav", silence(1.0))
+    write(tmp_path / "set" / "sub" / "notes.wav", chord(2.0))
+    return tmp_path / "set"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["scan", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_failing_rule_exits_1_and_names_the_files(folder: Path) -> None:
+    code, out, err = run(str(folder), "-j", "1", "-f", "jsonl", "--fail-on", "label == silence")
+    assert code == EXIT_RULES
+    assert len(out.splitlines()) == 2  # results are still written
+    assert "1 file(s) failed --fail-on rules" in err and "quiet.wav: label == silence" in err
+    code, _, _ = run(str(folder), "-j", "1", "--fail-on", "label == speech and duration > 60")
+    assert code == 0
+
+
+def test_bad_rule_is_a_usage_error_before_any_work(folder: Path, isolated_cache: Path) -> None:
+    code, out, err = run(str(folder), "--fail-on", "confidence < high")
+    assert code == EXIT_USAGE and out == "" and "needs a number" in err and "^" in err
+    assert not isolated_cache.exists()
+
+
+def test_errors_take_precedence_over_rules(folder: Path) -> None:
+    (folder / "broken.wav").write_bytes(b"not audio")
+    code, _, _ = run(str(folder), "-j", "1", "--fail-on", "status != ok")
+    assert code == EXIT_ERRORS
+    code, _, _ = run(str(folder), "-j", "1", "--fail-on", "status != ok", "--allow-errors")
+    assert code == EXIT_RULES
+
+
+def test_junit_report(folder: Path, tmp_path: Path) -> None:
+    (folder / "broken.wav").write_bytes(b"not audio")
+    report = tmp_path / "junit.xml"
+    code, _, _ = run(
+        str(folder),
+        "-j",
+        "1",
+        "--junit",
+        str(report),
+        "--allow-errors",
+        "--fail-on",
+        "label == silence",
+    )
+    assert code == EXIT_RULES
+    root = ET.parse(report).getroot()
+    assert root.tag == "testsuites"
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert set(cases) == {"broken.wav", "quiet.wav", "notes.wav"}
+    assert cases["notes.wav"].get("classname", "").endswith("set.sub")
+    failure = cases["quiet.wav"].find("failure")
+    assert failure is not None and "label == silence" in failure.get("message", "")
+    assert json.loads(failure.text or "")["label"] == "silence"
+    error = cases["broken.wav"].find("error")
+    assert error is not None and error.get("type") == "unsupported"
+    assert cases["notes.wav"].find("failure") is None and cases["notes.wav"].find("error") is None
