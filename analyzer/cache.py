@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 HASH_CHUNK = 1 << 20
+#: The cache's size limit unless --cache-size says otherwise.
+DEFAULT_SIZE_LIMIT = 4 << 30
 #: Files changed this recently are hashed again on the next run.
 RACY_SECONDS = 2.0
 
@@ -62,19 +64,28 @@ class ResultCache:
         The cache folder; ``None`` keeps nothing between runs.
     """
 
-    def __init__(self, directory: str | None) -> None:
+    def __init__(self, directory: str | None, *, size_limit: int | None = None) -> None:
         self.directory = directory
+        self.size_limit = size_limit or DEFAULT_SIZE_LIMIT
         self._store: Any = None
         if directory is not None:
-            self._store = self._open(directory)
+            self._store = self._open(directory, self.size_limit)
 
     @staticmethod
-    def _open(directory: str) -> Any:
+    def _open(directory: str, size_limit: int) -> Any:
         import diskcache
 
         try:
             Path(directory).mkdir(parents=True, exist_ok=True)
-            return diskcache.Cache(directory, size_limit=2**40, eviction_policy="none")
+            # cull_limit=0: diskcache never evicts on its own; ``evict_to_limit``
+            # does, once a run is over, and says how much it removed.
+            return diskcache.Cache(
+                directory,
+                size_limit=size_limit,
+                eviction_policy="least-recently-stored",
+                cull_limit=0,
+                statistics=1,
+            )
         except (OSError, sqlite3.Error) as exc:
             warnings.warn(
                 f"the cache at {directory} cannot be used ({exc}); running without a cache",
@@ -92,6 +103,12 @@ class ResultCache:
             self._store.close()
 
     def _get(self, key: str) -> Any:
+        value = self._raw(key)
+        if isinstance(value, dict):
+            value.pop("stored", None)  # bookkeeping for prune, not part of the entry
+        return value
+
+    def _raw(self, key: str) -> Any:
         if self._store is None:
             return None
         try:
@@ -99,13 +116,27 @@ class ResultCache:
         except Exception:  # a damaged entry (any unpickling error) is a miss, not a crash
             return None
 
-    def _set(self, key: str, value: Any) -> None:
+    def _set(self, key: str, value: dict[str, Any]) -> None:
         if self._store is None:
             return
         try:
-            self._store.set(key, value)
+            self._store.set(key, {**value, "stored": time.time()})
         except Exception as exc:  # a full disk, a damaged database: warn, keep going
             warnings.warn(f"could not write to the cache ({exc})", CacheWarning, stacklevel=3)
+
+    def known_hash(self, path: str, st: os.stat_result) -> tuple[str | None, bool]:
+        """``(hash remembered for path, whether its stat still matches)``, no reading."""
+        known = self._get(self._file_key(path))
+        if not isinstance(known, dict):
+            return None, False
+        identity = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        return str(known["hash"]), known.get("identity") == identity and bool(known.get("settled"))
+
+    @staticmethod
+    def _file_key(path: str) -> str:
+        # Keyed by a hash of the path's bytes: names need not be valid UTF-8.
+        where = hashlib.blake2b(os.fsencode(os.path.abspath(path)), digest_size=16).hexdigest()
+        return f"file/{where}"
 
     def content_hash(self, path: str, st: os.stat_result) -> str:
         """The file's content hash, from the stat fast path when it matches.
@@ -113,19 +144,17 @@ class ResultCache:
         The identity includes the ctime, which ``touch -d`` cannot restore. A
         file modified within ``RACY_SECONDS`` of being hashed could change
         again without its timestamps moving (git's "racy" case), so its
-        identity is not remembered and it is hashed again next time.
+        identity is marked unsettled and it is hashed again next time.
         """
-        # Keyed by a hash of the path's bytes: names need not be valid UTF-8.
-        where = hashlib.blake2b(os.fsencode(os.path.abspath(path)), digest_size=16).hexdigest()
-        key = f"file/{where}"
-        identity = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        key = self._file_key(path)
+        identity = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         known = self._get(key)
-        if known is not None and tuple(known[0]) == identity:
-            return str(known[1])
+        if isinstance(known, dict) and known.get("identity") == identity and known.get("settled"):
+            return str(known["hash"])
         digest = hash_file(path)
         newest = max(st.st_mtime_ns, st.st_ctime_ns)
-        if time.time_ns() - newest > RACY_SECONDS * 1_000_000_000:
-            self._set(key, (identity, digest))
+        settled = time.time_ns() - newest > RACY_SECONDS * 1_000_000_000
+        self._set(key, {"identity": identity, "hash": digest, "settled": settled})
         return digest
 
     def get_analysis(self, content_hash: str, feature_key: str) -> dict[str, Any] | None:
@@ -145,3 +174,54 @@ class ResultCache:
         self, content_hash: str, feature_key: str, fingerprint: str, record: dict[str, Any]
     ) -> None:
         self._set(f"prediction/{content_hash}/{feature_key}/{fingerprint}", record)
+
+    # --- management: harken cache info / clear / prune, and the size limit ---
+
+    def info(self) -> dict[str, Any]:
+        """Location, size on disk, entries, and hits and misses since it was made."""
+        if self._store is None:
+            return {"location": self.directory, "usable": False}
+        hits, misses = self._store.stats()
+        lookups = hits + misses
+        return {
+            "location": self.directory,
+            "usable": True,
+            "bytes": int(self._store.volume()),
+            "entries": len(self._store),
+            "size_limit": self.size_limit,
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": round(hits / lookups, 4) if lookups else None,
+        }
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many."""
+        return int(self._store.clear()) if self._store is not None else 0
+
+    def prune(self, older_than: float) -> int:
+        """Remove entries stored more than ``older_than`` seconds ago; returns how many."""
+        if self._store is None:
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for key in list(self._store.iterkeys()):
+            value = self._raw(key)
+            if not isinstance(value, dict) or value.get("stored", 0) < cutoff:
+                removed += bool(self._store.delete(key))
+        return removed
+
+    def evict_to_limit(self) -> int:
+        """Remove the oldest entries until the cache fits its size limit; returns how many."""
+        if self._store is None or self._store.volume() <= self.size_limit:
+            return 0
+        return int(self._store.cull())
+
+
+def enforce_cache_limit(directory: str, size_limit: int | None) -> int:
+    """Evict the oldest entries of the cache at ``directory`` beyond its size limit;
+    returns how many were removed (to be reported, never silent)."""
+    cache = ResultCache(directory, size_limit=size_limit)
+    try:
+        return cache.evict_to_limit()
+    finally:
+        cache.close()

@@ -23,7 +23,7 @@ from analyzer.analysis import (
     TaskOutput,
     predict,
 )
-from analyzer.cache import ResultCache, default_cache_dir
+from analyzer.cache import ResultCache, default_cache_dir, hash_file
 from analyzer.modelfile import resolve_model
 from analyzer.results import ErrorInfo, FileResult, SignalFacts, error_result
 
@@ -283,3 +283,40 @@ def store(
                 "error": {"kind": result.error.kind, "message": result.error.message},
             },
         )
+
+
+def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tuple[str, str]]:
+    """What a scan would do with each file, without analyzing or caching anything.
+
+    Yields ``(path, state)``: ``cached``, ``new``, ``changed`` (bytes differ
+    from what was cached for this path), ``model changed`` (features cached,
+    not this model's prediction), ``previously failed`` (its failure is
+    cached; analyzed again with ``retry_failed``) or ``unreadable``.
+    """
+    config = config or ScanConfig()
+    model = resolve_model(config.model)
+    feature_key = model.card.feature_config.cache_key()
+    directory = (config.cache_dir or default_cache_dir()) if config.use_cache else None
+    cache = ResultCache(directory)
+    try:
+        for path in files:
+            st, failed = precheck(path)
+            if failed is not None or st is None:
+                yield path, "unreadable"
+                continue
+            before, same = cache.known_hash(path, st)
+            try:
+                digest = before if same and before else hash_file(path)
+            except OSError:
+                yield path, "unreadable"
+                continue
+            if config.refresh:
+                yield path, "new" if before is None else "changed"
+            elif cache.get_prediction(digest, feature_key, model.fingerprint) is not None:
+                yield path, "cached"
+            elif (entry := cache.get_analysis(digest, feature_key)) is not None:
+                yield path, "previously failed" if "error" in entry else "model changed"
+            else:
+                yield path, "new" if before is None or before == digest else "changed"
+    finally:
+        cache.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.manage import cache_group, runs_group
 from cli.scan import scan_command
 from cli.train import evaluate_command, model_group, train_command
 
@@ -14,6 +15,7 @@ Exit codes:
   2    usage error (bad option, unusable model file)
   3    at least one file could not be analyzed (unless --allow-errors)
   4    an output file could not be written (it is left as it was)
+  75   --lock: another run holds the lock on this cache
   130  interrupted by Ctrl-C, 143 by SIGTERM (finished results are cached)
 """
 
@@ -36,3 +38,5 @@ main.add_command(scan_command)
 main.add_command(train_command)
 main.add_command(evaluate_command)
 main.add_command(model_group)
+main.add_command(runs_group)
+main.add_command(cache_group)

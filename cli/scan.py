@@ -9,7 +9,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from analyzer.results import FileResult
+    from analyzer.scan import Outcome, ScanConfig
 
 EXIT_OK, EXIT_RULES, EXIT_USAGE, EXIT_ERRORS, EXIT_OUTPUT = 0, 1, 2, 3, 4
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -155,6 +158,29 @@ def sigterm_as_exception() -> Iterator[None]:
     help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option(
+    "--cache-size",
+    type=ByteSize(),
+    help="Cache size limit, e.g. 2G [default: 4G]; the oldest entries beyond it are"
+    " evicted after the run, and the run says so.",
+)
+@click.option(
+    "--lock",
+    "use_lock",
+    is_flag=True,
+    help="Run only if no other locked run uses this cache (else exit 75).",
+)
+@click.option("--wait", is_flag=True, help="With --lock: wait for the other run to finish.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what would happen to each file (new, changed, cached, ...) and stop.",
+)
+@click.option(
+    "--changed-only",
+    is_flag=True,
+    help="Output only files that were analyzed now (new or changed since they were cached).",
+)
 @click.option("--refresh", is_flag=True, help="Analyze every file again and update the cache.")
 @click.option("--retry-failed", is_flag=True, help="Analyze again files whose failure is cached.")
 @click.option(
@@ -214,6 +240,11 @@ def scan_command(
     trust_model: bool,
     cache_dir: str | None,
     no_cache: bool,
+    cache_size: int | None,
+    use_lock: bool,
+    wait: bool,
+    dry_run: bool,
+    changed_only: bool,
     refresh: bool,
     retry_failed: bool,
     timeout: float,
@@ -233,11 +264,12 @@ def scan_command(
       harken scan recordings/ --jobs 4 -o results.jsonl
       find . -name '*.wav' | harken scan --files-from -
     """
+    from analyzer.cache import default_cache_dir
     from analyzer.discover import discover
     from analyzer.errors import HarkenError
+    from analyzer.lock import LockHeld, RunLock
     from analyzer.policy import RuleError, parse_rule
-    from analyzer.scan import ScanConfig, scan
-    from cli.progress import ScanProgress
+    from analyzer.scan import ScanConfig
     from cli.render import make_console, summary_line
 
     if not paths and files_from is None:
@@ -270,44 +302,119 @@ def scan_command(
         max_duration=max_duration,
         min_confidence=min_confidence,
     )
-    order = {path: i for i, path in enumerate(files)}
-    results: list[FileResult] = []
-    start = time.monotonic()
-    stopped: int | None = None
-    progress = ScanProgress(err, len(files), enabled=not quiet)
+    if dry_run:
+        _dry_run(files, config, quiet)
+        sys.exit(EXIT_OK)
+    directory = None if no_cache else (cache_dir or default_cache_dir())
+    lock = RunLock(directory or default_cache_dir(), wait=wait) if use_lock else nullcontext()
     try:
-        with progress, sigterm_as_exception(), _warnings_to(err):
-            for outcome in scan(files, config):
-                result = outcome.result
-                results.append(result)
-                progress.advance(cached=outcome.cached, failed=result.status != "ok")
-                if verbose:
-                    err.print(_verbose_line(result, outcome.cached))
+        with lock:
+            run = _run(
+                files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
+            )
     except HarkenError as exc:
+        if isinstance(exc, LockHeld):
+            err.print(f"harken: {exc}")
+            sys.exit(EXIT_LOCKED)
         raise HarkenUsageError(str(exc)) from None
-    except KeyboardInterrupt:
-        stopped = EXIT_INTERRUPTED
-    except Terminated:
-        stopped = EXIT_TERMINATED
-    results.sort(key=lambda r: order.get(r.path, len(order)))
-    seconds = time.monotonic() - start
+    results = [o.result for o in run.outcomes]
     failed_rules = _check_rules(rules, results)
-    _emit(results, fmt, output)
+    shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
+    _emit(shown, fmt, output)
     if junit:
-        _write_junit(results, failed_rules, junit, seconds)
+        _write_junit(results, failed_rules, junit, run.seconds)
     if not quiet:
-        err.print(summary_line(results, cached=progress.cached, seconds=seconds))
+        err.print(summary_line(results, cached=run.cached, seconds=run.seconds))
         _report_violations(err, failed_rules)
-    if stopped is not None:
+    if run.evicted:
+        err.print(f"cache: evicted {run.evicted} of the oldest entries to stay under its limit")
+    if run.stopped is not None:
         err.print(
             f"interrupted: {len(results)} of {len(files)} files done; "
             "finished results are cached, run again to resume"
         )
-        sys.exit(stopped)
+        sys.exit(run.stopped)
     if not allow_errors and any(r.status != "ok" for r in results):
         sys.exit(EXIT_ERRORS)
     if failed_rules:
         sys.exit(EXIT_RULES)
+
+
+@dataclass
+class Finished:
+    """What ``_run`` brings back: the outcomes in file order and how it ended."""
+
+    outcomes: list[Outcome]
+    seconds: float
+    cached: int
+    stopped: int | None  # the exit code of an interruption, else None
+    evicted: int  # cache entries evicted to honour the size limit
+
+
+def _run(
+    files: list[str],
+    config: ScanConfig,
+    directory: str | None,
+    err: Console,
+    *,
+    quiet: bool,
+    verbose: bool,
+    cache_size: int | None,
+) -> Finished:
+    """Scan with progress, a run record, signal handling and the cache size limit."""
+    from analyzer.cache import enforce_cache_limit
+    from analyzer.modelfile import resolve_model
+    from analyzer.runs import RunLog
+    from analyzer.scan import scan
+    from cli.progress import ScanProgress
+
+    order = {path: i for i, path in enumerate(files)}
+    outcomes: list[Outcome] = []
+    start = time.monotonic()
+    stopped: int | None = None
+    evicted = 0
+    progress = ScanProgress(err, len(files), enabled=not quiet)
+    with _warnings_to(err):
+        runlog = None
+        if directory is not None:
+            model_id = resolve_model(config.model).model_id
+            runlog = RunLog(directory, arguments=sys.argv[1:], files=len(files), model=model_id)
+        try:
+            with progress, sigterm_as_exception():
+                for outcome in scan(files, config):
+                    outcomes.append(outcome)
+                    progress.advance(cached=outcome.cached, failed=outcome.result.status != "ok")
+                    if runlog is not None:
+                        runlog.add(outcome.result, cached=outcome.cached)
+                    if verbose:
+                        err.print(_verbose_line(outcome.result, outcome.cached))
+        except KeyboardInterrupt:
+            stopped = EXIT_INTERRUPTED
+        except Terminated:
+            stopped = EXIT_TERMINATED
+        outcomes.sort(key=lambda o: order.get(o.result.path, len(order)))
+        if runlog is not None:
+            state = "finished" if stopped is None else "interrupted"
+            runlog.finish([o.result for o in outcomes], state=state)
+        if directory is not None:
+            evicted = enforce_cache_limit(directory, cache_size)
+    return Finished(outcomes, time.monotonic() - start, progress.cached, stopped, evicted)
+
+
+def _dry_run(files: list[str], config: ScanConfig, quiet: bool) -> None:
+    """Print what a scan would do with each file, and the counts."""
+    from collections import Counter
+
+    from analyzer.scan import plan
+    from analyzer.writers import printable
+
+    counts: Counter[str] = Counter()
+    for path, state in plan(files, config):
+        counts[state] += 1
+        sys.stdout.write(f"{state}\t{printable(path)}\n")
+    if not quiet:
+        summary = ", ".join(f"{n} {state}" for state, n in counts.most_common())
+        sys.stderr.write(f"dry run, nothing analyzed: {summary}\n")
 
 
 def _check_rules(rules: list[Any], results: list[FileResult]) -> dict[str, list[str]]:

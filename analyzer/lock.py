@@ -1,0 +1,67 @@
+"""``--lock``: one run at a time per cache, for cron.
+
+An advisory ``flock`` on ``<cache>/harken.lock``, released by the kernel
+when the process ends, however it ends: a crashed run never leaves a stale
+lock behind. The file names the holder, for the message the next run prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from analyzer.errors import HarkenError
+
+
+class LockHeld(HarkenError):
+    """Another run holds the lock (and we were not asked to wait)."""
+
+
+class RunLock:
+    """Hold ``<cache_dir>/harken.lock`` for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    cache_dir : str
+    wait : bool
+        Wait for the holder to finish instead of raising ``LockHeld``.
+    """
+
+    def __init__(self, cache_dir: str, *, wait: bool = False) -> None:
+        self.path = Path(cache_dir) / "harken.lock"
+        self.wait = wait
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+            os.close(fd)
+            raise LockHeld(
+                f"{holder} holds the lock on {self.path.parent};"
+                " not starting (use --wait to wait for it)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(
+            fd, f"harken pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode()
+        )
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,175 @@
+"""Run history: every scan leaves a record that can be listed and reprinted.
+
+A run is a folder's worth of JSON next to the cache (``<cache>/runs/``):
+``<id>.json`` holds the run's parameters, model, timing and counts per
+status and label, rewritten every few seconds while the run goes on (so
+another shell can follow a long cron run, as the old service's clients
+polled a task), and ``<id>.jsonl`` holds its result records, written when
+it ends. ``harken runs show`` reprints those without analyzing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analyzer.errors import UsageError
+from analyzer.results import FileResult
+from analyzer.writers import atomic_output, dumps
+
+#: Seconds between two rewrites of a running run's record.
+UPDATE_INTERVAL = 1.0
+#: Runs kept; older ones are deleted when a new run starts.
+KEEP_RUNS = 200
+
+
+@dataclass
+class RunRecord:
+    """What a run was asked to do and what came of it."""
+
+    id: str
+    started: float
+    arguments: list[str]
+    model: str
+    files: int
+    state: str = "running"  # running | finished | interrupted
+    ended: float | None = None
+    done: int = 0
+    cached: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)
+
+    @property
+    def wall(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+
+def runs_dir(cache_dir: str) -> Path:
+    return Path(cache_dir) / "runs"
+
+
+class RunLog:
+    """Records one run as it goes; written only by the process that runs it."""
+
+    def __init__(self, cache_dir: str, *, arguments: list[str], model: str, files: int) -> None:
+        self.folder = runs_dir(cache_dir)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.record = RunRecord(
+            id=f"{stamp}-{secrets.token_hex(2)}",
+            started=time.time(),
+            arguments=arguments,
+            model=model,
+            files=files,
+        )
+        self._statuses: Counter[str] = Counter()
+        self._labels: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._stop = threading.Event()
+        self._prune()
+        self._write()
+        # A thread rewrites the record while results come in, and also while
+        # none do (a slow file), so a follower sees the counts so far.
+        self._writer = threading.Thread(
+            target=self._keep_writing, name="harken-runlog", daemon=True
+        )
+        self._writer.start()
+
+    def add(self, result: FileResult, *, cached: bool) -> None:
+        """Count one finished file; the record on disk follows within seconds."""
+        with self._lock:
+            self.record.done += 1
+            self.record.cached += cached
+            self._statuses[result.status] += 1
+            if result.label:
+                self._labels[result.label] += 1
+            self._dirty = True
+
+    def finish(self, results: Iterable[FileResult], *, state: str) -> None:
+        """Write the results and the final record."""
+        self._stop.set()
+        self._writer.join()
+        with atomic_output(str(self.folder / f"{self.record.id}.jsonl")) as handle:
+            for result in results:
+                handle.write(dumps(result) + "\n")
+        self.record.state = state
+        self.record.ended = time.time()
+        self._write()
+
+    def _keep_writing(self) -> None:
+        while not self._stop.wait(UPDATE_INTERVAL):
+            if self._dirty:
+                self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            self.record.statuses = dict(self._statuses)
+            self.record.labels = dict(self._labels)
+            data = asdict(self.record)
+            self._dirty = False
+        with atomic_output(str(self.folder / f"{self.record.id}.json")) as handle:
+            json.dump(data, handle, sort_keys=True)
+
+    def _prune(self) -> None:
+        records = sorted(self.folder.glob("*.json"))
+        for old in records[: max(0, len(records) - KEEP_RUNS + 1)]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".jsonl").unlink(missing_ok=True)
+
+
+def list_runs(cache_dir: str) -> list[dict[str, Any]]:
+    """Every recorded run, newest first. A ``running`` run whose process is
+    gone is shown as ``interrupted``."""
+    runs = []
+    for path in sorted(runs_dir(cache_dir).glob("*.json"), reverse=True):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if record.get("state") == "running" and not _alive(record.get("pid", 0)):
+            record["state"] = "interrupted"
+        runs.append(record)
+    return runs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def find_run(cache_dir: str, run: str) -> dict[str, Any]:
+    """The record of run ``run`` (an id, a unique prefix of one, or ``last``)."""
+    runs = list_runs(cache_dir)
+    if not runs:
+        raise UsageError(f"no runs recorded in {cache_dir}")
+    if run == "last":
+        return runs[0]
+    matches = [r for r in runs if r["id"].startswith(run)]
+    if len(matches) != 1:
+        what = "no run" if not matches else f"{len(matches)} runs"
+        raise UsageError(f"{what} match {run!r}; see harken runs list")
+    return matches[0]
+
+
+def run_results(cache_dir: str, record: dict[str, Any]) -> list[FileResult]:
+    """The results a finished run wrote."""
+    path = runs_dir(cache_dir) / f"{record['id']}.jsonl"
+    if not path.exists():
+        raise UsageError(f"run {record['id']} has no results yet (state: {record['state']})")
+    with path.open(encoding="utf-8") as handle:
+        return [FileResult.from_dict(json.loads(line)) for line in handle if line.strip()]

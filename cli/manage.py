@@ -1,0 +1,192 @@
+"""``harken runs`` and ``harken cache``: run history and cache management."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from typing import Any
+
+import click
+
+from cli.scan import HarkenUsageError
+
+cache_dir_option = click.option(
+    "--cache-dir",
+    envvar="HARKEN_CACHE_DIR",
+    type=click.Path(file_okay=False),
+    help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
+)
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _directory(cache_dir: str | None) -> str:
+    from analyzer.cache import default_cache_dir
+
+    return cache_dir or default_cache_dir()
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Past and running scans (recorded next to the cache)."""
+
+
+@runs_group.command("list")
+@cache_dir_option
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def runs_list(cache_dir: str | None, limit: int, fmt: str) -> None:
+    """List runs, newest first; a running one shows its counts so far."""
+    from rich.table import Table
+
+    from analyzer.runs import list_runs
+    from cli.render import make_console
+
+    runs = list_runs(_directory(cache_dir))[:limit]
+    if fmt == "json":
+        json.dump(runs, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("run", "started", "state", "done", "cached", "statuses", "wall"):
+        table.add_column(column, no_wrap=column != "statuses", min_width=4)
+    for run in runs:
+        wall = (run.get("ended") or time.time()) - run["started"]
+        table.add_row(
+            run["id"],
+            time.strftime("%m-%d %H:%M", time.localtime(run["started"])),
+            run["state"],
+            f"{run['done']}/{run['files']}",
+            str(run["cached"]),
+            ", ".join(f"{k} {v}" for k, v in sorted(run["statuses"].items())),
+            f"{wall:.1f} s",
+            run["model"],
+        )
+    make_console(stderr=False).print(table)
+
+
+@runs_group.command("show")
+@click.argument("run", default="last")
+@cache_dir_option
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+)
+def runs_show(run: str, cache_dir: str | None, fmt: str) -> None:
+    """Print the results of RUN (an id, a prefix of one, or 'last') again, from disk."""
+    from analyzer.errors import HarkenError
+    from analyzer.runs import find_run, run_results
+    from analyzer.writers import write
+    from cli.render import make_console, results_table, summary_line
+
+    directory = _directory(cache_dir)
+    try:
+        record = find_run(directory, run)
+        results = run_results(directory, record)
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
+    if fmt == "table":
+        make_console(stderr=False).print(results_table(results))
+        wall = (record.get("ended") or time.time()) - record["started"]
+        make_console(stderr=True).print(
+            f"run {record['id']} ({record['state']}): "
+            + summary_line(results, cached=record["cached"], seconds=wall)
+        )
+    else:
+        write(results, fmt, sys.stdout)
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect and trim the result cache."""
+
+
+@cache_group.command("info")
+@cache_dir_option
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def cache_info(cache_dir: str | None, fmt: str) -> None:
+    """Location, size, entries and hit rate."""
+    from analyzer.cache import ResultCache
+
+    cache = ResultCache(_directory(cache_dir))
+    try:
+        info: dict[str, Any] = cache.info()
+    finally:
+        cache.close()
+    if fmt == "json":
+        json.dump(info, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    if not info["usable"]:
+        raise HarkenUsageError(f"the cache at {info['location']} cannot be opened")
+    rate = "n/a" if info["hit_rate"] is None else f"{100 * info['hit_rate']:.1f} %"
+    click.echo(
+        f"location  {info['location']}\n"
+        f"size      {info['bytes'] / 2**20:.1f} MiB of {info['size_limit'] / 2**30:.1f} GiB\n"
+        f"entries   {info['entries']}\n"
+        f"hit rate  {rate} ({info['hits']} hits, {info['misses']} misses)"
+    )
+
+
+@cache_group.command("clear")
+@cache_dir_option
+def cache_clear(cache_dir: str | None) -> None:
+    """Remove every cached result."""
+    from analyzer.cache import ResultCache
+
+    cache = ResultCache(_directory(cache_dir))
+    try:
+        removed = cache.clear()
+    finally:
+        cache.close()
+    click.echo(f"removed {removed} entries")
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``2w`` or seconds -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if not match:
+        raise click.BadParameter(
+            f"{text!r} is not an age like 30d, 12h or 90m", param_hint="--older-than"
+        )
+    return float(match[1]) * AGE_UNITS[match[2] or "s"]
+
+
+@cache_group.command("prune")
+@cache_dir_option
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    help="Remove entries stored longer ago than AGE (30d, 12h, 90m, 2w).",
+)
+def cache_prune(cache_dir: str | None, older_than: str) -> None:
+    """Remove old cached results."""
+    from analyzer.cache import ResultCache
+
+    age = parse_age(older_than)
+    cache = ResultCache(_directory(cache_dir))
+    try:
+        removed = cache.prune(age)
+    finally:
+        cache.close()
+    click.echo(f"removed {removed} entries older than {older_than}")

@@ -1,0 +1,171 @@
+"""Cron and CI helpers: run history, cache management, --lock, --dry-run, --changed-only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.lock import RunLock
+from cli import main
+from cli.scan import EXIT_LOCKED, EXIT_USAGE
+
+from signals import chord, noise, tone, write
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    for i in range(4):
+        write(tmp_path / "in" / f"n{i}.wav", noise(0.5, seed=i))
+    write(tmp_path / "in" / "notes.flac", chord(1.0), format="FLAC")
+    return tmp_path / "in"
+
+
+def test_runs_are_recorded_and_reprinted(folder: Path) -> None:
+    _, first, _ = invoke("scan", str(folder), "-j", "1", "-f", "jsonl")
+    _, _, _ = invoke("scan", str(folder), "-j", "1", "-q")
+    code, out, _ = invoke("runs", "list", "-f", "json")
+    assert code == 0
+    runs = json.loads(out)
+    assert len(runs) == 2 and runs[0]["started"] >= runs[1]["started"]
+    assert [r["state"] for r in runs] == ["finished", "finished"]
+    assert runs[0]["cached"] == 5 and runs[1]["cached"] == 0
+    assert runs[0]["statuses"] == {"ok": 5} and runs[0]["files"] == 5
+    assert runs[0]["arguments"][:2] == ["scan", str(folder)] or runs[0]["arguments"]
+    code, again, _ = invoke("runs", "show", runs[1]["id"][:17], "-f", "jsonl")
+    assert code == 0 and again == first
+    code, out, err = invoke("runs", "show", "last")
+    assert code == 0 and "n0.wav" in out and "5 ok (5 cached)" in err
+    assert invoke("runs", "show", "nonsense")[0] == EXIT_USAGE
+    code, out, _ = invoke("runs", "list")
+    assert code == 0 and "finished" in out
+
+
+def test_a_running_scan_can_be_followed(folder: Path, isolated_cache: Path) -> None:
+    write(folder / "stuck.wav", tone(0.3))
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "HARKEN_FAULT": "hang:stuck*"}
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "scan",
+        str(folder),
+        "-j",
+        "2",
+        "-v",
+        "--timeout",
+        "600",
+        "-f",
+        "jsonl",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        done = 0
+        for line in proc.stderr:
+            done += ".wav: " in line or ".flac: " in line
+            if done >= 5:
+                break
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            runs = json.loads(invoke("runs", "list", "-f", "json")[1])
+            if runs and runs[0]["done"] >= 5:
+                break
+            time.sleep(0.5)
+        assert runs[0]["state"] == "running" and runs[0]["done"] >= 5 and runs[0]["files"] == 6
+        assert invoke("runs", "show", "last")[0] == EXIT_USAGE  # no results until it ends
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    runs = json.loads(invoke("runs", "list", "-f", "json")[1])
+    assert runs[0]["state"] == "interrupted"  # its process is gone
+
+
+def test_cache_info_clear_and_prune(folder: Path) -> None:
+    invoke("scan", str(folder), "-j", "1", "-q")
+    invoke("scan", str(folder), "-j", "1", "-q")
+    code, out, _ = invoke("cache", "info", "-f", "json")
+    info = json.loads(out)
+    assert code == 0 and info["usable"] and info["entries"] > 0 and info["bytes"] > 0
+    assert info["hits"] >= 5 and 0 < info["hit_rate"] < 1
+    code, out, _ = invoke("cache", "info")
+    assert code == 0 and "hit rate" in out and "entries" in out
+    code, out, _ = invoke("cache", "prune", "--older-than", "30d")
+    assert code == 0 and out.startswith("removed 0 ")
+    time.sleep(1.1)
+    code, out, _ = invoke("cache", "prune", "--older-than", "1s")
+    assert code == 0 and int(out.split()[1]) == info["entries"]
+    invoke("scan", str(folder), "-j", "1", "-q")
+    code, out, _ = invoke("cache", "clear")
+    assert code == 0 and int(out.split()[1]) > 0
+    assert json.loads(invoke("cache", "info", "-f", "json")[1])["entries"] == 0
+    assert invoke("cache", "prune", "--older-than", "soon")[0] == EXIT_USAGE
+
+
+def test_size_limit_evicts_and_says_so(folder: Path) -> None:
+    code, _, err = invoke("scan", str(folder), "-j", "1", "--cache-size", "1")
+    assert code == 0 and "cache: evicted" in err
+
+
+def test_lock_refuses_a_second_run_and_wait_waits(folder: Path, isolated_cache: Path) -> None:
+    with RunLock(str(isolated_cache)):
+        code, out, err = invoke("scan", str(folder), "--lock", "-j", "1")
+        assert code == EXIT_LOCKED and out == ""
+        assert "holds the lock" in err and f"pid {os.getpid()}" in err
+    holder = RunLock(str(isolated_cache))
+    holder.__enter__()
+    threading.Timer(1.0, holder.__exit__, (None, None, None)).start()
+    start = time.monotonic()
+    code, _, _ = invoke("scan", str(folder), "--lock", "--wait", "-j", "1", "-q")
+    assert code == 0 and time.monotonic() - start >= 0.9
+
+
+def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
+    (folder / "bad.wav").write_bytes(b"not audio")
+    code, out, err = invoke("scan", str(folder), "--dry-run")
+    assert code == 0 and "dry run, nothing analyzed: 6 new" in err
+    invoke("scan", str(folder), "-j", "1", "-q")
+    write(folder / "n0.wav", tone(0.5))  # rewritten
+    write(folder / "added.wav", tone(0.7))
+    code, out, _ = invoke("scan", str(folder), "--dry-run")
+    states = {Path(line.split("\t")[1]).name: line.split("\t")[0] for line in out.splitlines()}
+    assert states == {
+        "added.wav": "new",
+        "bad.wav": "previously failed",
+        "n0.wav": "changed",
+        "n1.wav": "cached",
+        "n2.wav": "cached",
+        "n3.wav": "cached",
+        "notes.flac": "cached",
+    }
+    other = tmp_path / "other.skops"
+    other.write_bytes(
+        Path(__import__("analyzer").modelfile.DEFAULT_MODEL_PATH).read_bytes() + b""
+    )  # same bytes: same fingerprint, still cached
+    code, out, _ = invoke("scan", str(folder / "n1.wav"), "--dry-run", "--model", str(other))
+    assert out.startswith("cached\t")
+
+
+def test_changed_only_outputs_just_the_new_files(folder: Path) -> None:
+    invoke("scan", str(folder), "-j", "1", "-q")
+    write(folder / "added.wav", tone(0.7))
+    code, out, err = invoke("scan", str(folder), "-j", "1", "-f", "jsonl", "--changed-only")
+    assert code == 0
+    assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["added.wav"]
+    assert "6 files in" in err
