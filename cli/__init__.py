@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from cli.config import default_map, find_config
 from cli.manage import cache_group, runs_group
 from cli.scan import scan_command
 from cli.train import evaluate_command, model_group, train_command
@@ -22,16 +25,27 @@ Exit codes:
 
 @click.group(
     epilog=EXIT_CODES,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "auto_envvar_prefix": "HARKEN",
+    },
 )
 @click.version_option(package_name="harken", prog_name="harken")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Classify audio files with an ensemble of models over librosa features.
 
     \b
       harken scan recordings/                 # a table of labels
       harken scan recordings/ -f jsonl -o results.jsonl
+
+    Options can also come from harken.toml or [tool.harken] in pyproject.toml
+    (the nearest one), and from HARKEN_<COMMAND>_<OPTION> variables.
     """
+    found = find_config(Path.cwd())
+    if found is not None:
+        ctx.default_map = default_map(main, *found)
 
 
 main.add_command(scan_command)

@@ -38,12 +38,11 @@ def runs_group() -> None:
 @click.option(
     "-f",
     "--format",
-    "fmt",
     type=click.Choice(["table", "json"]),
     default="table",
     show_default=True,
 )
-def runs_list(cache_dir: str | None, limit: int, fmt: str) -> None:
+def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
     """List runs, newest first; a running one shows its counts so far."""
     from rich.table import Table
 
@@ -51,7 +50,7 @@ def runs_list(cache_dir: str | None, limit: int, fmt: str) -> None:
     from cli.render import make_console
 
     runs = list_runs(_directory(cache_dir))[:limit]
-    if fmt == "json":
+    if format == "json":
         json.dump(runs, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return
@@ -79,12 +78,11 @@ def runs_list(cache_dir: str | None, limit: int, fmt: str) -> None:
 @click.option(
     "-f",
     "--format",
-    "fmt",
     type=click.Choice(["table", "json", "jsonl", "csv"]),
     default="table",
     show_default=True,
 )
-def runs_show(run: str, cache_dir: str | None, fmt: str) -> None:
+def runs_show(run: str, cache_dir: str | None, format: str) -> None:
     """Print the results of RUN (an id, a prefix of one, or 'last') again, from disk."""
     from analyzer.errors import HarkenError
     from analyzer.runs import find_run, run_results
@@ -97,7 +95,7 @@ def runs_show(run: str, cache_dir: str | None, fmt: str) -> None:
         results = run_results(directory, record)
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
-    if fmt == "table":
+    if format == "table":
         make_console(stderr=False).print(results_table(results))
         wall = (record.get("ended") or time.time()) - record["started"]
         make_console(stderr=True).print(
@@ -105,7 +103,7 @@ def runs_show(run: str, cache_dir: str | None, fmt: str) -> None:
             + summary_line(results, cached=record["cached"], seconds=wall)
         )
     else:
-        write(results, fmt, sys.stdout)
+        write(results, format, sys.stdout)
 
 
 @click.group("cache")
@@ -118,12 +116,11 @@ def cache_group() -> None:
 @click.option(
     "-f",
     "--format",
-    "fmt",
     type=click.Choice(["table", "json"]),
     default="table",
     show_default=True,
 )
-def cache_info(cache_dir: str | None, fmt: str) -> None:
+def cache_info(cache_dir: str | None, format: str) -> None:
     """Location, size, entries and hit rate."""
     from analyzer.cache import ResultCache
 
@@ -132,7 +129,7 @@ def cache_info(cache_dir: str | None, fmt: str) -> None:
         info: dict[str, Any] = cache.info()
     finally:
         cache.close()
-    if fmt == "json":
+    if format == "json":
         json.dump(info, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return

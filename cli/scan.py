@@ -61,15 +61,15 @@ class ByteSize(click.ParamType):
         return int(float(match[1]) * SIZE_UNITS[match[2]])
 
 
-def output_format(fmt: str | None, output: str | None) -> str:
+def output_format(asked: str | None, output: str | None) -> str:
     """The format asked for, else the one the output file's suffix names, else a table."""
-    if fmt:
-        if fmt == "table" and output:
+    if asked:
+        if asked == "table" and output:
             raise click.BadParameter(
                 "a table goes to the terminal; choose json, jsonl or csv for -o",
                 param_hint="--format",
             )
-        return fmt
+        return asked
     if output:
         suffix = os.path.splitext(output)[1].lower()
         if suffix not in SUFFIX_FORMATS:
@@ -133,7 +133,6 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "-f",
     "--format",
-    "fmt",
     type=click.Choice(FORMATS),
     help="Output format [default: table, or from the -o suffix].",
 )
@@ -166,7 +165,6 @@ def sigterm_as_exception() -> Iterator[None]:
 )
 @click.option(
     "--lock",
-    "use_lock",
     is_flag=True,
     help="Run only if no other locked run uses this cache (else exit 75).",
 )
@@ -224,6 +222,14 @@ def sigterm_as_exception() -> Iterator[None]:
     help="Also write a JUnit XML report: a testcase per file.",
 )
 @click.option(
+    "--baseline",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Compare with an earlier JSON/JSONL result: report new, removed and relabeled files.",
+)
+@click.option(
+    "--fail-on-change", is_flag=True, help="With --baseline: exit 1 when anything changed."
+)
+@click.option(
     "--allow-errors", is_flag=True, help="Exit 0 even if some files could not be analyzed."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
@@ -234,14 +240,14 @@ def scan_command(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     jobs: int | None,
-    fmt: str | None,
+    format: str | None,
     output: str | None,
     model: str | None,
     trust_model: bool,
     cache_dir: str | None,
     no_cache: bool,
     cache_size: int | None,
-    use_lock: bool,
+    lock: bool,
     wait: bool,
     dry_run: bool,
     changed_only: bool,
@@ -253,6 +259,8 @@ def scan_command(
     min_confidence: float | None,
     fail_on: tuple[str, ...],
     junit: str | None,
+    baseline: str | None,
+    fail_on_change: bool,
     allow_errors: bool,
     quiet: bool,
     verbose: bool,
@@ -264,6 +272,7 @@ def scan_command(
       harken scan recordings/ --jobs 4 -o results.jsonl
       find . -name '*.wav' | harken scan --files-from -
     """
+    from analyzer.baseline import compare, load_baseline
     from analyzer.cache import default_cache_dir
     from analyzer.discover import discover
     from analyzer.errors import HarkenError
@@ -274,7 +283,7 @@ def scan_command(
 
     if not paths and files_from is None:
         raise click.UsageError("give at least one file or folder, or --files-from")
-    fmt = output_format(fmt, output)
+    format = output_format(format, output)
     for target in (output, junit):
         if target:
             check_output_folder(target)
@@ -282,12 +291,18 @@ def scan_command(
         rules = [parse_rule(text) for text in fail_on]
     except RuleError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    if fail_on_change and not baseline:
+        raise click.UsageError("--fail-on-change needs --baseline FILE")
+    try:
+        before = load_baseline(baseline) if baseline else None
+    except HarkenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--baseline") from None
     err = make_console(stderr=True)
     files = discover(paths, include=include, exclude=exclude, files_from=files_from)
     if not files:
         if not quiet:
             err.print("no audio files found")
-        _emit([], fmt, output)
+        _emit([], format, output)
         sys.exit(EXIT_OK)
     config = ScanConfig(
         jobs=jobs,
@@ -306,9 +321,9 @@ def scan_command(
         _dry_run(files, config, quiet)
         sys.exit(EXIT_OK)
     directory = None if no_cache else (cache_dir or default_cache_dir())
-    lock = RunLock(directory or default_cache_dir(), wait=wait) if use_lock else nullcontext()
+    held = RunLock(directory or default_cache_dir(), wait=wait) if lock else nullcontext()
     try:
-        with lock:
+        with held:
             run = _run(
                 files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
             )
@@ -320,12 +335,16 @@ def scan_command(
     results = [o.result for o in run.outcomes]
     failed_rules = _check_rules(rules, results)
     shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
-    _emit(shown, fmt, output)
+    _emit(shown, format, output)
     if junit:
         _write_junit(results, failed_rules, junit, run.seconds)
     if not quiet:
-        err.print(summary_line(results, cached=run.cached, seconds=run.seconds))
+        stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
+        err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
         _report_violations(err, failed_rules)
+    changes = compare(before, results) if before is not None else None
+    if changes is not None and not quiet:
+        _report_changes(err, changes)
     if run.evicted:
         err.print(f"cache: evicted {run.evicted} of the oldest entries to stay under its limit")
     if run.stopped is not None:
@@ -336,8 +355,23 @@ def scan_command(
         sys.exit(run.stopped)
     if not allow_errors and any(r.status != "ok" for r in results):
         sys.exit(EXIT_ERRORS)
-    if failed_rules:
+    if failed_rules or (fail_on_change and changes):
         sys.exit(EXIT_RULES)
+
+
+def _report_changes(console: Console, changes: Any, limit: int = 20) -> None:
+    """``baseline: 2 new, 1 removed, 3 relabeled`` and the first of each."""
+    console.print(
+        f"baseline: {len(changes.new)} new, {len(changes.removed)} removed,"
+        f" {len(changes.changed)} relabeled"
+    )
+    lines = [f"  new      {p}" for p in changes.new]
+    lines += [f"  removed  {p}" for p in changes.removed]
+    lines += [f"  relabeled {p}: {old} -> {now}" for p, old, now in changes.changed]
+    for line in lines[:limit]:
+        console.print(line)
+    if len(lines) > limit:
+        console.print(f"  ... and {len(lines) - limit} more")
 
 
 @dataclass
@@ -478,20 +512,20 @@ def _verbose_line(result: FileResult, cached: bool) -> str:
     return f"{printable(result.path)}: {what}{' (cached)' if cached else ''}"
 
 
-def _emit(results: list[FileResult], fmt: str, output: str | None) -> None:
-    """Write results to ``output`` or standard output in ``fmt``."""
+def _emit(results: list[FileResult], format: str, output: str | None) -> None:
+    """Write results to ``output`` or standard output in ``format``."""
     from analyzer.writers import write, write_file
     from cli.render import make_console, results_table
 
     if output:
         try:
-            write_file(results, fmt, output)
+            write_file(results, format, output)
         except OSError as exc:
             raise OutputError(
                 f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
             ) from None
-    elif fmt == "table":
+    elif format == "table":
         if results:
             make_console(stderr=False).print(results_table(results))
     else:
-        write(results, fmt, sys.stdout)
+        write(results, format, sys.stdout)

@@ -61,7 +61,6 @@ data_options = [
     click.option(
         "-f",
         "--format",
-        "fmt",
         type=click.Choice(["table", "json"]),
         default="table",
         show_default=True,
@@ -106,7 +105,7 @@ def train_command(
     jobs: int | None,
     cache_dir: str | None,
     no_cache: bool,
-    fmt: str,
+    format: str,
     quiet: bool,
     output: str,
     members: str,
@@ -153,7 +152,7 @@ def train_command(
         )
     ref = save_model(trained.ensemble, output, trained.card)
     report = {**trained.report, "model": ref.model_id, "output": output}
-    if fmt == "json":
+    if format == "json":
         json.dump(report, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
@@ -176,7 +175,7 @@ def evaluate_command(
     jobs: int | None,
     cache_dir: str | None,
     no_cache: bool,
-    fmt: str,
+    format: str,
     quiet: bool,
     model: str | None,
     trust_model: bool,
@@ -202,7 +201,7 @@ def evaluate_command(
             )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
-    if fmt == "json":
+    if format == "json":
         json.dump(report, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
@@ -219,12 +218,11 @@ def model_group() -> None:
 @click.option(
     "-f",
     "--format",
-    "fmt",
     type=click.Choice(["table", "json"]),
     default="table",
     show_default=True,
 )
-def model_show(model: str | None, fmt: str) -> None:
+def model_show(model: str | None, format: str) -> None:
     """Show a model's card (the shipped model when MODEL is omitted)."""
     from analyzer.errors import HarkenError
     from analyzer.modelfile import resolve_model
@@ -235,7 +233,7 @@ def model_show(model: str | None, fmt: str) -> None:
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
     card = {**ref.card.data, "fingerprint": ref.fingerprint, "id": ref.model_id, "path": ref.path}
-    if fmt == "json":
+    if format == "json":
         json.dump(card, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:

@@ -150,3 +150,27 @@ def test_junit_report(folder: Path, tmp_path: Path) -> None:
     error = cases["broken.wav"].find("error")
     assert error is not None and error.get("type") == "unsupported"
     assert cases["notes.wav"].find("failure") is None and cases["notes.wav"].find("error") is None
+
+
+def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path) -> None:
+    before = tmp_path / "before.jsonl"
+    code, _, _ = run(str(folder), "-j", "1", "-o", str(before))
+    assert code == 0
+    rows = [json.loads(line) for line in before.read_text().splitlines()]
+    quiet = next(r for r in rows if r["path"].endswith("quiet.wav"))
+    quiet["label"] = "speech"  # pretend it used to be heard otherwise
+    rows.append({**quiet, "path": str(folder / "gone.wav")})
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(rows))  # a JSON list works as well as JSONL
+    write(folder / "added.wav", chord(1.0, seed=7))
+    code, _, err = run(str(folder), "-j", "1", "--baseline", str(edited))
+    assert code == 0
+    assert "baseline: 1 new, 1 removed, 1 relabeled" in err
+    assert "quiet.wav: speech -> silence" in err and "gone.wav" in err and "added.wav" in err
+    code, _, _ = run(str(folder), "-j", "1", "--baseline", str(edited), "--fail-on-change")
+    assert code == EXIT_RULES
+    code, _, _ = run(str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change")
+    assert code == EXIT_RULES  # added.wav is new
+    assert run(str(folder), "--fail-on-change")[0] == EXIT_USAGE
+    (tmp_path / "junk.json").write_text("{not json")
+    assert run(str(folder), "--baseline", str(tmp_path / "junk.json"))[0] == EXIT_USAGE

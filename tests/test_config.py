@@ -1,0 +1,63 @@
+"""Options from harken.toml, [tool.harken] in pyproject.toml, and HARKEN_* variables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from cli.scan import EXIT_RULES, EXIT_USAGE
+
+from signals import silence, tone, write
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    write(tmp_path / "audio" / "quiet.wav", silence(1.0))
+    write(tmp_path / "audio" / "tone.wav", tone(1.0))
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")  # the file is found in a parent folder
+    return tmp_path
+
+
+def scan(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner(env=env).invoke(main, ["scan", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_pyproject_section_sets_scan_options(project: Path) -> None:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.harken]\njobs = 1\nformat = "jsonl"\n'
+        'fail-on = ["label == silence"]\nmax_duration = 60\n'
+    )
+    code, out, err = scan(str(project / "audio"))
+    assert code == EXIT_RULES, err
+    assert len([json.loads(line) for line in out.splitlines()]) == 2
+    code, out, _ = scan(str(project / "audio"), "--format", "csv")  # the command line wins
+    assert out.startswith("path,status")
+
+
+def test_harken_toml_comes_first_and_env_beats_the_file(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.harken]\nformat = "csv"\n')
+    (project / "harken.toml").write_text('format = "jsonl"\njobs = 1\n\n[train]\ncv = 3\n')
+    code, out, _ = scan(str(project / "audio"))
+    assert code == 0 and out.startswith("{")
+    code, out, _ = scan(str(project / "audio"), env={"HARKEN_SCAN_FORMAT": "json"})
+    assert code == 0 and out.startswith("[")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("jbos = 4\n", "unknown option 'jbos' for harken scan"),
+        ("[nonsense]\nx = 1\n", "[nonsense] is not a harken command"),
+        ("jobs = \n", "cannot read"),
+    ],
+)
+def test_bad_config_is_a_usage_error(project: Path, text: str, message: str) -> None:
+    (project / "harken.toml").write_text(text)
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_USAGE and message in err
