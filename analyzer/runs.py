@@ -37,7 +37,7 @@ class RunRecord:
 
     id: str
     started: float
-    arguments: list[str]
+    arguments: dict[str, Any]
     model: str
     files: int
     state: str = "running"  # running | finished | interrupted
@@ -60,7 +60,9 @@ def runs_dir(cache_dir: str) -> Path:
 class RunLog:
     """Records one run as it goes; written only by the process that runs it."""
 
-    def __init__(self, cache_dir: str, *, arguments: list[str], model: str, files: int) -> None:
+    def __init__(
+        self, cache_dir: str, *, arguments: dict[str, Any], model: str, files: int
+    ) -> None:
         self.folder = runs_dir(cache_dir)
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -121,7 +123,7 @@ class RunLog:
             json.dump(data, handle, sort_keys=True)
 
     def _prune(self) -> None:
-        records = sorted(self.folder.glob("*.json"))
+        records = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in records[: max(0, len(records) - KEEP_RUNS + 1)]:
             old.unlink(missing_ok=True)
             old.with_suffix(".jsonl").unlink(missing_ok=True)
@@ -131,7 +133,7 @@ def list_runs(cache_dir: str) -> list[dict[str, Any]]:
     """Every recorded run, newest first. A ``running`` run whose process is
     gone is shown as ``interrupted``."""
     runs = []
-    for path in sorted(runs_dir(cache_dir).glob("*.json"), reverse=True):
+    for path in runs_dir(cache_dir).glob("*.json"):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -139,7 +141,7 @@ def list_runs(cache_dir: str) -> list[dict[str, Any]]:
         if record.get("state") == "running" and not _alive(record.get("pid", 0)):
             record["state"] = "interrupted"
         runs.append(record)
-    return runs
+    return sorted(runs, key=lambda r: r.get("started", 0.0), reverse=True)
 
 
 def _alive(pid: int) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.config import default_map, find_config
+from cli.config import default_map, effective_settings, find_config
 from cli.manage import cache_group, runs_group
 from cli.scan import scan_command
 from cli.train import evaluate_command, model_group, train_command
@@ -46,6 +46,38 @@ def main(ctx: click.Context) -> None:
     found = find_config(Path.cwd())
     if found is not None:
         ctx.default_map = default_map(main, *found)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Settings from harken.toml, [tool.harken] and HARKEN_* variables."""
+
+
+@config_group.command("show")
+@click.option(
+    "-f", "--format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.pass_context
+def config_show(ctx: click.Context, format: str) -> None:
+    """Print every option's value in effect and where it came from."""
+    import json
+    import sys
+
+    from rich.table import Table
+
+    from cli.render import make_console
+
+    rows = effective_settings(main, ctx.find_root())
+    if format == "json":
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("command", "option", "value", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["command"], row["option"], repr(row["value"]), row["source"])
+    make_console(stderr=False).print(table)
 
 
 main.add_command(scan_command)

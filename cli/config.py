@@ -68,3 +68,38 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
                 raise click.UsageError(f"{path}: unknown option {option!r} for harken {command}")
             result.setdefault(command, {})[name] = setting
     return result
+
+
+def effective_settings(group: click.Group, ctx: click.Context) -> list[dict[str, Any]]:
+    """Every option of every command with options: value in effect and where it came from.
+
+    Sources: ``environment (NAME)``, the config file's path, or ``default``
+    (the command line is not known here; it wins over all of these).
+    """
+    import os
+
+    rows = []
+    defaults = ctx.default_map or {}
+    found = find_config(Path.cwd())
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            continue
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in (None, "help"):
+                continue
+            given = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+            envvars = [str(e) for e in given if e] or [f"HARKEN_{name}_{param.name}".upper()]
+            from_env = next((e for e in envvars if e in os.environ), None)
+            value: Any
+            if from_env is not None:
+                value, source = os.environ[from_env], f"environment ({from_env})"
+            elif param.name in defaults.get(name, {}):
+                value, source = defaults[name][param.name], str(found[0]) if found else "file"
+            else:  # a fresh context: the plain default, not the file's
+                value, source = param.get_default(click.Context(command)), "default"
+                if value is not None and not isinstance(value, (str, int, float, bool, tuple)):
+                    value = None  # click's "no default" marker
+            rows.append(
+                {"command": name, "option": param.opts[-1], "value": value, "source": source}
+            )
+    return rows

@@ -232,7 +232,12 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--allow-errors", is_flag=True, help="Exit 0 even if some files could not be analyzed."
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress and no summary (rule violations and changes are still listed).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="A line per file as it finishes.")
 def scan_command(
     paths: tuple[str, ...],
@@ -341,9 +346,9 @@ def scan_command(
     if not quiet:
         stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
         err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
-        _report_violations(err, failed_rules)
+    _report_violations(err, failed_rules)  # even with -q: they are why the exit code is 1
     changes = compare(before, results) if before is not None else None
-    if changes is not None and not quiet:
+    if changes is not None and (changes or not quiet):
         _report_changes(err, changes)
     if run.evicted:
         err.print(f"cache: evicted {run.evicted} of the oldest entries to stay under its limit")
@@ -412,7 +417,12 @@ def _run(
         runlog = None
         if directory is not None:
             model_id = resolve_model(config.model).model_id
-            runlog = RunLog(directory, arguments=sys.argv[1:], files=len(files), model=model_id)
+            arguments = {
+                k: v
+                for k, v in click.get_current_context().params.items()
+                if v not in (None, False, ())
+            }
+            runlog = RunLog(directory, arguments=arguments, files=len(files), model=model_id)
         try:
             with progress, sigterm_as_exception():
                 for outcome in scan(files, config):

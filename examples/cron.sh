@@ -1,17 +1,20 @@
 #!/bin/sh
-# Nightly re-scan of an archive (crontab: 15 2 * * * /path/to/cron.sh).
+# Nightly re-scan of an archive, e.g. from crontab:
+#   15 2 * * *  ARCHIVE=/srv/recordings /opt/harken/examples/cron.sh
 # --lock: a second run while one is going exits 75 at once; --changed-only:
-# today's output holds only what is new or changed; plain timestamped lines
-# go to the log because stderr is not a terminal.
+# the day's output holds only what is new or changed; stderr is not a
+# terminal, so the log gets timestamped progress lines and one summary line.
 set -u
-ARCHIVE=/srv/recordings
-OUT=/var/lib/harken/$(date +%F).jsonl
+ARCHIVE=${ARCHIVE:-/srv/recordings}
+OUT_DIR=${OUT_DIR:-/var/lib/harken}
+LOG=${LOG:-/var/log/harken.log}
+mkdir -p "$OUT_DIR"
 harken scan "$ARCHIVE" --lock --changed-only --timeout 120 --max-memory 1G \
-    -o "$OUT" >> /var/log/harken.log 2>&1
+    -o "$OUT_DIR/$(date +%F).jsonl" >> "$LOG" 2>&1
 status=$?
 case $status in
-    0|3) ;;                                   # 3: some files could not be analyzed (in $OUT)
-    75) echo "harken: previous run still going" >> /var/log/harken.log ;;
-    *) echo "harken: exit $status" >> /var/log/harken.log ;;
+    0|3) status=0 ;;  # 3: some files could not be analyzed; their rows say why
+    75) echo "$(date '+%F %T') harken: previous run still going" >> "$LOG" ;;
+    *) echo "$(date '+%F %T') harken: exit $status" >> "$LOG" ;;
 esac
 exit $status

@@ -61,3 +61,25 @@ def test_bad_config_is_a_usage_error(project: Path, text: str, message: str) -> 
     (project / "harken.toml").write_text(text)
     code, _, err = scan(str(project / "audio"))
     assert code == EXIT_USAGE and message in err
+
+
+def test_config_show_names_the_source_of_each_setting(project: Path) -> None:
+    (project / "harken.toml").write_text("jobs = 3\n\n[train]\ncv = 4\n")
+    result = CliRunner(env={"HARKEN_SCAN_TIMEOUT": "50"}).invoke(
+        main, ["config", "show", "-f", "json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    rows = {(r["command"], r["option"]): r for r in json.loads(result.stdout)}
+    assert rows["scan", "--jobs"]["value"] == 3
+    assert rows["scan", "--jobs"]["source"].endswith("harken.toml")
+    assert rows["train", "--cv"]["value"] == 4
+    assert rows["scan", "--timeout"]["source"] == "environment (HARKEN_SCAN_TIMEOUT)"
+    assert rows["scan", "--max-duration"] == {
+        "command": "scan",
+        "option": "--max-duration",
+        "value": 7200.0,
+        "source": "default",
+    }
+    assert rows["scan", "--cache-dir"]["source"] in ("default", "environment (HARKEN_CACHE_DIR)")
+    result = CliRunner().invoke(main, ["config", "show"], catch_exceptions=False)
+    assert result.exit_code == 0 and "--jobs" in result.stdout

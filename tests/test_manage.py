@@ -43,7 +43,8 @@ def test_runs_are_recorded_and_reprinted(folder: Path) -> None:
     assert [r["state"] for r in runs] == ["finished", "finished"]
     assert runs[0]["cached"] == 5 and runs[1]["cached"] == 0
     assert runs[0]["statuses"] == {"ok": 5} and runs[0]["files"] == 5
-    assert runs[0]["arguments"][:2] == ["scan", str(folder)] or runs[0]["arguments"]
+    assert runs[1]["arguments"]["paths"] == [str(folder)]
+    assert runs[1]["arguments"]["jobs"] == 1 and runs[1]["arguments"]["format"] == "jsonl"
     code, again, _ = invoke("runs", "show", runs[1]["id"][:17], "-f", "jsonl")
     assert code == 0 and again == first
     code, out, err = invoke("runs", "show", "last")
