@@ -178,20 +178,15 @@ class ResultCache:
     # --- management: harken cache info / clear / prune, and the size limit ---
 
     def info(self) -> dict[str, Any]:
-        """Location, size on disk, entries, and hits and misses since it was made."""
+        """Location, size on disk and entries (hit rates come from the run records)."""
         if self._store is None:
             return {"location": self.directory, "usable": False}
-        hits, misses = self._store.stats()
-        lookups = hits + misses
         return {
             "location": self.directory,
             "usable": True,
             "bytes": int(self._store.volume()),
             "entries": len(self._store),
             "size_limit": self.size_limit,
-            "hits": hits,
-            "misses": misses,
-            "hit_rate": round(hits / lookups, 4) if lookups else None,
         }
 
     def clear(self) -> int:

@@ -48,7 +48,7 @@ def read_manifest(manifest: str | Path) -> list[LabeledClip]:
     manifest = Path(manifest)
     base = manifest.parent
     try:
-        handle = manifest.open(newline="", encoding="utf-8")
+        handle = manifest.open(newline="", encoding="utf-8-sig")  # Excel writes a BOM
     except OSError as exc:
         raise UsageError(f"cannot read manifest {manifest}: {exc.strerror or exc}") from None
     with handle:

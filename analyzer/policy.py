@@ -24,6 +24,7 @@ confidence of a file that could not be analyzed) is false.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -54,7 +55,9 @@ NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-EQUALITY_OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne}
+EQUALITY_OPS = ("==", "!=")
+#: Deepest nesting of ``not`` and parentheses a rule may use.
+MAX_DEPTH = 50
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<op><=|>=|==|!=|<|>)|(?P<punct>[(){},])|(?P<str>"[^"]*"|'[^']*')"""
@@ -87,10 +90,20 @@ def lookup(record: dict[str, Any], field: str) -> Any:
 
 
 def _number(text: str) -> float | None:
+    """A finite number, or None (``nan`` and ``inf`` make rules that never fire)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
+
+
+def _same(got: Any, value: str) -> bool:
+    """``got == value``, numerically when both are numbers (``2 == 2.0``)."""
+    number = _number(value)
+    if isinstance(got, (int, float)) and not isinstance(got, bool) and number is not None:
+        return float(got) == number
+    return str(got) == value
 
 
 class _Parser:
@@ -109,6 +122,7 @@ class _Parser:
             self.tokens.append((kind, value, match.start(kind)))
             pos = match.end()
         self.i = 0
+        self.depth = 0
 
     def fail(self, pos: int, message: str) -> NoReturn:
         raise RuleError(f"bad rule: {message}\n  {self.text}\n  {' ' * pos}^")
@@ -148,16 +162,22 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
 
     def unary(self) -> Predicate:
-        value = self.peek()[1]
+        value, pos = self.peek()[1:]
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(pos, f"nested more than {MAX_DEPTH} deep")
         if value == "not":
             self.take()
-            inner = self.unary()
-            return lambda r: not inner(r)
+            negated = self.unary()
+            self.depth -= 1
+            return lambda r: not negated(r)
         if value == "(":
             self.take()
             inner = self.expr()
             self.expect(")")
+            self.depth -= 1
             return inner
+        self.depth -= 1
         return self.test()
 
     def field(self) -> str:
@@ -201,7 +221,7 @@ class _Parser:
 
             def member(r: dict[str, Any]) -> bool:
                 got = lookup(r, field)
-                return got is not None and (str(got) in values) != negate
+                return got is not None and any(_same(got, v) for v in values) != negate
 
             return member
         if op in NUMERIC_OPS:
@@ -219,16 +239,11 @@ class _Parser:
             return numeric
         if op in EQUALITY_OPS:
             raw = self.value()
-            as_number = _number(raw)
-            compare = EQUALITY_OPS[op]
+            equal = op == "=="
 
             def equality(r: dict[str, Any]) -> bool:
                 got = lookup(r, field)
-                if got is None:
-                    return False
-                if isinstance(got, (int, float)) and as_number is not None:
-                    return compare(got, as_number)
-                return compare(str(got), raw)
+                return got is not None and _same(got, raw) == equal
 
             return equality
         self.fail(

@@ -10,11 +10,13 @@ it ends. ``harken runs show`` reprints those without analyzing anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -55,6 +57,25 @@ class RunRecord:
 
 def runs_dir(cache_dir: str) -> Path:
     return Path(cache_dir) / "runs"
+
+
+class RunWarning(UserWarning):
+    """A run record could not be written; the scan goes on."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RunWarning, stacklevel=3)
+
+
+def start_run(
+    cache_dir: str, *, arguments: dict[str, Any], model: str, files: int
+) -> RunLog | None:
+    """A ``RunLog`` for a new run, or ``None`` (with a warning) if runs cannot be recorded."""
+    try:
+        return RunLog(cache_dir, arguments=arguments, model=model, files=files)
+    except OSError as exc:
+        _warn(f"runs cannot be recorded in {runs_dir(cache_dir)} ({exc.strerror or exc})")
+        return None
 
 
 class RunLog:
@@ -101,9 +122,12 @@ class RunLog:
         """Write the results and the final record."""
         self._stop.set()
         self._writer.join()
-        with atomic_output(str(self.folder / f"{self.record.id}.jsonl")) as handle:
-            for result in results:
-                handle.write(dumps(result) + "\n")
+        try:
+            with atomic_output(str(self.folder / f"{self.record.id}.jsonl")) as handle:
+                for result in results:
+                    handle.write(dumps(result) + "\n")
+        except OSError as exc:
+            _warn(f"could not write the run's results ({exc.strerror or exc})")
         self.record.state = state
         self.record.ended = time.time()
         self._write()
@@ -119,14 +143,18 @@ class RunLog:
             self.record.labels = dict(self._labels)
             data = asdict(self.record)
             self._dirty = False
-        with atomic_output(str(self.folder / f"{self.record.id}.json")) as handle:
-            json.dump(data, handle, sort_keys=True)
+        try:
+            with atomic_output(str(self.folder / f"{self.record.id}.json")) as handle:
+                json.dump(data, handle, sort_keys=True)
+        except OSError as exc:  # the record is a convenience: never fail a scan for it
+            _warn(f"could not update the run record ({exc.strerror or exc})")
 
     def _prune(self) -> None:
-        records = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        records = sorted(self.folder.glob("*.json"))  # ids sort by start time
         for old in records[: max(0, len(records) - KEEP_RUNS + 1)]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".jsonl").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # another run may be pruning too
+                old.unlink(missing_ok=True)
+                old.with_suffix(".jsonl").unlink(missing_ok=True)
 
 
 def list_runs(cache_dir: str) -> list[dict[str, Any]]:

@@ -291,7 +291,8 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
     Yields ``(path, state)``: ``cached``, ``new``, ``changed`` (bytes differ
     from what was cached for this path), ``model changed`` (features cached,
     not this model's prediction), ``previously failed`` (its failure is
-    cached; analyzed again with ``retry_failed``) or ``unreadable``.
+    cached; analyzed again with ``retry_failed``), ``refresh`` (with
+    ``refresh``: analyzed again whatever the cache holds) or ``unreadable``.
     """
     config = config or ScanConfig()
     model = resolve_model(config.model)
@@ -311,7 +312,7 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
                 yield path, "unreadable"
                 continue
             if config.refresh:
-                yield path, "new" if before is None else "changed"
+                yield path, "refresh"
             elif cache.get_prediction(digest, feature_key, model.fingerprint) is not None:
                 yield path, "cached"
             elif (entry := cache.get_analysis(digest, feature_key)) is not None:

@@ -166,7 +166,12 @@ def folds_for(
         names = sorted({str(f) for f in given})
         column = np.array([str(f) for f in given])
         return [(np.flatnonzero(column != name), np.flatnonzero(column == name)) for name in names]
-    n_groups = len(set(groups.tolist()))
+    n_groups = min(len(set(groups[labels == c].tolist())) for c in set(labels.tolist()))
+    if n_groups < 2:
+        raise UsageError(
+            "cross-validation needs at least two groups (recordings) of every class;"
+            " add data, or check --group-pattern and the manifest's group column"
+        )
     return grouped_folds(labels, groups, n_splits=min(n_splits, n_groups), seed=seed)
 
 
@@ -287,10 +292,10 @@ def train(
 
     config = FeatureConfig()
     feats = featurize(dataset.clips, config=config, jobs=jobs, cache_dir=cache_dir, on_done=on_done)
-    if len(feats.kept) < 2:
-        raise UsageError("fewer than two clips could be analyzed; nothing to train on")
     clips = [dataset.clips[i] for i in feats.kept]
     y = np.array([c.label for c in clips])
+    if len(set(y.tolist())) < 2:
+        raise UsageError("fewer than two classes could be analyzed; nothing to train on")
     classes = sorted(set(y.tolist()))
     groups = np.array([c.group for c in clips])
     folds = folds_for(y, groups, [c.fold for c in clips], n_splits=cv, seed=seed)
@@ -356,6 +361,8 @@ def evaluate(
         cache_dir=cache_dir,
         on_done=on_done,
     )
+    if not feats.kept:
+        raise UsageError("none of the clips could be analyzed; nothing to evaluate")
     clips = [dataset.clips[i] for i in feats.kept]
     y = np.array([c.label for c in clips])
     classes = sorted(set(model.card.classes) | set(y.tolist()))

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -129,6 +130,14 @@ def atomic_output(path: str) -> Iterator[IO[str]]:
         raise
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 forbids (control characters, say)."""
+    return _NOT_XML.sub("\ufffd", printable(text))
+
+
 def junit_xml(
     results: Iterable[FileResult], failed_rules: dict[str, list[str]], *, seconds: float
 ) -> bytes:
@@ -146,7 +155,7 @@ def junit_xml(
     )
     failures = errors = 0
     for result in results:
-        path = printable(result.path)
+        path = xml_text(result.path)
         folder = os.path.dirname(path).strip("/") or "."
         case = ET.SubElement(
             suite,
@@ -164,14 +173,14 @@ def junit_xml(
                 type=result.error.kind,
                 message=f"{result.status}: {result.error.kind}",
             )
-            element.text = printable(result.error.message)
+            element.text = xml_text(result.error.message)
         elif failed_rules.get(result.path):
             failures += 1
             rules = failed_rules[result.path]
             element = ET.SubElement(
-                case, "failure", type="rule", message="failed: " + "; ".join(rules)
+                case, "failure", type="rule", message=xml_text("failed: " + "; ".join(rules))
             )
-            element.text = dumps(result)
+            element.text = xml_text(dumps(result))
     suite.set("tests", str(len(results)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))

@@ -50,23 +50,66 @@ def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """Click's ``default_map`` for ``group`` from a config table; unknown keys are errors."""
-    result: dict[str, dict[str, Any]] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            command, values = key, value
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], click.Command]:
+    """Every command with options, by its path (``("scan",)``, ``("cache", "prune")``)."""
+    found: dict[tuple[str, ...], click.Command] = {}
+    for name, command in group.commands.items():
+        where = (*prefix, name)
+        if isinstance(command, click.Group):
+            found.update(_commands(command, where))
         else:
-            command, values = "scan", {key: value}
-        target = group.commands.get(command)
-        if not isinstance(target, click.Command) or isinstance(target, click.Group):
+            found[where] = command
+    return found
+
+
+def _options(command: click.Command) -> dict[str, click.Option]:
+    return {p.name: p for p in command.params if isinstance(p, click.Option) and p.name}
+
+
+def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Click's ``default_map`` for ``group`` from a config table; unknown keys are errors.
+
+    Top-level keys are ``scan`` options, and ``cache-dir`` there is every
+    command's; ``[<command>]`` tables (``[cache]`` for all of its subcommands)
+    hold that command's. Relative paths are relative to the config file.
+    """
+    commands = _commands(group)
+    settings: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def put(target: tuple[str, ...], option: str, value: Any, where: str) -> None:
+        name = option.replace("-", "_")
+        options = _options(commands[target])
+        if name not in options:
+            raise click.UsageError(f"{path}: unknown option {option!r} for harken {where}")
+        if isinstance(options[name].type, click.Path) and isinstance(value, str):
+            value = str((path.parent / value).expanduser())  # absolute paths stay as they are
+        settings.setdefault(target, {})[name] = value
+
+    for key, value in config.items():
+        if not isinstance(value, dict):
+            put(("scan",), key, value, "scan")
+            if key.replace("-", "_") == "cache_dir":  # one cache for every command
+                for target, command in commands.items():
+                    if target != ("scan",) and "cache_dir" in _options(command):
+                        put(target, key, value, " ".join(target))
+            continue
+        targets = [t for t in commands if t[0] == key]
+        if not targets:
             raise click.UsageError(f"{path}: [{key}] is not a harken command with options")
-        known = {p.name for p in target.params if isinstance(p, click.Option)}
-        for option, setting in values.items():
-            name = option.replace("-", "_")
-            if name not in known:
-                raise click.UsageError(f"{path}: unknown option {option!r} for harken {command}")
-            result.setdefault(command, {})[name] = setting
+        for option, setting in value.items():
+            fits = [t for t in targets if option.replace("-", "_") in _options(commands[t])]
+            if not fits:
+                raise click.UsageError(f"{path}: unknown option {option!r} for harken {key}")
+            for target in fits:
+                put(target, option, setting, " ".join(target))
+    result: dict[str, Any] = {}
+    for target, values in settings.items():
+        node = result
+        for part in target[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(target[-1], {}).update(values)
     return result
 
 
@@ -81,20 +124,23 @@ def effective_settings(group: click.Group, ctx: click.Context) -> list[dict[str,
     rows = []
     defaults = ctx.default_map or {}
     found = find_config(Path.cwd())
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            continue
+    for target, command in sorted(_commands(group).items()):
+        name = " ".join(target)
+        node: Any = defaults
+        for part in target:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
         for param in command.params:
             if not isinstance(param, click.Option) or param.name in (None, "help"):
                 continue
             given = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
-            envvars = [str(e) for e in given if e] or [f"HARKEN_{name}_{param.name}".upper()]
+            auto = "_".join(("HARKEN", *target, param.name)).upper()
+            envvars = [str(e) for e in given if e] or [auto]
             from_env = next((e for e in envvars if e in os.environ), None)
             value: Any
             if from_env is not None:
                 value, source = os.environ[from_env], f"environment ({from_env})"
-            elif param.name in defaults.get(name, {}):
-                value, source = defaults[name][param.name], str(found[0]) if found else "file"
+            elif param.name in node:
+                value, source = node[param.name], str(found[0]) if found else "file"
             else:  # a fresh context: the plain default, not the file's
                 value, source = param.get_default(click.Context(command)), "default"
                 if value is not None and not isinstance(value, (str, int, float, bool, tuple)):

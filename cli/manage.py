@@ -58,7 +58,8 @@ def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
     for column in ("run", "started", "state", "done", "cached", "statuses", "wall"):
         table.add_column(column, no_wrap=column != "statuses", min_width=4)
     for run in runs:
-        wall = (run.get("ended") or time.time()) - run["started"]
+        end = run.get("ended") or (time.time() if run["state"] == "running" else None)
+        wall = f"{end - run['started']:.1f} s" if end else "?"
         table.add_row(
             run["id"],
             time.strftime("%m-%d %H:%M", time.localtime(run["started"])),
@@ -66,8 +67,7 @@ def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
             f"{run['done']}/{run['files']}",
             str(run["cached"]),
             ", ".join(f"{k} {v}" for k, v in sorted(run["statuses"].items())),
-            f"{wall:.1f} s",
-            run["model"],
+            wall,
         )
     make_console(stderr=False).print(table)
 
@@ -123,12 +123,19 @@ def cache_group() -> None:
 def cache_info(cache_dir: str | None, format: str) -> None:
     """Location, size, entries and hit rate."""
     from analyzer.cache import ResultCache
+    from analyzer.runs import list_runs
 
-    cache = ResultCache(_directory(cache_dir))
+    directory = _directory(cache_dir)
+    cache = ResultCache(directory)
     try:
         info: dict[str, Any] = cache.info()
     finally:
         cache.close()
+    # The hit rate of the recorded runs: files answered from the cache / files seen.
+    runs = list_runs(directory)
+    info["hits"] = sum(r.get("cached", 0) for r in runs)
+    info["lookups"] = sum(r.get("done", 0) for r in runs)
+    info["hit_rate"] = round(info["hits"] / info["lookups"], 4) if info["lookups"] else None
     if format == "json":
         json.dump(info, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -140,7 +147,7 @@ def cache_info(cache_dir: str | None, format: str) -> None:
         f"location  {info['location']}\n"
         f"size      {info['bytes'] / 2**20:.1f} MiB of {info['size_limit'] / 2**30:.1f} GiB\n"
         f"entries   {info['entries']}\n"
-        f"hit rate  {rate} ({info['hits']} hits, {info['misses']} misses)"
+        f"hit rate  {rate} ({info['hits']} of {info['lookups']} files in the recorded runs)"
     )
 
 

@@ -47,6 +47,17 @@ class Terminated(Exception):
     """SIGTERM arrived: stop like Ctrl-C, but exit 143."""
 
 
+class Line(click.ParamType):
+    """A string option given many times; from a variable, one value per line
+    (Click would split on spaces, which rules and globs contain)."""
+
+    name = "TEXT"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+
 class ByteSize(click.ParamType):
     """A size such as ``512M``, ``2G`` or ``1500000`` (bytes)."""
 
@@ -118,11 +129,16 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--include",
     multiple=True,
+    type=Line(),
     metavar="GLOB",
     help="Only files matching GLOB (replaces the default audio extensions; repeatable).",
 )
 @click.option(
-    "--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable)."
+    "--exclude",
+    multiple=True,
+    type=Line(),
+    metavar="GLOB",
+    help="Skip files matching GLOB (repeatable).",
 )
 @click.option(
     "-j",
@@ -168,7 +184,7 @@ def sigterm_as_exception() -> Iterator[None]:
     is_flag=True,
     help="Run only if no other locked run uses this cache (else exit 75).",
 )
-@click.option("--wait", is_flag=True, help="With --lock: wait for the other run to finish.")
+@click.option("--wait", is_flag=True, help="Like --lock, but wait for the other run to finish.")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -212,6 +228,7 @@ def sigterm_as_exception() -> Iterator[None]:
     "--fail-on",
     "fail_on",
     multiple=True,
+    type=Line(),
     metavar="EXPR",
     help="Exit 1 when a file matches EXPR, e.g. 'label in {noise, silence}' or"
     " 'confidence < 0.6' (repeatable; see README, Rules).",
@@ -322,46 +339,49 @@ def scan_command(
         max_duration=max_duration,
         min_confidence=min_confidence,
     )
-    if dry_run:
-        _dry_run(files, config, quiet)
-        sys.exit(EXIT_OK)
     directory = None if no_cache else (cache_dir or default_cache_dir())
-    held = RunLock(directory or default_cache_dir(), wait=wait) if lock else nullcontext()
+    # --wait implies --lock; the lock is held until the outputs are written.
+    held = RunLock(directory or default_cache_dir(), wait=wait) if lock or wait else nullcontext()
     try:
+        if dry_run:
+            _dry_run(files, config, quiet)
+            sys.exit(EXIT_OK)
         with held:
             run = _run(
                 files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
             )
+            results = [o.result for o in run.outcomes]
+            failed_rules = _check_rules(rules, results)
+            shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
+            _emit(shown, format, output)
+            if junit:
+                _write_junit(results, failed_rules, junit, run.seconds)
+            if not quiet:
+                stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
+                err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
+            _report_violations(err, failed_rules)  # even with -q: they are why the exit code is 1
+            changes = compare(before, results) if before is not None else None
+            if changes is not None and (changes or not quiet):
+                _report_changes(err, changes)
+            if run.evicted:
+                err.print(
+                    f"cache: evicted {run.evicted} of the oldest entries to stay under its limit"
+                )
+            if run.stopped is not None:
+                err.print(
+                    f"interrupted: {len(results)} of {len(files)} files done; "
+                    "finished results are cached, run again to resume"
+                )
+                sys.exit(run.stopped)
+            if not allow_errors and any(r.status != "ok" for r in results):
+                sys.exit(EXIT_ERRORS)
+            if failed_rules or (fail_on_change and changes):
+                sys.exit(EXIT_RULES)
     except HarkenError as exc:
         if isinstance(exc, LockHeld):
             err.print(f"harken: {exc}")
             sys.exit(EXIT_LOCKED)
         raise HarkenUsageError(str(exc)) from None
-    results = [o.result for o in run.outcomes]
-    failed_rules = _check_rules(rules, results)
-    shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
-    _emit(shown, format, output)
-    if junit:
-        _write_junit(results, failed_rules, junit, run.seconds)
-    if not quiet:
-        stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
-        err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
-    _report_violations(err, failed_rules)  # even with -q: they are why the exit code is 1
-    changes = compare(before, results) if before is not None else None
-    if changes is not None and (changes or not quiet):
-        _report_changes(err, changes)
-    if run.evicted:
-        err.print(f"cache: evicted {run.evicted} of the oldest entries to stay under its limit")
-    if run.stopped is not None:
-        err.print(
-            f"interrupted: {len(results)} of {len(files)} files done; "
-            "finished results are cached, run again to resume"
-        )
-        sys.exit(run.stopped)
-    if not allow_errors and any(r.status != "ok" for r in results):
-        sys.exit(EXIT_ERRORS)
-    if failed_rules or (fail_on_change and changes):
-        sys.exit(EXIT_RULES)
 
 
 def _report_changes(console: Console, changes: Any, limit: int = 20) -> None:
@@ -403,7 +423,7 @@ def _run(
     """Scan with progress, a run record, signal handling and the cache size limit."""
     from analyzer.cache import enforce_cache_limit
     from analyzer.modelfile import resolve_model
-    from analyzer.runs import RunLog
+    from analyzer.runs import start_run
     from analyzer.scan import scan
     from cli.progress import ScanProgress
 
@@ -422,7 +442,7 @@ def _run(
                 for k, v in click.get_current_context().params.items()
                 if v not in (None, False, ())
             }
-            runlog = RunLog(directory, arguments=arguments, files=len(files), model=model_id)
+            runlog = start_run(directory, arguments=arguments, files=len(files), model=model_id)
         try:
             with progress, sigterm_as_exception():
                 for outcome in scan(files, config):

@@ -118,6 +118,7 @@ def train_command(
     reports per member and for the ensemble, then fits on everything.
     """
     from analyzer.ensemble import MEMBER_NAMES
+    from analyzer.errors import HarkenError
     from analyzer.modelfile import save_model
     from analyzer.pool import default_jobs
     from analyzer.training import train
@@ -140,16 +141,19 @@ def train_command(
             " below may be too optimistic."
         )
     progress, tick = _progress(len(dataset.clips), quiet)
-    with progress:
-        trained = train(
-            dataset,
-            members=chosen,
-            cv=cv,
-            jobs=jobs or default_jobs(),
-            cache_dir=_cache_dir(cache_dir, no_cache),
-            name=name,
-            on_done=tick,
-        )
+    try:
+        with progress:
+            trained = train(
+                dataset,
+                members=chosen,
+                cv=cv,
+                jobs=jobs or default_jobs(),
+                cache_dir=_cache_dir(cache_dir, no_cache),
+                name=name,
+                on_done=tick,
+            )
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
     ref = save_model(trained.ensemble, output, trained.card)
     report = {**trained.report, "model": ref.model_id, "output": output}
     if format == "json":

@@ -83,3 +83,23 @@ def test_config_show_names_the_source_of_each_setting(project: Path) -> None:
     assert rows["scan", "--cache-dir"]["source"] in ("default", "environment (HARKEN_CACHE_DIR)")
     result = CliRunner().invoke(main, ["config", "show"], catch_exceptions=False)
     assert result.exit_code == 0 and "--jobs" in result.stdout
+
+
+def test_cache_dir_from_the_file_serves_every_command(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HARKEN_CACHE_DIR")  # the variable would win over the file
+    (project / "harken.toml").write_text('cache-dir = "shared-cache"\njobs = 1\n')
+    code, _, _ = scan(str(project / "audio"), "-q")
+    assert code == 0
+    assert (project / "shared-cache" / "runs").is_dir()  # relative to the file, not the cwd
+    result = CliRunner().invoke(main, ["runs", "list", "-f", "json"], catch_exceptions=False)
+    assert len(json.loads(result.stdout)) == 1
+    result = CliRunner().invoke(main, ["cache", "info", "-f", "json"], catch_exceptions=False)
+    assert json.loads(result.stdout)["location"] == str(project / "shared-cache")
+
+
+def test_rules_from_a_variable_one_per_line(project: Path) -> None:
+    env = {"HARKEN_SCAN_FAIL_ON": "label == silence\nduration > 3600"}
+    code, _, err = scan(str(project / "audio"), "-j", "1", env=env)
+    assert code == EXIT_RULES and "quiet.wav: label == silence" in err

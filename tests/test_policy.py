@@ -174,3 +174,27 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     assert run(str(folder), "--fail-on-change")[0] == EXIT_USAGE
     (tmp_path / "junk.json").write_text("{not json")
     assert run(str(folder), "--baseline", str(tmp_path / "junk.json"))[0] == EXIT_USAGE
+
+
+def test_junit_survives_control_characters_in_names(folder: Path, tmp_path: Path) -> None:
+    write(folder / "ctl\x1bname.wav", chord(1.0))
+    report = tmp_path / "junit.xml"
+    code, _, _ = run(str(folder), "-j", "1", "--junit", str(report))
+    assert code == 0
+    names = {case.get("name") for case in ET.parse(report).getroot().iter("testcase")}
+    assert "ctl\ufffdname.wav" in names
+
+
+def test_numbers_compare_alike_in_sets_and_equality() -> None:
+    assert parse_rule("sample_rate in {8000.0, 16000}").fails(RECORD)
+    assert parse_rule("duration in {0.8}").fails(RECORD)
+    with pytest.raises(RuleError, match="needs a number"):
+        parse_rule("confidence < nan")
+    with pytest.raises(RuleError, match="nested"):
+        parse_rule("(" * 60 + "label == x" + ")" * 60)
+
+
+def test_dry_run_with_an_unusable_model_is_a_usage_error(folder: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    assert run(str(folder), "--dry-run", "--model", str(junk))[0] == EXIT_USAGE

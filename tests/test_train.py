@@ -160,3 +160,19 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     code, _, err = invoke("train", "--manifest", str(bad), "-o", out)
     assert code == EXIT_USAGE and "missing column" in err
     assert invoke("train", str(labeled), "-o", out, "--group-pattern", "(")[0] == EXIT_USAGE
+
+
+def test_too_little_data_is_a_usage_error(tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    write(one / "a" / "x.wav", tone(1.0))
+    write(one / "b" / "y.wav", noise(1.0))
+    code, _, err = invoke("train", str(one), "-o", str(tmp_path / "m.skops"), "-q")
+    assert code == EXIT_USAGE and "at least two groups" in err
+    manifest = tmp_path / "gone.csv"
+    manifest.write_text("\ufeffpath,label\nmissing1.wav,a\nmissing2.wav,b\n")  # with a BOM
+    code, _, err = invoke(
+        "train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-q"
+    )
+    assert code == EXIT_USAGE and "two classes" in err
+    code, _, err = invoke("evaluate", "--manifest", str(manifest), "-q")
+    assert code == EXIT_USAGE and "none of the clips" in err
