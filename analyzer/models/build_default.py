@@ -1,6 +1,6 @@
 """Build the default model from the speech/music/noise/silence corpus.
 
-    python -m analyzer.models.build_default --corpus ../shared/corpus
+    python -m analyzer.models.build_default --corpus PATH_TO_CORPUS
 
 Every clip is decoded and featurised by the same code ``harken scan`` uses.
 Each clip also gets one augmented copy (band-limited, re-levelled, noised;
