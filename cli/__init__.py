@@ -8,6 +8,7 @@ import click
 
 from cli.config import default_map, effective_settings, find_config
 from cli.manage import cache_group, runs_group
+from cli.options import format_option, print_json
 from cli.scan import scan_command
 from cli.train import evaluate_command, model_group, train_command
 
@@ -54,23 +55,17 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@click.option(
-    "-f", "--format", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option("table", "json")
 @click.pass_context
 def config_show(ctx: click.Context, format: str) -> None:
     """Print every option's value in effect and where it came from."""
-    import json
-    import sys
-
     from rich.table import Table
 
     from cli.render import make_console
 
     rows = effective_settings(main, ctx.find_root())
     if format == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows)
         return
     table = Table(show_edge=False, header_style="bold")
     for column in ("command", "option", "value", "source"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -10,14 +9,9 @@ from typing import Any
 
 import click
 
+from cli.options import cache_dir_option, format_option, print_json
 from cli.scan import HarkenUsageError
 
-cache_dir_option = click.option(
-    "--cache-dir",
-    envvar="HARKEN_CACHE_DIR",
-    type=click.Path(file_okay=False),
-    help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
-)
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -35,13 +29,7 @@ def runs_group() -> None:
 @runs_group.command("list")
 @cache_dir_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option(
-    "-f",
-    "--format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json")
 def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
     """List runs, newest first; a running one shows its counts so far."""
     from rich.table import Table
@@ -51,8 +39,7 @@ def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
 
     runs = list_runs(_directory(cache_dir))[:limit]
     if format == "json":
-        json.dump(runs, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        print_json(runs)
         return
     table = Table(show_edge=False, header_style="bold")
     for column in ("run", "started", "state", "done", "cached", "statuses", "wall"):
@@ -75,13 +62,7 @@ def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
 @runs_group.command("show")
 @click.argument("run", default="last")
 @cache_dir_option
-@click.option(
-    "-f",
-    "--format",
-    type=click.Choice(["table", "json", "jsonl", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "jsonl", "csv")
 def runs_show(run: str, cache_dir: str | None, format: str) -> None:
     """Print the results of RUN (an id, a prefix of one, or 'last') again, from disk."""
     from analyzer.errors import HarkenError
@@ -113,13 +94,7 @@ def cache_group() -> None:
 
 @cache_group.command("info")
 @cache_dir_option
-@click.option(
-    "-f",
-    "--format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json")
 def cache_info(cache_dir: str | None, format: str) -> None:
     """Location, size, entries and hit rate."""
     from analyzer.cache import ResultCache
@@ -137,8 +112,7 @@ def cache_info(cache_dir: str | None, format: str) -> None:
     info["lookups"] = sum(r.get("done", 0) for r in runs)
     info["hit_rate"] = round(info["hits"] / info["lookups"], 4) if info["lookups"] else None
     if format == "json":
-        json.dump(info, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        print_json(info)
         return
     if not info["usable"]:
         raise HarkenUsageError(f"the cache at {info['location']} cannot be opened")

@@ -17,6 +17,7 @@ import click
 
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
 from analyzer.writers import FORMATS
+from cli.options import cache_dir_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -166,12 +167,7 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--trust-model", is_flag=True, help="Load a model file even if it holds untrusted types."
 )
-@click.option(
-    "--cache-dir",
-    envvar="HARKEN_CACHE_DIR",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
-)
+@cache_dir_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option(
     "--cache-size",

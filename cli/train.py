@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from cli.options import cache_dir_option, format_option, print_json
 from cli.scan import HarkenUsageError
 
 DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
@@ -51,20 +50,9 @@ data_options = [
         help="Group clips by this match in their file names (first group).",
     ),
     click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes."),
-    click.option(
-        "--cache-dir",
-        envvar="HARKEN_CACHE_DIR",
-        type=click.Path(file_okay=False),
-        help="Cache folder [env HARKEN_CACHE_DIR].",
-    ),
+    cache_dir_option,
     click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
-    click.option(
-        "-f",
-        "--format",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        show_default=True,
-    ),
+    format_option("table", "json"),
     click.option("-q", "--quiet", is_flag=True, help="No progress."),
 ]
 
@@ -157,8 +145,7 @@ def train_command(
     ref = save_model(trained.ensemble, output, trained.card)
     report = {**trained.report, "model": ref.model_id, "output": output}
     if format == "json":
-        json.dump(report, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        print_json(report)
     else:
         training_report(make_console(stderr=False), report)
         err.print(f"model written to {output} ({ref.model_id})")
@@ -206,8 +193,7 @@ def evaluate_command(
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
     if format == "json":
-        json.dump(report, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        print_json(report)
     else:
         training_report(make_console(stderr=False), report)
 
@@ -219,13 +205,7 @@ def model_group() -> None:
 
 @model_group.command("show")
 @click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "-f",
-    "--format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json")
 def model_show(model: str | None, format: str) -> None:
     """Show a model's card (the shipped model when MODEL is omitted)."""
     from analyzer.errors import HarkenError
@@ -238,7 +218,6 @@ def model_show(model: str | None, format: str) -> None:
         raise HarkenUsageError(str(exc)) from None
     card = {**ref.card.data, "fingerprint": ref.fingerprint, "id": ref.model_id, "path": ref.path}
     if format == "json":
-        json.dump(card, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        print_json(card)
     else:
         model_card(make_console(stderr=False), card)
