@@ -86,10 +86,14 @@ class RunLog:
     ) -> None:
         self.folder = runs_dir(cache_dir)
         self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        now = time.time()
+        # Sortable, and distinct to the millisecond before the random part.
+        stamp = (
+            time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{int(now * 1000) % 1000:03d}"
+        )
         self.record = RunRecord(
             id=f"{stamp}-{secrets.token_hex(2)}",
-            started=time.time(),
+            started=now,
             arguments=arguments,
             model=model,
             files=files,

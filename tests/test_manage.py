@@ -45,7 +45,8 @@ def test_runs_are_recorded_and_reprinted(folder: Path) -> None:
     assert runs[0]["statuses"] == {"ok": 5} and runs[0]["files"] == 5
     assert runs[1]["arguments"]["paths"] == [str(folder)]
     assert runs[1]["arguments"]["jobs"] == 1 and runs[1]["arguments"]["format"] == "jsonl"
-    code, again, _ = invoke("runs", "show", runs[1]["id"][:17], "-f", "jsonl")
+    prefix = runs[1]["id"][:-5]  # up to the millisecond: a unique prefix picks the run
+    code, again, _ = invoke("runs", "show", prefix, "-f", "jsonl")
     assert code == 0 and again == first
     code, out, err = invoke("runs", "show", "last")
     assert code == 0 and "n0.wav" in out and "5 ok (5 cached)" in err
