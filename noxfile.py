@@ -18,7 +18,7 @@ PATHS = ["analyzer", "cli", "tests", "benchmarks", "examples", "noxfile.py"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite, on the Python that runs nox (or ``-p 3.X``)."""
-    session.install(".", *TEST_DEPS)
+    session.install(".[dask]", *TEST_DEPS)  # the cluster tests need dask.distributed
     session.run("pytest", *session.posargs)
 
 

@@ -31,7 +31,8 @@ class Settings:
     Without a ``model`` the work stops at the features (for training).
 
     ``state_dir`` is set by the pool for its workers (in-flight markers);
-    ``None`` means the work runs in the caller's process.
+    ``None`` means the work runs in the caller's process, or on a Dask
+    worker when ``on_cluster`` is set.
     """
 
     model: ModelRef | None
@@ -42,6 +43,7 @@ class Settings:
     state_dir: str | None = None
     faults: str | None = field(default_factory=fault_spec)
     features: FeatureConfig | None = None
+    on_cluster: bool = False
 
     @property
     def feature_config(self) -> FeatureConfig:
@@ -79,13 +81,17 @@ class TaskOutput:
 
 #: Ensembles loaded in this process, by model fingerprint and trust.
 _ENSEMBLES: dict[tuple[str, bool], Any] = {}
+#: Model files sent to this process (a cluster worker), by fingerprint.
+SHIPPED_MODELS: dict[str, bytes] = {}
 
 
 def ensemble_for(model: ModelRef, *, trust: bool = False) -> Any:
-    """The fitted ensemble of ``model``, loaded once per process."""
+    """The fitted ensemble of ``model``, loaded once per process: from the
+    bytes the parent shipped to this cluster worker, else from its path."""
     key = (model.fingerprint, trust)
     if key not in _ENSEMBLES:
-        _ENSEMBLES[key] = load_ensemble(model, trust=trust)
+        data = SHIPPED_MODELS.get(model.fingerprint)
+        _ENSEMBLES[key] = load_ensemble(model, trust=trust, data=data)
     return _ENSEMBLES[key]
 
 
@@ -171,6 +177,7 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
             state_dir=settings.state_dir,
             timeout=settings.timeout,
             faults=settings.faults,
+            in_worker=settings.on_cluster,
         ):
             facts, vector = extract_file(task.path, settings)
     except DecodeError as exc:

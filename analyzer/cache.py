@@ -44,11 +44,22 @@ def default_cache_dir() -> str:
 
 def hash_file(path: str) -> str:
     """BLAKE2b of the file's bytes, hex."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = _content_hasher()
     with open(path, "rb") as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hash_bytes(data: bytes) -> str:
+    """The content hash of bytes already in memory (``hash_file``'s algorithm)."""
+    digest = _content_hasher()
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _content_hasher() -> Any:
+    return hashlib.blake2b(digest_size=20)
 
 
 class CacheWarning(UserWarning):

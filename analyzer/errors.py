@@ -29,3 +29,7 @@ class DecodeError(HarkenError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class ClusterError(HarkenError):
+    """The Dask cluster cannot be used: unreachable, no worker, dask missing."""

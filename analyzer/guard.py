@@ -12,17 +12,20 @@ killer.
 
 In-process runs (``--jobs 1``) have no one to kill them: there a timeout is
 a ``SIGALRM`` that interrupts Python code and blocking system calls, but
-not a loop inside C code.
+not a loop inside C code. On a Dask worker, where the file runs in a worker
+thread and no signal can reach it, a timer raises the timeout in that thread
+instead: it interrupts Python code only.
 
 ``HARKEN_FAULT`` (read by the parent, passed to workers in their settings)
 injects faults for the fault-injection tests:
-``crash:GLOB`` (pool workers only), ``hang:GLOB`` or ``hog:GLOB`` (several
+``crash:GLOB`` (pool and cluster workers only), ``hang:GLOB`` or ``hog:GLOB`` (several
 separated by ``;``), matched against the file's name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fnmatch
 import os
 import signal
@@ -134,11 +137,14 @@ def guarded(
     state_dir: str | None,
     timeout: float | None,
     faults: str | None = None,
+    in_worker: bool = False,
 ) -> Iterator[None]:
-    """Run the body for one file under its marker (pool) or an alarm (in process).
+    """Run the body for one file under its marker (pool) or a timer (elsewhere).
 
-    In a pool worker (``state_dir`` set) the parent kills a hung worker; in
-    process, ``FileTimeout`` is raised instead.
+    In a pool worker (``state_dir`` set) the parent kills a hung worker;
+    elsewhere ``FileTimeout`` is raised instead. ``in_worker`` says this
+    process is a worker that may die (a pool or a cluster worker), which is
+    where a ``crash`` fault may strike.
     """
     if state_dir is not None:
         marker = os.path.join(state_dir, str(os.getpid()))
@@ -150,18 +156,49 @@ def guarded(
             with contextlib.suppress(OSError):
                 os.unlink(marker)
         return
-    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
-    if use_alarm:
+    with _deadline(path, timeout):
+        _inject_fault(path, faults, in_worker=in_worker)
+        yield
+
+
+@contextlib.contextmanager
+def _deadline(path: str, timeout: float | None) -> Iterator[None]:
+    """Raise ``FileTimeout`` in this thread once ``timeout`` seconds have passed."""
+    if not timeout:
+        yield
+        return
+    if threading.current_thread() is threading.main_thread():
 
         def expire(signum: int, frame: object) -> None:
             raise FileTimeout(path)
 
         previous = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
-    try:
-        _inject_fault(path, faults, in_worker=False)
-        yield
-    finally:
-        if use_alarm:
+        signal.setitimer(signal.ITIMER_REAL, float(timeout))
+        try:
+            yield
+        finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+        return
+    # Not the main thread (a Dask worker's task thread): no signal reaches it,
+    # so a timer thread raises the exception in it, between two bytecodes.
+    target = threading.get_ident()
+    lock = threading.Lock()
+    done = False
+
+    def interrupt() -> None:
+        with lock:
+            if not done:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(target), ctypes.py_object(FileTimeout)
+                )
+
+    timer = threading.Timer(timeout, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            done = True
+        timer.cancel()

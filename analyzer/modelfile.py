@@ -111,7 +111,7 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
     return ModelRef(path=path, fingerprint=fingerprint, card=ModelCard(card))
 
 
-def load_ensemble(ref: ModelRef, *, trust: bool = False) -> Any:
+def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = None) -> Any:
     """Load the fitted ensemble of a model file.
 
     Parameters
@@ -119,6 +119,9 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False) -> Any:
     ref : ModelRef
     trust : bool
         Load even if the file holds types outside harken's allow-list.
+    data : bytes, optional
+        The file's bytes, when they were sent here instead of the file
+        (a cluster worker that cannot read ``ref.path``).
 
     Raises
     ------
@@ -127,8 +130,9 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False) -> Any:
     """
     import skops.io as sio
 
+    source = {"data": data} if data is not None else {"file": ref.path}
     try:
-        untrusted = set(sio.get_untrusted_types(file=ref.path))
+        untrusted = set(sio.get_untrusted_types(**source))
     except Exception as exc:
         raise ModelError(f"{ref.path}: not a readable skops file ({exc})") from None
     unknown = sorted(untrusted - TRUSTED_TYPES)
@@ -138,6 +142,8 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False) -> Any:
             " Load it only if you trust its author (--trust-model)."
         )
     try:
+        if data is not None:
+            return sio.loads(data, trusted=sorted(untrusted))
         return sio.load(ref.path, trusted=sorted(untrusted))
     except Exception as exc:
         raise ModelError(f"{ref.path}: the model could not be loaded ({exc})") from None

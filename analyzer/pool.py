@@ -134,7 +134,7 @@ def _supervise(queue: list[Task], settings: Settings, jobs: int) -> Iterator[Tas
             unexplained = 0 if settled or answered else unexplained + 1
             if unexplained >= MAX_UNEXPLAINED_BREAKS:
                 for task in queue:
-                    yield _crashed(task, settings, f"the worker pool keeps failing ({broke})")
+                    yield crashed_output(task, settings, f"the worker pool keeps failing ({broke})")
                 return
 
 
@@ -167,7 +167,7 @@ def _isolated(task: Task, settings: Settings) -> TaskOutput:
         markers = read_markers(settings.state_dir or "")
         if markers.get(task.index) == "timeout":
             return _timeout(task, settings)
-        return _crashed(task, settings, f"its worker process died ({exc})")
+        return crashed_output(task, settings, f"its worker process died ({exc})")
 
 
 def _timeout(task: Task, settings: Settings) -> TaskOutput:
@@ -175,7 +175,8 @@ def _timeout(task: Task, settings: Settings) -> TaskOutput:
     return _given_up(task, settings, "timeout", reason)
 
 
-def _crashed(task: Task, settings: Settings, reason: str) -> TaskOutput:
+def crashed_output(task: Task, settings: Settings, reason: str) -> TaskOutput:
+    """The row of a file that killed its worker (``reason`` says how)."""
     return _given_up(task, settings, "crashed", f"analyzing this file crashed the worker: {reason}")
 
 

@@ -40,6 +40,10 @@ class ScanConfig:
     means the default location; ``use_cache=False`` keeps nothing. ``refresh``
     ignores cached results (and overwrites them); ``retry_failed`` analyzes
     again files whose failure was cached.
+
+    ``backend="dask"`` runs the misses on a Dask cluster (``analyzer.cluster``):
+    the one at ``scheduler``, or a LocalCluster of ``jobs`` workers;
+    ``ship_audio`` sends the files' bytes to workers that cannot read them.
     """
 
     jobs: int | None = None
@@ -53,6 +57,10 @@ class ScanConfig:
     trust_model: bool = False
     max_duration: float = DEFAULT_MAX_DURATION
     min_confidence: float | None = None
+    backend: str = "local"
+    scheduler: str | None = None
+    ship_audio: bool = False
+    connect_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,9 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
     ModelError
         The model cannot be used; raised before any file is analyzed (with
         a pool, by the first batch), and only when some file needs the model.
+    ClusterError
+        With ``backend="dask"``: the cluster cannot be reached, has no
+        worker, or dask is not installed.
     """
     from analyzer.analysis import ensemble_for
     from analyzer.pool import default_jobs, run_tasks
@@ -149,7 +160,8 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         # is analyzed: here when this process predicts, else by the first worker
         # (its ModelError comes back through the pool), which saves loading
         # scikit-learn and the model in this process on a cold run.
-        if reuse or (tasks and jobs <= 1):
+        local = config.backend != "dask"
+        if reuse or (tasks and jobs <= 1 and local):
             ensemble_for(model, trust=config.trust_model)
         threshold = config.min_confidence
         if threshold is None:
@@ -159,11 +171,38 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         if reuse:
             for outcome in _predict_cached(reuse, settings, cache, feature_key):
                 yield _thresholded(outcome, threshold)
-        for output in run_tasks(tasks, settings, jobs=jobs):
+        outputs = (
+            run_tasks(tasks, settings, jobs=jobs)
+            if local
+            else _on_cluster(tasks, settings, config, jobs)
+        )
+        for output in outputs:
             store(cache, output, feature_key, model.fingerprint)
             yield _thresholded(Outcome(output.result, cached=False), threshold)
     finally:
         cache.close()
+
+
+def _on_cluster(
+    tasks: list[Task], settings: Settings, config: ScanConfig, jobs: int
+) -> Iterator[TaskOutput]:
+    """The tasks' outputs from a Dask cluster."""
+    from analyzer.errors import ClusterError
+
+    try:
+        from analyzer.cluster import Cluster, run_on_cluster
+    except ImportError as exc:
+        raise ClusterError(
+            f"--backend dask needs dask.distributed ({exc}); install it with:"
+            " pip install 'harken[dask]'"
+        ) from None
+    cluster = Cluster(
+        scheduler=config.scheduler,
+        ship_audio=config.ship_audio,
+        connect_timeout=config.connect_timeout,
+        workers=jobs,
+    )
+    return run_on_cluster(tasks, settings, cluster)
 
 
 UNKNOWN = "unknown"

@@ -145,7 +145,37 @@ def sigterm_as_exception() -> Iterator[None]:
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
-    help="Worker processes [default: all cores; 1 runs in-process].",
+    help="Worker processes [default: all cores; 1 runs in-process]; with --backend dask"
+    " and no --scheduler, the LocalCluster's workers.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where files are analyzed: this machine's process pool, or a Dask cluster"
+    " (pip install 'harken[dask]'; see README, Running on a cluster).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --backend dask: the scheduler to use, e.g. tcp://host:8786"
+    " [default: start a LocalCluster].",
+)
+@click.option(
+    "--ship-audio",
+    is_flag=True,
+    help="With --backend dask: send the files' bytes to the workers, which then need"
+    " not see this machine's files.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --backend dask: give up when the scheduler or its first worker is not"
+    " there within this long (exit 2).",
 )
 @click.option(
     "-f",
@@ -258,6 +288,10 @@ def scan_command(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     jobs: int | None,
+    backend: str,
+    scheduler: str | None,
+    ship_audio: bool,
+    connect_timeout: float,
     format: str | None,
     output: str | None,
     model: str | None,
@@ -288,6 +322,7 @@ def scan_command(
     \b
       harken scan recordings/
       harken scan recordings/ --jobs 4 -o results.jsonl
+      harken scan /shared/audio --backend dask --scheduler tcp://head:8786
       find . -name '*.wav' | harken scan --files-from -
     """
     from analyzer.baseline import compare, load_baseline
@@ -311,6 +346,8 @@ def scan_command(
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
+    if backend != "dask" and (scheduler or ship_audio):
+        raise click.UsageError("--scheduler and --ship-audio need --backend dask")
     try:
         before = load_baseline(baseline) if baseline else None
     except HarkenError as exc:
@@ -324,6 +361,10 @@ def scan_command(
         sys.exit(EXIT_OK)
     config = ScanConfig(
         jobs=jobs,
+        backend=backend,
+        scheduler=scheduler,
+        ship_audio=ship_audio,
+        connect_timeout=connect_timeout,
         timeout=timeout or None,
         max_memory=max_memory,
         cache_dir=cache_dir,

@@ -1,0 +1,371 @@
+"""Scans on a Dask cluster, through joblib's dask backend.
+
+``run_on_cluster`` is the cluster's twin of ``analyzer.pool.run_tasks``: the
+same batches of cache misses, the same ``run_batch`` on the workers, one
+output per task, yielded as they finish. The parent keeps the cache. What
+differs from the local pool:
+
+- The model reaches each worker once: the bytes of its file travel in a
+  worker plugin, which the scheduler also gives to workers that join or
+  restart later. Tasks carry only the model's fingerprint.
+- With ``ship_audio`` the parent sends each file's bytes with its batch, for
+  workers that cannot see the parent's files. The worker checks them
+  against the content hash and analyzes a private temporary copy.
+- A worker that dies has its tasks retried elsewhere by the scheduler. A
+  task that keeps killing workers comes back as ``KilledWorker`` naming its
+  key, which carries the batch's number: that batch's files are then run
+  alone, and a file that still kills its worker is ``crashed``.
+- A timeout is raised inside the worker's task thread (``analyzer.guard``),
+  which stops Python code but not a decoder stuck in C. ``--max-memory``
+  is checked against the file's header but not enforced by an address-space
+  cap, which would cap the whole worker: Dask workers have ``--memory-limit``.
+- Ctrl-C (or any early exit) cancels every task the scan submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin
+from joblib import Parallel, delayed, parallel_config, register_parallel_backend
+from joblib._dask import DaskDistributedBackend
+
+from analyzer.analysis import SHIPPED_MODELS, Settings, Task, TaskOutput, run_batch
+from analyzer.cache import hash_bytes
+from analyzer.errors import ClusterError
+from analyzer.pool import MAX_UNEXPLAINED_BREAKS, crashed_output, make_batches
+from analyzer.results import error_result
+
+#: Seconds to wait for the scheduler to answer, and then for a worker.
+CONNECT_TIMEOUT = 10.0
+#: Most bytes of audio one batch carries with ``ship_audio``.
+MAX_SHIPPED_BATCH = 64 << 20
+#: The joblib backend name of ``_DaskBackend``.
+BACKEND = "harken-dask"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where a scan runs: a scheduler's address, or ``None`` for a LocalCluster.
+
+    ``workers`` sizes the LocalCluster (one thread each); a running cluster
+    has the workers it has.
+    """
+
+    scheduler: str | None = None
+    ship_audio: bool = False
+    connect_timeout: float = CONNECT_TIMEOUT
+    workers: int = 2
+
+
+def run_on_cluster(
+    tasks: Sequence[Task], settings: Settings, cluster: Cluster
+) -> Iterator[TaskOutput]:
+    """Run every task on the cluster; yield exactly one output per task.
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached, or has no worker, within
+        ``cluster.connect_timeout`` seconds.
+    """
+    if not tasks:
+        return
+    settings = replace(settings, state_dir=None, on_cluster=True)
+    with _quiet_client(), _connect(cluster) as client:
+        plugin = _ModelPlugin(settings) if settings.model is not None else None
+        if plugin is not None:
+            client.register_plugin(plugin)
+        try:
+            yield from _supervise(list(tasks), settings, client, cluster.ship_audio)
+        except BaseException:  # Ctrl-C, SIGTERM, or the caller walked away
+            _cancel_everything(client)
+            raise
+        finally:
+            if plugin is not None:
+                with contextlib.suppress(Exception):  # the cluster may be gone
+                    client.unregister_worker_plugin(plugin.name)
+
+
+@contextlib.contextmanager
+def _quiet_client() -> Iterator[None]:
+    """Keep the client's warnings about lost workers and rescheduled tasks off
+    the terminal: harken reports what happened to each file itself."""
+    logger = logging.getLogger("distributed.client")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _connect(cluster: Cluster) -> Iterator[Any]:
+    """A client of the scheduler (or of a new LocalCluster) with at least one worker."""
+    local = None
+    if cluster.scheduler is None:
+        local = LocalCluster(
+            n_workers=cluster.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # the HTTP server starts anyway: any free port
+            # harken reports what went wrong with each file itself
+            silence_logs=logging.CRITICAL,
+        )
+    address = local.scheduler_address if local is not None else _checked(cluster.scheduler)
+    wait = cluster.connect_timeout
+    try:
+        try:
+            client = Client(address, timeout=wait, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {address} within {wait:g} s ({exc})"
+            ) from None
+        try:
+            client.wait_for_workers(1, timeout=wait)
+        except TimeoutError:
+            client.close()
+            raise ClusterError(
+                f"the Dask scheduler at {address} has no worker after {wait:g} s;"
+                f" start one with: dask worker {address}"
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if local is not None:
+            local.close()
+
+
+def _checked(address: str | None) -> str:
+    """``address`` if it names a scheduler (``tcp://host:8786``, ``host:8786``)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address or "", strict=False)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise ClusterError(
+            f"{address!r} is not a Dask scheduler address ({exc}); give one like tcp://host:8786"
+        ) from None
+    return str(address)
+
+
+class _ModelPlugin(WorkerPlugin):
+    """Gives every worker, present and future, the model file's bytes once."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.model is not None
+        with open(settings.model.path, "rb") as handle:
+            self.data = handle.read()
+        self.fingerprint = settings.model.fingerprint
+        self.name = f"harken-model-{self.fingerprint[:16]}"
+
+    def setup(self, worker: Any) -> None:
+        SHIPPED_MODELS[self.fingerprint] = self.data
+
+
+def _supervise(
+    queue: list[Task], settings: Settings, client: Any, ship_audio: bool
+) -> Iterator[TaskOutput]:
+    """Run batches until every task has its output, isolating files that kill workers."""
+    alone: set[int] = set()  # suspects of a killed batch: one file per batch now
+    unexplained = 0
+    while queue:
+        batches = _batches(queue, alone, sum(client.nthreads().values()), ship_audio)
+        answered: set[int] = set()
+        try:
+            for output in _run_parallel(batches, settings, client, ship_audio):
+                answered.add(output.index)
+                yield output
+            return
+        except KilledWorker as exc:
+            _cancel_everything(client)  # joblib leaves the other batches running
+            queue = [t for t in queue if t.index not in answered]
+            culprit = _killed_batch(exc, batches)
+            if culprit is None:  # a key we cannot read: every file is a suspect
+                unexplained += 1
+                culprit = queue
+            if unexplained >= MAX_UNEXPLAINED_BREAKS or len(culprit) == 1:
+                reason = f"it killed {exc.allowed_failures + 1} Dask workers"
+                for task in culprit:
+                    yield crashed_output(task, settings, reason)
+                gone = {t.index for t in culprit}
+                queue = [t for t in queue if t.index not in gone]
+            else:
+                alone |= {t.index for t in culprit}
+
+
+def _batches(
+    tasks: list[Task], alone: set[int], workers: int, ship_audio: bool
+) -> list[list[Task]]:
+    """Batches as for the local pool; suspects alone; shipped batches bounded in bytes."""
+    batches = [[t] for t in tasks if t.index in alone]
+    together = [t for t in tasks if t.index not in alone]
+    for batch in make_batches(together, jobs=workers):
+        if not ship_audio:
+            batches.append(batch)
+            continue
+        current: list[Task] = []
+        size = 0
+        for task in batch:
+            if current and size + task.size > MAX_SHIPPED_BATCH:
+                batches.append(current)
+                current, size = [], 0
+            current.append(task)
+            size += max(task.size, 0)
+        batches.append(current)
+    return batches
+
+
+def _killed_batch(exc: Any, batches: list[list[Task]]) -> list[Task] | None:
+    """The batch whose task key ``KilledWorker`` names, if the key can be read."""
+    found = re.search(r"harken_batch_(\d+)_", str(exc.task))
+    number = int(found.group(1)) if found else -1
+    return batches[number] if 0 <= number < len(batches) else None
+
+
+def _run_parallel(
+    batches: list[list[Task]], settings: Settings, client: Any, ship_audio: bool
+) -> Iterator[TaskOutput]:
+    calls = (
+        delayed(_ClusterBatch(number))(batch, settings, _read_audio(batch) if ship_audio else None)
+        for number, batch in enumerate(batches)
+    )
+    with parallel_config(backend=BACKEND, client=client):
+        # batch_size=1: one joblib call per dask task, so a task key names one batch
+        parallel = Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")
+        for outputs in parallel(calls):
+            yield from outputs
+
+
+def _cancel_everything(client: Any) -> None:
+    """Cancel every task this client still has on the cluster."""
+    with contextlib.suppress(Exception):  # the cluster may be gone already
+        futures: list[Any] = [Future(key, client) for key in list(client.futures)]
+        if futures:
+            client.cancel(futures)
+
+
+def _read_audio(batch: list[Task]) -> list[bytes | None]:
+    """The bytes of each file, to ship; ``None`` for a file that cannot be read now."""
+    shipped: list[bytes | None] = []
+    for task in batch:
+        try:
+            with open(task.path, "rb") as handle:
+                shipped.append(handle.read())
+        except OSError:
+            shipped.append(None)
+    return shipped
+
+
+class _ClusterBatch:
+    """A batch as a cluster task. Dask names a task after its function, so this
+    function's name carries the batch's number into the task's key."""
+
+    def __init__(self, number: int) -> None:
+        self.__name__ = f"harken_batch_{number}"
+
+    def __call__(
+        self, tasks: list[Task], settings: Settings, audio: list[bytes | None] | None
+    ) -> list[TaskOutput]:
+        if audio is None:
+            return run_batch(tasks, settings)
+        return run_shipped(tasks, settings, audio)
+
+
+def run_shipped(
+    tasks: list[Task], settings: Settings, audio: list[bytes | None]
+) -> list[TaskOutput]:
+    """Analyze files from the bytes the parent sent, on a worker that cannot see them.
+
+    Each file is written to a private temporary folder under a neutral name
+    (its original name may not be valid here) and analyzed there; its results
+    name the parent's path again.
+    """
+    outputs: list[TaskOutput] = []
+    local: list[Task] = []
+    originals: dict[int, str] = {}
+    with tempfile.TemporaryDirectory(prefix="harken-shipped-") as folder:
+        for number, (task, data) in enumerate(zip(tasks, audio, strict=True)):
+            failure = _shipping_failure(task, data, settings)
+            if failure is not None:
+                outputs.append(failure)
+                continue
+            assert data is not None
+            suffix = os.path.splitext(task.path)[1][:16]
+            copy = os.path.join(folder, f"{number}{suffix}")
+            with open(copy, "wb") as handle:
+                handle.write(data)
+            originals[task.index] = task.path
+            local.append(replace(task, path=copy, size=-1, mtime_ns=-1))
+        by_index = {t.index: t.path for t in local}
+        for output in run_batch(local, settings):
+            path = originals[output.index]
+            outputs.append(_renamed(output, by_index[output.index], path))
+    return outputs
+
+
+def _shipping_failure(task: Task, data: bytes | None, settings: Settings) -> TaskOutput | None:
+    common = {"model": settings.model_id, "content_hash": task.content_hash}
+    if data is None:
+        message = f"{task.path}: could not be read to ship it to the cluster"
+        return TaskOutput(task.index, error_result(task.path, "unreadable", message, **common))
+    if hash_bytes(data) != task.content_hash:
+        message = f"{task.path}: the file changed while it was analyzed; run again"
+        return TaskOutput(task.index, error_result(task.path, "changed", message, **common))
+    return None
+
+
+def _renamed(output: TaskOutput, copy: str, path: str) -> TaskOutput:
+    """The output of a temporary copy, naming the original path instead."""
+    result = replace(output.result, path=path)
+    if result.error is not None:
+        error = replace(result.error, message=result.error.message.replace(copy, path))
+        result = replace(result, error=error)
+    return replace(output, result=result)
+
+
+class _DaskBackend(DaskDistributedBackend):
+    """joblib's dask backend, with two fixes.
+
+    - The stock backend (joblib 1.6) sets the exception of a task that failed
+      on the scheduler's side (``KilledWorker``) but never calls joblib's
+      callback, so ``Parallel`` waits for it forever. This copy of its
+      ``_collect`` hands the exception to the callback, which raises it.
+    - joblib runs every call in this process when the backend counts one
+      worker thread, which a small cluster (or one whose other workers are
+      restarting) does: a file that crashes its worker would end harken.
+    """
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        return max(2, int(super().effective_n_jobs(n_jobs)))
+
+    async def _collect(self) -> None:
+        while self._continue:
+            async for future, result in self.waiting_futures:
+                cf_future = self._results.pop(future)
+                callback = self._callbacks.pop(future)
+                if future.status == "error":
+                    _, exc, _ = result
+                    cf_future.set_exception(exc)
+                    callback(exc)
+                else:
+                    cf_future.set_result(result)
+                    callback(result)
+            await asyncio.sleep(0.01)
+
+
+register_parallel_backend(BACKEND, _DaskBackend)

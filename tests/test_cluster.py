@@ -1,0 +1,223 @@
+"""Scans on a real Dask cluster: a ``distributed.LocalCluster`` of worker
+processes on loopback, driven through ``--backend dask``.
+
+One cluster serves the module; tests that kill workers leave it with the
+same number of workers (their nannies restart them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_USAGE
+
+from signals import chord, noise, silence, tone, write
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    local = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",  # the HTTP server starts anyway: any free port
+        silence_logs=logging.CRITICAL,
+    )
+    client = distributed.Client(local, set_as_default=False)
+    yield client
+    client.close()
+    local.close()
+
+
+def scan(*args: str) -> tuple[int, list[dict], str]:
+    result = CliRunner().invoke(main, ["scan", *args, "-f", "jsonl"], catch_exceptions=False)
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.exit_code, rows, result.stderr
+
+
+def comparable(rows: list[dict]) -> dict[str, dict]:
+    """Records by path, without the timing (the one field that may differ)."""
+    return {r["path"]: {k: v for k, v in r.items() if k != "seconds"} for r in rows}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    write(root / "tone.wav", tone())
+    write(root / "chord.flac", chord(), format="FLAC")
+    write(root / "noise-44k.ogg", noise(rate=44100), rate=44100, format="OGG", subtype="VORBIS")
+    write(root / "quiet-8k.wav", silence(rate=8000), rate=8000)
+    for i in range(12):
+        write(root / f"n{i:02d}.wav", noise(0.4, seed=i))
+    (root / "empty.wav").write_bytes(b"")
+    (root / "text.wav").write_text("this is not audio\n")
+    return root
+
+
+def test_dask_matches_the_local_pool_record_for_record(folder: Path, cluster: Any) -> None:
+    local_code, local_rows, _ = scan(str(folder), "--no-cache", "-j", "2")
+    code, rows, _ = scan(
+        str(folder), "--no-cache", "--backend", "dask", "--scheduler", cluster.scheduler.address
+    )
+    assert code == local_code == EXIT_ERRORS  # the two bad files
+    assert len(rows) == 18
+    assert comparable(rows) == comparable(local_rows)
+
+
+def test_only_cache_misses_go_to_the_cluster(folder: Path, cluster: Any) -> None:
+    address = cluster.scheduler.address
+    first = scan(str(folder), "--backend", "dask", "--scheduler", address)[1]
+    write(folder / "new.wav", chord(seed=5))
+    code, rows, err = scan(str(folder), "--backend", "dask", "--scheduler", address)
+    assert code == EXIT_ERRORS and "18 cached" in err and len(rows) == 19
+    assert comparable([r for r in rows if not r["path"].endswith("new.wav")]) == comparable(first)
+
+
+def test_ship_audio_serves_workers_that_cannot_see_the_files(
+    folder: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Relative paths name the files here, in the test's folder; the workers
+    # run elsewhere, where the same names lead nowhere.
+    monkeypatch.chdir(folder.parent)
+    assert cluster.run(os.getcwd) != {}
+    assert all(cwd != str(folder.parent) for cwd in cluster.run(os.getcwd).values())
+    base = ["in", "--no-cache", "--backend", "dask", "--scheduler", cluster.scheduler.address]
+    _, unseen, _ = scan(*base)
+    kinds = {r["error"]["kind"] for r in unseen if r["status"] != "ok"}
+    assert "ok" not in {r["status"] for r in unseen} and kinds <= {"not_found", "changed"}
+    code, shipped, _ = scan(*base, "--ship-audio")
+    _, local, _ = scan("in", "--no-cache", "-j", "1")
+    assert code == EXIT_ERRORS
+    assert comparable(shipped) == comparable(local)
+    # Reasons name the user's file, not the worker's temporary copy.
+    reasons = {Path(r["path"]).name: r["error"]["message"] for r in shipped if r["error"]}
+    assert reasons["text.wav"].startswith(os.path.join("in", "text.wav"))
+
+
+def test_a_file_that_keeps_killing_workers_is_crashed(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On harken's own LocalCluster: this kills workers (8 times) on purpose.
+    write(folder / "boom.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "crash:boom.wav")
+    code, rows, _ = scan(str(folder), "--no-cache", "--backend", "dask", "-j", "2")
+    assert code == EXIT_ERRORS
+    by_name = {Path(r["path"]).name: r for r in rows}
+    boom = by_name.pop("boom.wav")
+    assert (boom["status"], boom["error"]["kind"]) == ("crashed", "crashed")
+    assert "Dask workers" in boom["error"]["message"]
+    others = {r["status"] for n, r in by_name.items() if n not in {"empty.wav", "text.wav"}}
+    assert others == {"ok"} and len(by_name) == 18
+
+
+def test_hung_file_times_out_on_the_cluster(
+    folder: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(folder / "stuck.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "hang:stuck.wav")
+    address = cluster.scheduler.address
+    code, rows, _ = scan(str(folder), "--backend", "dask", "--scheduler", address, "--timeout", "1")
+    assert code == EXIT_ERRORS
+    stuck = next(r for r in rows if r["path"].endswith("stuck.wav"))
+    assert (stuck["status"], stuck["error"]["kind"]) == ("timeout", "timeout")
+    assert sum(r["status"] == "ok" for r in rows) == 16
+
+
+def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, cluster: Any) -> None:
+    root = tmp_path / "many"
+    for i in range(60):
+        write(root / f"n{i:02d}.wav", noise(1.0, seed=i))
+    expected = comparable(scan(str(root), "--no-cache", "-j", "1")[1])
+    cmd = [
+        *(sys.executable, "-c", "from cli import main; main()", "scan", str(root)),
+        *("--no-cache", "-v", "-f", "jsonl", "--backend", "dask"),
+        *("--scheduler", cluster.scheduler.address),
+    ]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # some files are done: kill a worker while others run
+            if ".wav: " in line:
+                break
+        victim = next(iter(cluster.run(os.getpid).values()))
+        os.kill(victim, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert comparable(rows) == expected
+    cluster.wait_for_workers(2, timeout=30)
+
+
+def test_ctrl_c_cancels_the_clusters_tasks(tmp_path: Path, cluster: Any) -> None:
+    root = tmp_path / "many"
+    for i in range(40):
+        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    env = {**os.environ, "HARKEN_FAULT": "hang:n3*"}
+    cmd = [
+        *(sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-v"),
+        *("--backend", "dask", "--scheduler", cluster.scheduler.address, "--timeout", "600"),
+    ]
+    with subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        done = 0
+        for line in proc.stderr:
+            done += ".wav: " in line
+            if done >= 5:
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.stderr.read()
+        assert proc.wait(timeout=60) == EXIT_INTERRUPTED
+
+    def tasks(dask_scheduler: Any) -> int:
+        return len(dask_scheduler.tasks)
+
+    deadline = time.monotonic() + 20
+    while cluster.run_on_scheduler(tasks) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cluster.run_on_scheduler(tasks) == 0
+    # The hung files' threads are still stuck on the workers: restart them.
+    cluster.restart()
+
+
+def test_unreachable_scheduler_is_a_quick_clear_error(folder: Path) -> None:
+    start = time.monotonic()
+    code, rows, err = scan(
+        str(folder),
+        "--backend",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        "--connect-timeout",
+        "2",
+    )
+    assert time.monotonic() - start < 15
+    assert code == EXIT_USAGE and rows == []
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://host-without-port"])
+def test_malformed_scheduler_address(folder: Path, address: str) -> None:
+    code, _, err = scan(str(folder), "--backend", "dask", "--scheduler", address)
+    assert code == EXIT_USAGE and "not a Dask scheduler address" in err
+
+
+def test_scheduler_needs_the_dask_backend(folder: Path) -> None:
+    code, _, err = scan(str(folder), "--scheduler", "tcp://127.0.0.1:8786")
+    assert code == EXIT_USAGE and "--backend dask" in err
