@@ -19,13 +19,15 @@ differs from the local pool:
   which stops Python code but not a decoder stuck in C. ``--max-memory``
   is checked against the file's header but not enforced by an address-space
   cap, which would cap the whole worker: Dask workers have ``--memory-limit``.
-- Ctrl-C (or any early exit) cancels every task the scan submitted.
+- Ctrl-C (or any early exit) cancels every task the scan submitted. A lost
+  scheduler ends the scan with ``ClusterLost``; what finished is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import CancelledError
 import logging
 import os
 import re
@@ -40,7 +42,7 @@ from joblib._dask import DaskDistributedBackend
 
 from analyzer.analysis import SHIPPED_MODELS, Settings, Task, TaskOutput, run_batch
 from analyzer.cache import hash_bytes
-from analyzer.errors import ClusterError
+from analyzer.errors import ClusterError, ClusterLost
 from analyzer.pool import MAX_UNEXPLAINED_BREAKS, crashed_output, make_batches
 from analyzer.results import error_result
 
@@ -86,6 +88,12 @@ def run_on_cluster(
             client.register_plugin(plugin)
         try:
             yield from _supervise(list(tasks), settings, client, cluster.ship_audio)
+        except (CancelledError, OSError, TimeoutError) as exc:  # what a lost scheduler raises
+            _cancel_everything(client)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterLost(
+                f"lost the Dask cluster at {client.scheduler.address} ({first})"
+            ) from None
         except BaseException:  # Ctrl-C, SIGTERM, or the caller walked away
             _cancel_everything(client)
             raise

@@ -33,3 +33,7 @@ class DecodeError(HarkenError):
 
 class ClusterError(HarkenError):
     """The Dask cluster cannot be used: unreachable, no worker, dask missing."""
+
+
+class ClusterLost(ClusterError):
+    """The connection to the Dask cluster broke during a scan."""

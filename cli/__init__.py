@@ -19,6 +19,7 @@ Exit codes:
   2    usage error (bad option, unusable model file)
   3    at least one file could not be analyzed (unless --allow-errors)
   4    an output file could not be written (it is left as it was)
+  69   --backend dask: the cluster was lost mid-scan (finished results are cached)
   75   --lock: another run holds the lock on this cache
   130  interrupted by Ctrl-C, 143 by SIGTERM (finished results are cached)
 """

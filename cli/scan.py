@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_RULES, EXIT_USAGE, EXIT_ERRORS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the Dask cluster was lost mid-scan
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -459,6 +460,7 @@ def _run(
 ) -> Finished:
     """Scan with progress, a run record, signal handling and the cache size limit."""
     from analyzer.cache import enforce_cache_limit
+    from analyzer.errors import ClusterLost
     from analyzer.modelfile import resolve_model
     from analyzer.runs import start_run
     from analyzer.scan import scan
@@ -491,6 +493,9 @@ def _run(
                         err.print(_verbose_line(outcome.result, outcome.cached))
         except KeyboardInterrupt:
             stopped = EXIT_INTERRUPTED
+        except ClusterLost as exc:
+            err.print(f"harken: {exc}")
+            stopped = EXIT_UNAVAILABLE
         except Terminated:
             stopped = EXIT_TERMINATED
         outcomes.sort(key=lambda o: order.get(o.result.path, len(order)))

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_USAGE
+from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE
 
 from signals import chord, noise, silence, tone, write
 
@@ -221,3 +222,50 @@ def test_malformed_scheduler_address(folder: Path, address: str) -> None:
 def test_scheduler_needs_the_dask_backend(folder: Path) -> None:
     code, _, err = scan(str(folder), "--scheduler", "tcp://127.0.0.1:8786")
     assert code == EXIT_USAGE and "--backend dask" in err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    root = tmp_path / "many"
+    for i in range(150):
+        write(root / f"n{i:03d}.wav", noise(2.0, seed=i))
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
+    scheduler_cmd += ["--port", str(port), "--dashboard-address", ":0"]
+    worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address]
+    worker_cmd += ["--nthreads", "1", "--dashboard-address", ":0"]
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with (
+        subprocess.Popen(scheduler_cmd, **quiet) as scheduler,
+        subprocess.Popen(worker_cmd, **quiet) as worker,
+    ):
+        with distributed.Client(address, timeout=60, set_as_default=False) as watcher:
+            watcher.wait_for_workers(1, timeout=60)  # started: now the scan's own timeout is short
+        out = tmp_path / "out.jsonl"
+        cmd = [
+            *(sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-v"),
+            *("--backend", "dask", "--scheduler", address, "--connect-timeout", "5"),
+            *("-o", str(out)),
+        ]
+        with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+            assert proc.stderr is not None
+            done = 0
+            for line in proc.stderr:
+                done += ".wav: " in line
+                if done >= 3:
+                    break
+            scheduler.kill()
+            err = proc.stderr.read()
+            assert proc.wait(timeout=60) == EXIT_UNAVAILABLE
+        worker.kill()
+    assert "lost the Dask cluster" in err and "finished results are cached" in err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 3 <= len(rows) < 150 and {r["status"] for r in rows} == {"ok"}
