@@ -38,5 +38,5 @@ def typing(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark harness; writes benchmarks/RESULTS.md."""
-    session.install(".")
+    session.install(".[dask]")
     session.run("python", "benchmarks/run.py", *session.posargs)

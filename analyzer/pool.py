@@ -1,4 +1,4 @@
-"""The process pool: the only module that touches joblib.
+"""The local process pool (joblib's loky backend); ``analyzer.cluster`` is its Dask twin.
 
 Batches of tasks go to joblib's loky process pool and come back as they
 finish (``return_as="generator_unordered"``); ``jobs=1`` runs in this

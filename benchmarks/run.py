@@ -115,6 +115,60 @@ def bench_throughput(work: Path, count: int, repeat: int) -> dict[str, float]:
     }
 
 
+def bench_dask(work: Path, repeat: int) -> dict[str, float]:
+    """The Dask backend's overhead against the local pool, same machine, same files.
+
+    The cluster (2 worker processes of one thread, on loopback) is started
+    once, as a user's would be; the files are those of the throughput case.
+    The first scan on it pays for loading scikit-learn and the model in its
+    workers; later scans find them loaded, which the local pool's workers,
+    started anew by every run, never do.
+    """
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    folder = work / "mixed"
+    base = ["scan", str(folder), "--no-cache", "-q", "-f", "jsonl"]
+
+    def run(*extra: str) -> Callable[[], None]:
+        def go() -> None:
+            done = harken(*base, *extra)
+            assert done.returncode == 0, done.stderr
+
+        return go
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    )
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            client.wait_for_workers(2)
+        address = cluster.scheduler_address
+        local = timed(run("--jobs", "2"), repeat)
+        first = timed(run("--backend", "dask", "--scheduler", address), 1)
+        dask = timed(run("--backend", "dask", "--scheduler", address), repeat)
+        shipped = timed(run("--backend", "dask", "--scheduler", address, "--ship-audio"), repeat)
+    finally:
+        cluster.close()
+    own = timed(run("--backend", "dask", "--jobs", "2"), repeat)
+    return {
+        "local_pool_s": round(local, 2),
+        "dask_first_s": round(first, 2),
+        "dask_s": round(dask, 2),
+        "dask_ship_audio_s": round(shipped, 2),
+        "dask_own_localcluster_s": round(own, 2),
+        "dask_first_over_local": round(first / local, 2),
+        "dask_over_local": round(dask / local, 2),
+        "ship_audio_over_local": round(shipped / local, 2),
+        "own_localcluster_over_local": round(own / local, 2),
+    }
+
+
 def bench_warm(work: Path, count: int, repeat: int) -> dict[str, object]:
     """Rerun over unchanged files: all cached, no heavy imports."""
     folder = work / f"warm{count}"
@@ -264,6 +318,8 @@ def main() -> None:
         print(json.dumps(results["startup"]))
         results["throughput"] = bench_throughput(work, 40 if args.quick else 200, repeat)
         print(json.dumps(results["throughput"]))
+        results["dask"] = bench_dask(work, repeat)
+        print(json.dumps(results["dask"]))
         small = bench_warm(work, 100 if args.quick else 1000, repeat)
         large = bench_warm(work, 1000 if args.quick else 10000, repeat)
         results["warm"], results["warm_large"] = small, large
@@ -277,7 +333,8 @@ def main() -> None:
 
 
 def report(results: dict[str, object], *, quick: bool) -> None:
-    s, t = results["startup"], results["throughput"]
+    s, t, d = results["startup"], results["throughput"], results["dask"]
+    assert isinstance(d, dict)
     w, wl, sc, m = results["warm"], results["warm_large"], results["scaling"], results["memory"]
     assert isinstance(s, dict) and isinstance(t, dict) and isinstance(w, dict)
     assert isinstance(wl, dict) and isinstance(sc, dict) and isinstance(m, dict)
@@ -292,6 +349,16 @@ def report(results: dict[str, object], *, quick: bool) -> None:
         f"| cold scan, {t['files']} clips of 0.5-30 s ({t['audio_seconds']} s of audio) |"
         f" serial `analyze_file` loop {t['serial_s']} s | `scan --jobs 2` {t['pool2_s']} s |"
         f" {t['speedup']}x | >= 1.8x |",
+        f"| Dask backend, same files, 2 workers on this machine, first scan | `scan --jobs 2`"
+        f" {d['local_pool_s']} s | `--backend dask --scheduler` {d['dask_first_s']} s |"
+        f" {d['dask_first_over_local']}x | overhead only (more machines are the gain) |",
+        f"| Dask backend, later scans (workers warm) | `scan --jobs 2` {d['local_pool_s']} s |"
+        f" {d['dask_s']} s | {d['dask_over_local']}x | - |",
+        f"| Dask backend with `--ship-audio` | `scan --jobs 2` {d['local_pool_s']} s |"
+        f" {d['dask_ship_audio_s']} s | {d['ship_audio_over_local']}x | - |",
+        f"| Dask backend, its own LocalCluster | `scan --jobs 2` {d['local_pool_s']} s |"
+        f" `--backend dask -j 2` {d['dask_own_localcluster_s']} s |"
+        f" {d['own_localcluster_over_local']}x | - |",
         f"| audio per CPU-second | - | serial {t['realtime_per_cpu_serial']}x,"
         f" pool {t['realtime_per_cpu_pool']}x real time | - | >= 300x per core |",
         f"| warm rerun, {wl['files']} unchanged files | `harken --help` {wl['help_s']} s |"
