@@ -78,6 +78,8 @@ def run_on_cluster(
     ClusterError
         The scheduler cannot be reached, or has no worker, within
         ``cluster.connect_timeout`` seconds.
+    ClusterLost
+        The connection broke mid-scan; the outputs yielded so far stand.
     """
     if not tasks:
         return
