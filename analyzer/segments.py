@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: boundaries more finely.
 DEFAULT_WINDOW = 2.0
 #: Probability of a change of class from one window to the next, for the smoother.
-DEFAULT_SMOOTHING = 0.05
+DEFAULT_SMOOTHING = 0.02
 #: Shortest window: below half a second the descriptors' statistics are noise.
 MIN_WINDOW = 0.5
 

@@ -271,7 +271,7 @@ def test_boundaries_of_joined_recordings_land_near_the_truth(
     assert max(errors) <= BOUNDARY_TOLERANCE, errors
     assert row["segment_count"] == len(order)
     assert sum(row["fractions"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert row["segmentation"] == {"window": 2.0, "hop": 1.0, "smoothing": 0.05}
+    assert row["segmentation"] == {"window": 2.0, "hop": 1.0, "smoothing": 0.02}
     assert len(row["windows"]) == int(row["signal"]["duration"]) - 1
 
 
@@ -399,3 +399,20 @@ def test_a_long_file_gets_a_timeline_in_bounded_memory(tmp_path: Path) -> None:
     assert len(row["windows"]) == 400
     assert set(row["fractions"]) == {"music", "noise", "silence", "speech"}
     assert row["status"] == "ok" and row["label"] in row["fractions"]
+
+
+def test_table_shows_segment_counts_and_shares(tmp_path: Path) -> None:
+    joined(tmp_path / "joined.wav", ["speech", "music"])
+    code, out, _ = run(str(tmp_path / "joined.wav"), "-j", "1", "--segments", "2")
+    assert code == 0 and "segments" in out and "2: " in out
+
+
+def test_python_api_gives_a_timeline(tmp_path: Path) -> None:
+    import analyzer
+
+    truth = joined(tmp_path / "joined.wav", ["noise", "speech"])
+    result = analyzer.analyze_file(tmp_path / "joined.wav", segments=SegmentSpec.make(2.0))
+    assert result.timeline is not None
+    assert [s.label for s in result.timeline.segments] == ["noise", "speech"]
+    assert abs(result.timeline.segments[1].start - truth[0][1]) <= BOUNDARY_TOLERANCE
+    assert analyzer.analyze_file(tmp_path / "joined.wav").timeline is None
