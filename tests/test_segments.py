@@ -11,6 +11,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -416,3 +418,25 @@ def test_python_api_gives_a_timeline(tmp_path: Path) -> None:
     assert [s.label for s in result.timeline.segments] == ["noise", "speech"]
     assert abs(result.timeline.segments[1].start - truth[0][1]) <= BOUNDARY_TOLERANCE
     assert analyzer.analyze_file(tmp_path / "joined.wav").timeline is None
+
+
+def test_cached_segment_rerun_imports_no_heavy_library(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    joined(tmp_path / "joined.wav", ["music", "speech"])
+    assert run(str(tmp_path / "joined.wav"), "-j", "1", "--segments", "2")[0] == 0
+    probe = (
+        "import sys\n"
+        "from cli import main\n"
+        f"try:\n    main(['scan', {str(tmp_path / 'joined.wav')!r}, '-q', '-f', 'jsonl',"
+        " '--segments', '2'])\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted(m for m in ('numpy', 'librosa', 'sklearn', 'joblib') if m in sys.modules)\n"
+        "print('HEAVY', heavy, 'CODE', code, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "HEAVY [] CODE 0" in done.stderr, done.stderr
+    assert json.loads(done.stdout)["segment_count"] == 2
