@@ -253,7 +253,7 @@ class _Summary:
         self.chunks.append(chunk[:, offset :: self.stride])
         while sum(c.shape[1] for c in self.chunks) > self.keep:
             sample = np.concatenate(self.chunks, axis=1)
-            self.chunks = [sample[:, ::2]]
+            self.chunks = [sample[:, ::2].copy()]  # a copy frees the whole sample
             self.stride *= 2
 
     def _moments(self, chunk: np.ndarray) -> None:

@@ -385,8 +385,8 @@ def scan_command(
             failed_rules = _check_rules(rules, results)
             shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
             _emit(shown, format, output, segments=spec is not None)
-            if labels_dir:
-                _write_labels(shown, labels_dir)
+            if labels_dir:  # every file's track, cached or not
+                _write_labels(results, labels_dir)
             if junit:
                 _write_junit(results, failed_rules, junit, run.seconds)
             if not quiet:

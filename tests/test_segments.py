@@ -282,9 +282,16 @@ def test_segments_are_cached_by_window_hop_and_smoothing(tmp_path: Path) -> None
     folder = str(tmp_path / "a")
     code, first, err = run(folder, "-j", "1", "-f", "jsonl", "--segments", "2")
     assert code == 0 and "0 cached" in err
+    labels = tmp_path / "labels"
     code, again, err = run(folder, "-j", "1", "-f", "jsonl", "--segments", "2")
     assert code == 0 and "1 ok (1 cached)" in err
     assert records(again) == records(first)
+    code, shown, _ = run(
+        folder, "-j", "1", "-f", "jsonl", "--segments", "2", "--changed-only",
+        "--labels-dir", str(labels),
+    )  # fmt: skip
+    assert code == 0 and shown == ""  # nothing analyzed now, yet every track is written
+    assert (labels / "joined.wav.txt").read_text().count("\n") == 3
     code, other, err = run(folder, "-j", "1", "-f", "jsonl", "--segments", "2", "--hop", "0.5")
     assert code == 0 and "0 cached" in err
     assert records(other)[0]["segmentation"]["hop"] == 0.5
@@ -440,3 +447,13 @@ def test_cached_segment_rerun_imports_no_heavy_library(
     )
     assert "HEAVY [] CODE 0" in done.stderr, done.stderr
     assert json.loads(done.stdout)["segment_count"] == 2
+
+
+def test_fraction_rules_with_an_unusable_model_are_a_usage_error(tmp_path: Path) -> None:
+    write(tmp_path / "a.wav", chord())
+    (tmp_path / "bad.skops").write_text("not a model\n")
+    code, _, err = run(
+        str(tmp_path / "a.wav"), "--model", str(tmp_path / "bad.skops"), "--segments", "2",
+        "--fail-on", "fraction.music > 0.1",
+    )  # fmt: skip
+    assert code == EXIT_USAGE and "bad.skops" in err
