@@ -232,7 +232,8 @@ def sigterm_as_exception() -> Iterator[None]:
     "--hop",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="With --segments: seconds between window starts [default: half the window].",
+    help="With --segments: seconds between window starts, 0.25 to the window"
+    " [default: half the window].",
 )
 @click.option(
     "--smoothing",

@@ -241,7 +241,8 @@ def test_fractions_name_every_class() -> None:
     [
         (0.2, None, 0.05, "at least 0.5"),
         (2.0, 3.0, 0.05, "at most the window"),
-        (2.0, 0.0, 0.05, "more than 0"),
+        (2.0, 0.0, 0.05, "at least 0.25 s"),
+        (2.0, 0.1, 0.05, "at least 0.25 s"),
         (2.0, None, 1.0, "below 1"),
     ],
 )
@@ -359,6 +360,7 @@ def test_fail_on_fractions_and_segment_count(tmp_path: Path) -> None:
         (["--smoothing", "0.1"], "--smoothing needs --segments"),
         (["--labels-dir", "labels"], "--labels-dir needs --segments"),
         (["--segments", "2", "--hop", "3"], "at most the window"),
+        (["--segments", "2", "--hop", "0.1"], "at least 0.25 s"),
         (["--segments", "0.1"], "0.1 is not in the range x>=0.5"),
         (["--segments", "2", "--smoothing", "1"], "--smoothing"),
     ],
