@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
-from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW
+from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
 from analyzer.writers import FORMATS
 from cli.options import cache_dir_option
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from analyzer.policy import Rule
     from analyzer.results import FileResult
     from analyzer.scan import Outcome, ScanConfig
 
@@ -420,10 +421,8 @@ def scan_command(
 
 def _segment_spec(
     window: float | None, hop: float | None, smoothing: float | None, labels_dir: str | None
-) -> Any:
+) -> SegmentSpec | None:
     """The ``SegmentSpec`` of --segments, or None; its companions need it."""
-    from analyzer.segments import SegmentSpec
-
     if window is None:
         for name, value in (
             ("--hop", hop),
@@ -439,7 +438,7 @@ def _segment_spec(
         raise click.BadParameter(str(exc), param_hint="--hop") from None
 
 
-def _check_segment_rules(rules: list[Any], spec: Any, model: str | None) -> None:
+def _check_segment_rules(rules: list[Rule], spec: SegmentSpec | None, model: str | None) -> None:
     """Refuse rules on segment fields without --segments, and fractions of unknown classes."""
     from analyzer.errors import HarkenError
     from analyzer.modelfile import resolve_model
