@@ -459,3 +459,14 @@ def test_fraction_rules_with_an_unusable_model_are_a_usage_error(tmp_path: Path)
         "--fail-on", "fraction.music > 0.1",
     )  # fmt: skip
     assert code == EXIT_USAGE and "bad.skops" in err
+
+
+def test_pool_and_in_process_timelines_are_identical(tmp_path: Path) -> None:
+    joined(tmp_path / "in" / "a.wav", ["music", "noise"])
+    joined(tmp_path / "in" / "b.wav", ["speech", "silence", "music"])
+    folder = str(tmp_path / "in")
+    _, one, _ = run(folder, "-j", "1", "--no-cache", "-f", "jsonl", "--segments", "2")
+    _, two, _ = run(folder, "-j", "2", "--no-cache", "-f", "jsonl", "--segments", "2")
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in records(one)]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in records(two)]
+    assert [r["segment_count"] for r in records(two)] == [2, 3]
