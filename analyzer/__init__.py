@@ -20,8 +20,9 @@ from analyzer.discover import DEFAULT_EXTENSIONS, discover
 from analyzer.errors import HarkenError, ModelError, UsageError
 from analyzer.featureconfig import FeatureConfig
 from analyzer.modelfile import ModelRef, resolve_model
-from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts
+from analyzer.results import ErrorInfo, FileResult, Prediction, Segment, SignalFacts, Timeline
 from analyzer.scan import Outcome, ScanConfig, scan
+from analyzer.segments import SegmentSpec
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -34,7 +35,10 @@ __all__ = [
     "Outcome",
     "Prediction",
     "ScanConfig",
+    "Segment",
+    "SegmentSpec",
     "SignalFacts",
+    "Timeline",
     "UsageError",
     "analyze",
     "analyze_file",
@@ -61,7 +65,8 @@ def analyze(
         Glob filters, as ``harken scan --include/--exclude``.
     **options
         Fields of ``ScanConfig``: ``jobs``, ``cache_dir``, ``use_cache``,
-        ``refresh``, ``retry_failed``, ``model``, ``trust_model``, ``max_duration``.
+        ``refresh``, ``retry_failed``, ``model``, ``trust_model``, ``max_duration``,
+        ``segments`` (a ``SegmentSpec``: a timeline per file).
     """
     files = discover(paths, include=include, exclude=exclude)
     for outcome in scan(files, ScanConfig(**options)):
@@ -74,6 +79,7 @@ def analyze_file(
     model: str | None = None,
     trust_model: bool = False,
     max_duration: float = DEFAULT_MAX_DURATION,
+    segments: SegmentSpec | None = None,
 ) -> FileResult:
     """Analyze one file in this process, without pool or cache.
 
@@ -82,6 +88,9 @@ def analyze_file(
     path : path-like
     model : str, optional
         A ``.skops`` model file; the shipped default model when omitted.
+    segments : SegmentSpec, optional
+        Also give the file a timeline, ``result.timeline``
+        (``SegmentSpec.make(2.0)``: 2 s windows every second).
 
     Returns
     -------
@@ -91,7 +100,12 @@ def analyze_file(
     from analyzer.scan import precheck, read_error
 
     path = os.fspath(path)
-    settings = Settings(resolve_model(model), max_duration=max_duration, trust_model=trust_model)
+    settings = Settings(
+        resolve_model(model),
+        max_duration=max_duration,
+        trust_model=trust_model,
+        segments=segments,
+    )
     _, failed = precheck(path)
     if failed is not None:
         return failed

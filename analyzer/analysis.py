@@ -16,7 +16,15 @@ from analyzer.errors import DecodeError
 from analyzer.featureconfig import FeatureConfig
 from analyzer.guard import FileTimeout, fault_spec, guarded, limit_memory
 from analyzer.modelfile import ModelRef, load_ensemble
-from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts, error_result
+from analyzer.results import (
+    ErrorInfo,
+    FileResult,
+    Prediction,
+    SignalFacts,
+    Timeline,
+    error_result,
+)
+from analyzer.segments import SegmentSpec
 
 #: Files longer than this (in seconds, from the header) are refused by default.
 DEFAULT_MAX_DURATION = 2 * 3600.0
@@ -28,7 +36,8 @@ DEFAULT_TIMEOUT = 300.0
 class Settings:
     """Everything a worker needs besides the file; small, sent with every task.
 
-    Without a ``model`` the work stops at the features (for training).
+    Without a ``model`` the work stops at the features (for training). With
+    ``segments``, every file also gets a timeline (``analyzer.segments``).
 
     ``state_dir`` is set by the pool for its workers (in-flight markers);
     ``None`` means the work runs in the caller's process, or on a Dask
@@ -44,6 +53,7 @@ class Settings:
     faults: str | None = field(default_factory=fault_spec)
     features: FeatureConfig | None = None
     on_cluster: bool = False
+    segments: SegmentSpec | None = None
 
     @property
     def feature_config(self) -> FeatureConfig:
@@ -116,13 +126,19 @@ def warm_up(settings: Settings) -> None:
     _WARM.add(key)
 
 
-def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any]:
-    """Signal facts and feature vector of one file; raises ``DecodeError``."""
+def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any, Any]:
+    """Signal facts, feature vector and, with ``settings.segments``, the window
+    vectors ``[shape=(n_windows, n_features)]`` (else ``None``) of one file.
+
+    Raises ``DecodeError``.
+    """
     from analyzer.decode import decode
     from analyzer.features import FeatureStream
+    from analyzer.segments import WindowVectors
 
     config = settings.feature_config
-    stream = FeatureStream(config)
+    windows = WindowVectors(settings.segments, config) if settings.segments else None
+    stream = FeatureStream(config, windows=windows.push if windows else None)
     facts = decode(
         path,
         target_rate=config.sample_rate,
@@ -130,7 +146,8 @@ def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any]:
         max_duration=settings.max_duration,
         max_memory=settings.max_memory,
     )
-    return facts, stream.vector()
+    vector = stream.vector()
+    return facts, vector, windows.finish(stream.samples) if windows else None
 
 
 def predict(features: Any, settings: Settings) -> list[Prediction]:
@@ -145,6 +162,21 @@ def predict(features: Any, settings: Settings) -> list[Prediction]:
     rows = np.atleast_2d(np.asarray(features, dtype=np.float64))
     with threadpool_limits(limits=1):  # see run_batch
         return list(ensemble.explain(rows))
+
+
+def timeline(windows: Any, duration: float, settings: Settings) -> Timeline:
+    """The timeline of one file from its window vectors: one ``predict_proba`` call."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from analyzer.segments import build_timeline
+
+    assert settings.model is not None and settings.segments is not None
+    ensemble = ensemble_for(settings.model, trust=settings.trust_model)
+    with threadpool_limits(limits=1):
+        probabilities = ensemble.predict_proba(np.asarray(windows, dtype=np.float64))
+    classes = [str(c) for c in ensemble.classes_]
+    return build_timeline(probabilities, classes, settings.segments, duration)
 
 
 def _changed(task: Task) -> bool:
@@ -179,7 +211,7 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
             faults=settings.faults,
             in_worker=settings.on_cluster,
         ):
-            facts, vector = extract_file(task.path, settings)
+            facts, vector, windows = extract_file(task.path, settings)
     except DecodeError as exc:
         return failed(exc.kind, str(exc))
     except FileTimeout:
@@ -202,7 +234,7 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
         content_hash=task.content_hash,
         seconds=time.perf_counter() - start,
     )
-    return (partial, vector), None
+    return (partial, vector, windows), None
 
 
 def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
@@ -227,7 +259,7 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     import numpy as np
 
     outputs: list[TaskOutput] = []
-    good: list[tuple[Task, FileResult, Any]] = []
+    good: list[tuple[Task, FileResult, Any, Any]] = []  # task, result, vector, windows
     for task in tasks:
         extracted, failure = _extract_or_fail(task, settings)
         if failure is not None:
@@ -237,22 +269,32 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     if not good:
         return outputs
     if settings.model is None:  # features only
-        for task, partial, vector in good:
+        for task, partial, vector, _ in good:
             result = replace(partial, seconds=round(partial.seconds, 4))
             outputs.append(TaskOutput(task.index, result, vector.tobytes()))
         return outputs
     start = time.perf_counter()
     try:
-        predictions = predict(np.stack([vector for _, _, vector in good]), settings)
+        predictions = predict(np.stack([vector for _, _, vector, _ in good]), settings)
+        # One call per file for its windows: a file's windows are many rows already.
+        timelines = [
+            timeline(windows, partial.facts.duration, settings)
+            if windows is not None and partial.facts is not None
+            else None
+            for _, partial, _, windows in good
+        ]
     except Exception as exc:
-        for task, partial, _ in good:
+        for task, partial, _, _ in good:
             message = f"{task.path}: the model failed: {type(exc).__name__}: {exc}"
             error = ErrorInfo("model", message)
             outputs.append(TaskOutput(task.index, replace(partial, status="error", error=error)))
         return outputs
     share = (time.perf_counter() - start) / len(good)
-    for (task, partial, vector), prediction in zip(good, predictions, strict=True):
-        result = replace(partial, prediction=prediction, seconds=round(partial.seconds + share, 4))
+    for (task, partial, vector, _), prediction, line in zip(
+        good, predictions, timelines, strict=True
+    ):
+        seconds = round(partial.seconds + share, 4)
+        result = replace(partial, prediction=prediction, seconds=seconds, timeline=line)
         outputs.append(TaskOutput(task.index, result, vector.tobytes()))
     return outputs
 

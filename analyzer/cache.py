@@ -9,7 +9,10 @@ Three kinds of entry, keyed as DESIGN.md says:
 - ``analysis/<content hash>/<feature key>`` -> signal facts and the feature
   vector (as bytes), or the reason the file could not be decoded.
 - ``prediction/<content hash>/<feature key>/<model fingerprint>`` -> the
-  finished result record, minus its path.
+  finished result record, minus its path (and minus any timeline).
+- ``segments/<content hash>/<feature key>/<model fingerprint>/<segment spec>``
+  -> the timeline of ``--segments`` (``SegmentSpec.key()``: window, hop and
+  smoothing), as the record's timeline keys.
 
 Values are plain dicts of str/float/bytes, so reading them imports neither
 numpy nor scikit-learn.
@@ -185,6 +188,22 @@ class ResultCache:
         self, content_hash: str, feature_key: str, fingerprint: str, record: dict[str, Any]
     ) -> None:
         self._set(f"prediction/{content_hash}/{feature_key}/{fingerprint}", record)
+
+    def get_segments(
+        self, content_hash: str, feature_key: str, fingerprint: str, spec_key: str
+    ) -> dict[str, Any] | None:
+        value = self._get(f"segments/{content_hash}/{feature_key}/{fingerprint}/{spec_key}")
+        return value if isinstance(value, dict) else None
+
+    def put_segments(
+        self,
+        content_hash: str,
+        feature_key: str,
+        fingerprint: str,
+        spec_key: str,
+        timeline: dict[str, Any],
+    ) -> None:
+        self._set(f"segments/{content_hash}/{feature_key}/{fingerprint}/{spec_key}", timeline)
 
     # --- management: harken cache info / clear / prune, and the size limit ---
 

@@ -34,6 +34,10 @@ MAX_SAMPLE_MAGNITUDE = 1e4
 #: against --max-memory.
 BASE_MEMORY = 48 << 20
 MEMORY_PER_SECOND = 16 << 10
+#: Past this many seconds the kept descriptors stop growing (``features.KEEP_FRAMES``
+#: at the default 16 kHz / hop 512 is 1049 s; longer files are summarised in
+#: bounded memory).
+GROWING_SECONDS = 1200.0
 
 Sink = Callable[[np.ndarray], None]
 
@@ -140,7 +144,7 @@ def decode(
                 f"{path}: {seconds:.6g} s declared, over the limit of {max_duration:g} s"
                 " (raise it with --max-duration)",
             )
-        needed = BASE_MEMORY + seconds * MEMORY_PER_SECOND
+        needed = BASE_MEMORY + min(seconds, GROWING_SECONDS) * MEMORY_PER_SECOND
         if max_memory is not None and needed > max_memory:
             raise DecodeError(
                 "memory",

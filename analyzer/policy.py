@@ -4,6 +4,7 @@
     confidence < 0.6 or agreement <= 2
     clipping > 0.001 and not (status != ok)
     probabilities.speech >= 0.5
+    fraction.music > 0.1 or segment_count > 20      (with --segments)
 
 Grammar (parsed here, never ``eval``'d)::
 
@@ -18,8 +19,11 @@ Fields are the record's own (``status``, ``label``, ``confidence``,
 ``agreement``, ``members``, ``model``, ``path``, ``seconds``), its signal
 facts by name (``duration``, ``sample_rate``, ``clipping``, …), and
 ``probabilities.<class>``, ``votes.<member>``, ``error.kind``,
-``error.message``. A test on a field the record does not have (the
-confidence of a file that could not be analyzed) is false.
+``error.message``; with ``--segments`` also ``fraction.<class>`` (the share
+of the file's time in that class's segments) and ``segment_count``. A test
+on a field the record does not have (the confidence of a file that could not
+be analyzed) is false. ``Rule.fields`` names the fields a rule uses, so the
+caller can refuse segment fields without ``--segments`` or unknown classes.
 """
 
 from __future__ import annotations
@@ -45,10 +49,15 @@ TOP_FIELDS = frozenset(
         "path",
         "seconds",
         "content_hash",
+        "segment_count",
     }
 )
+#: Fields that exist only with ``--segments``: ``segment_count`` and ``fraction.*``.
+SEGMENT_FIELDS = frozenset({"segment_count"})
 SIGNAL_FIELDS = frozenset(SignalFacts.__dataclass_fields__)
-PREFIXED = frozenset({"probabilities", "votes", "error"})
+PREFIXED = frozenset({"probabilities", "votes", "error", "fraction"})
+#: Prefixes whose record key differs from the name in rules.
+RECORD_KEYS = {"fraction": "fractions"}
 NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -77,6 +86,11 @@ class Rule:
 
     text: str
     fails: Predicate
+    fields: tuple[str, ...] = ()
+
+    def segment_fields(self) -> list[str]:
+        """The fields it uses that only ``--segments`` gives."""
+        return [f for f in self.fields if f in SEGMENT_FIELDS or f.startswith("fraction.")]
 
 
 def lookup(record: dict[str, Any], field: str) -> Any:
@@ -86,7 +100,7 @@ def lookup(record: dict[str, Any], field: str) -> Any:
     if field in SIGNAL_FIELDS:
         return (record.get("signal") or {}).get(field)
     prefix, _, name = field.partition(".")
-    return (record.get(prefix) or {}).get(name)
+    return (record.get(RECORD_KEYS.get(prefix, prefix)) or {}).get(name)
 
 
 def _number(text: str) -> float | None:
@@ -123,6 +137,7 @@ class _Parser:
             pos = match.end()
         self.i = 0
         self.depth = 0
+        self.fields: list[str] = []
 
     def fail(self, pos: int, message: str) -> NoReturn:
         raise RuleError(f"bad rule: {message}\n  {self.text}\n  {' ' * pos}^")
@@ -193,8 +208,10 @@ class _Parser:
             self.fail(
                 pos,
                 f"unknown field {name!r}; fields are {fields},"
-                " probabilities.<class>, votes.<member>, error.kind, error.message",
+                " probabilities.<class>, votes.<member>, error.kind, error.message,"
+                " fraction.<class>",
             )
+        self.fields.append(name)
         return name
 
     def value(self) -> str:
@@ -256,7 +273,9 @@ def parse_rule(text: str) -> Rule:
     """Parse one ``--fail-on`` expression; ``RuleError`` points at a mistake."""
     if not text.strip():
         raise RuleError("bad rule: it is empty")
-    return Rule(text=text, fails=_Parser(text).parse())
+    parser = _Parser(text)
+    fails = parser.parse()
+    return Rule(text=text, fails=fails, fields=tuple(parser.fields))
 
 
 def violations(rules: list[Rule], record: dict[str, Any]) -> list[str]:

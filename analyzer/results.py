@@ -57,11 +57,83 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A stretch of a file with one (smoothed) label; times in seconds."""
+
+    start: float
+    end: float
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """One analysis window: its own most probable class and probabilities."""
+
+    start: float
+    end: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What is heard when: windows, merged segments, and each class's share of time.
+
+    ``window``, ``hop`` (seconds) and ``smoothing`` are the settings that made it
+    (``analyzer.segments.SegmentSpec``).
+    """
+
+    window: float
+    hop: float
+    smoothing: float
+    segments: tuple[Segment, ...]
+    windows: tuple[Window, ...]
+    fractions: dict[str, float]
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys a record gains with ``--segments``."""
+        return {
+            "segmentation": {"window": self.window, "hop": self.hop, "smoothing": self.smoothing},
+            "segments": [asdict(s) for s in self.segments],
+            "segment_count": self.segment_count,
+            "fractions": dict(sorted(self.fractions.items())),
+            "windows": [
+                {**asdict(w), "probabilities": dict(sorted(w.probabilities.items()))}
+                for w in self.windows
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Timeline:
+        settings = data["segmentation"]
+        return cls(
+            window=settings["window"],
+            hop=settings["hop"],
+            smoothing=settings["smoothing"],
+            segments=tuple(Segment(**s) for s in data["segments"]),
+            windows=tuple(
+                Window(**{**w, "probabilities": dict(w["probabilities"])}) for w in data["windows"]
+            ),
+            fractions=dict(data["fractions"]),
+        )
+
+
+#: The record keys of a ``Timeline``, present only with ``--segments``.
+TIMELINE_KEYS = ("segmentation", "segments", "segment_count", "fractions", "windows")
+
+
+@dataclass(frozen=True)
 class FileResult:
     """The result for one file.
 
     ``status`` is ``ok`` (with a ``prediction``), ``error``, ``timeout`` or
-    ``crashed`` (each with an ``error``).
+    ``crashed`` (each with an ``error``). ``timeline`` is there with ``--segments``.
     """
 
     path: str
@@ -72,6 +144,7 @@ class FileResult:
     model: str | None = None
     content_hash: str | None = None
     seconds: float = 0.0
+    timeline: Timeline | None = None
 
     @property
     def label(self) -> str | None:
@@ -84,7 +157,7 @@ class FileResult:
     def to_dict(self) -> dict[str, Any]:
         """The record in the documented, flat JSON schema."""
         pred = self.prediction
-        return {
+        data: dict[str, Any] = {
             "path": self.path,
             "status": self.status,
             "label": pred.label if pred else None,
@@ -99,6 +172,9 @@ class FileResult:
             "seconds": self.seconds,
             "error": asdict(self.error) if self.error else None,
         }
+        if self.timeline is not None:  # only with --segments: the schema is unchanged without
+            data.update(self.timeline.to_dict())
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileResult:
@@ -120,6 +196,7 @@ class FileResult:
             model=data.get("model"),
             content_hash=data.get("content_hash"),
             seconds=data.get("seconds", 0.0),
+            timeline=Timeline.from_dict(data) if data.get("segments") is not None else None,
         )
 
 

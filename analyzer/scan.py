@@ -25,7 +25,15 @@ from analyzer.analysis import (
 )
 from analyzer.cache import ResultCache, default_cache_dir, hash_file
 from analyzer.modelfile import resolve_model
-from analyzer.results import ErrorInfo, FileResult, SignalFacts, error_result
+from analyzer.results import (
+    TIMELINE_KEYS,
+    ErrorInfo,
+    FileResult,
+    SignalFacts,
+    Timeline,
+    error_result,
+)
+from analyzer.segments import SegmentSpec
 
 #: Error kinds that depend only on the file's bytes, so they are cached with it.
 CACHEABLE_ERRORS = frozenset({"empty", "unsupported", "corrupt", "invalid_samples"})
@@ -39,7 +47,8 @@ class ScanConfig:
     is what one worker may allocate for one file, in bytes. ``cache_dir=None``
     means the default location; ``use_cache=False`` keeps nothing. ``refresh``
     ignores cached results (and overwrites them); ``retry_failed`` analyzes
-    again files whose failure was cached.
+    again files whose failure was cached. ``segments`` adds a timeline to
+    every file (``analyzer.segments``).
 
     ``backend="dask"`` runs the misses on a Dask cluster (``analyzer.cluster``):
     the one at ``scheduler``, or a LocalCluster of ``jobs`` workers;
@@ -57,6 +66,7 @@ class ScanConfig:
     trust_model: bool = False
     max_duration: float = DEFAULT_MAX_DURATION
     min_confidence: float | None = None
+    segments: SegmentSpec | None = None
     backend: str = "local"
     scheduler: str | None = None
     ship_audio: bool = False
@@ -139,6 +149,7 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         trust_model=config.trust_model,
         timeout=config.timeout,
         max_memory=config.max_memory,
+        segments=config.segments,
     )
     feature_key = settings.feature_config.cache_key()
     directory = (config.cache_dir or default_cache_dir()) if config.use_cache else None
@@ -255,11 +266,16 @@ def _lookup(
                 error_result(path, "too_long", message, model=model.model_id, content_hash=digest),
                 cached=False,
             )
-        return Outcome(FileResult.from_dict({**record, "path": path}), cached=True)
+        if config.segments is None:
+            return Outcome(FileResult.from_dict({**record, "path": path}), cached=True)
+        line = cache.get_segments(digest, feature_key, model.fingerprint, config.segments.key())
+        if line is None:
+            return task  # the windows' features are not cached: the worker computes them
+        return Outcome(FileResult.from_dict({**record, **line, "path": path}), cached=True)
     entry = cache.get_analysis(digest, feature_key)
     if entry is not None and "error" in entry and not config.retry_failed:
         return Outcome(_from_analysis(path, entry, model.model_id, digest), cached=True)
-    if entry is not None and "features" in entry:
+    if entry is not None and "features" in entry and config.segments is None:
         return task, entry
     return task
 
@@ -303,6 +319,8 @@ def store(
     record = result.to_dict()
     facts = record["signal"]
     del record["path"]
+    for key in TIMELINE_KEYS:  # the prediction entry is the same with or without --segments
+        record.pop(key, None)
     if result.status == "ok" and output.features is not None:
         cache.put_analysis(
             digest,
@@ -311,6 +329,14 @@ def store(
         )
         if fingerprint is not None and result.prediction is not None:
             cache.put_prediction(digest, feature_key, fingerprint, record)
+        if fingerprint is not None and result.timeline is not None:
+            cache.put_segments(
+                digest,
+                feature_key,
+                fingerprint,
+                _spec_key(result.timeline),
+                result.timeline.to_dict(),
+            )
     elif result.error is not None and result.error.kind in CACHEABLE_ERRORS:
         cache.put_analysis(
             digest,
@@ -324,12 +350,17 @@ def store(
         )
 
 
+def _spec_key(timeline: Timeline) -> str:
+    return SegmentSpec(timeline.window, timeline.hop, timeline.smoothing).key()
+
+
 def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tuple[str, str]]:
     """What a scan would do with each file, without analyzing or caching anything.
 
     Yields ``(path, state)``: ``cached``, ``new``, ``changed`` (bytes differ
     from what was cached for this path), ``model changed`` (features cached,
-    not this model's prediction), ``previously failed`` (its failure is
+    not this model's prediction), ``new segments`` (cached, but not the
+    timeline ``segments`` asks for), ``previously failed`` (its failure is
     cached; analyzed again with ``retry_failed``), ``refresh`` (with
     ``refresh``: analyzed again whatever the cache holds) or ``unreadable``.
     """
@@ -353,7 +384,11 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
             if config.refresh:
                 yield path, "refresh"
             elif cache.get_prediction(digest, feature_key, model.fingerprint) is not None:
-                yield path, "cached"
+                spec = config.segments
+                fresh = spec is not None and (
+                    cache.get_segments(digest, feature_key, model.fingerprint, spec.key()) is None
+                )
+                yield path, "new segments" if fresh else "cached"
             elif (entry := cache.get_analysis(digest, feature_key)) is not None:
                 yield path, "previously failed" if "error" in entry else "model changed"
             else:

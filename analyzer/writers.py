@@ -1,8 +1,10 @@
 """Output writers: json, jsonl and csv, written atomically.
 
-Every format carries the same record (``FileResult.to_dict``). Files are
+Every format carries the same record (``FileResult.to_dict``); with
+``--segments``, CSV has a row per segment instead of a row per file. Files are
 written to a temporary file beside the target and renamed over it, so a
 reader never sees half a file and a failed write leaves the old one intact.
+Audacity label tracks (``--labels-dir``) are written the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ CSV_FIELDS = [
     "error_kind",
     "error_message",
 ]
+#: Columns added by ``--segments``: a row per segment (one, empty, for a file without).
+SEGMENT_FIELDS = [
+    "segment_count",
+    "segment",
+    "segment_start",
+    "segment_end",
+    "segment_label",
+    "segment_confidence",
+]
 
 
 def printable(text: str) -> str:
@@ -79,8 +90,34 @@ def csv_row(result: FileResult, classes: list[str], members: list[str]) -> dict[
     return {k: ("" if v is None else v) for k, v in row.items()}
 
 
-def write(results: Iterable[FileResult], fmt: str, stream: IO[str]) -> None:
-    """Write results to ``stream`` in ``fmt`` (``json``, ``jsonl`` or ``csv``)."""
+def segment_rows(result: FileResult, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The CSV rows of one file with ``--segments``: its row once per segment."""
+    line = result.timeline
+    if line is None:
+        yield {**row, **dict.fromkeys(SEGMENT_FIELDS, "")}
+        return
+    for c, share in line.fractions.items():
+        row[f"fraction_{c}"] = share
+    for i, segment in enumerate(line.segments):
+        yield {
+            **row,
+            "segment_count": line.segment_count,
+            "segment": i,
+            "segment_start": segment.start,
+            "segment_end": segment.end,
+            "segment_label": segment.label,
+            "segment_confidence": segment.confidence,
+        }
+
+
+def write(
+    results: Iterable[FileResult], fmt: str, stream: IO[str], *, segments: bool = False
+) -> None:
+    """Write results to ``stream`` in ``fmt`` (``json``, ``jsonl`` or ``csv``).
+
+    ``segments`` makes CSV a row per segment (JSON records carry their
+    timelines whatever it says).
+    """
     results = list(results)
     if fmt == "jsonl":
         for result in results:
@@ -94,10 +131,13 @@ def write(results: Iterable[FileResult], fmt: str, stream: IO[str]) -> None:
         classes = sorted({c for r in results if r.prediction for c in r.prediction.probabilities})
         members = sorted({m for r in results if r.prediction for m in r.prediction.votes})
         fields = CSV_FIELDS + [f"p_{c}" for c in classes] + [f"vote_{m}" for m in members]
-        writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
+        if segments:
+            fields += SEGMENT_FIELDS + [f"fraction_{c}" for c in classes]
+        writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n", restval="")
         writer.writeheader()
         for result in results:
-            writer.writerow(csv_row(result, classes, members))
+            row = csv_row(result, classes, members)
+            writer.writerows(segment_rows(result, row) if segments else [row])
     else:
         raise ValueError(f"unknown format {fmt!r}")
 
@@ -206,7 +246,50 @@ def write_junit(
         handle.write(data)
 
 
-def write_file(results: Iterable[FileResult], fmt: str, path: str) -> None:
+def write_file(
+    results: Iterable[FileResult], fmt: str, path: str, *, segments: bool = False
+) -> None:
     """Write results to ``path`` atomically."""
     with atomic_output(path) as handle:
-        write(results, fmt, handle)
+        write(results, fmt, handle, segments=segments)
+
+
+def label_file_names(results: Iterable[FileResult]) -> dict[str, str]:
+    """``path -> label file name`` for the results with a timeline.
+
+    The name is the audio file's name plus ``.txt`` (``talk.wav.txt``); when
+    two files in different folders share a name, every one of them gets the
+    start of its content hash too (``talk.wav.3fa4c2d1.txt``), so no track
+    overwrites another.
+    """
+    from collections import Counter
+
+    with_line = [r for r in results if r.timeline is not None]
+    counts = Counter(os.path.basename(r.path) for r in with_line)
+    names = {}
+    for r in with_line:
+        base = printable(os.path.basename(r.path))
+        if counts[os.path.basename(r.path)] > 1:
+            base = f"{base}.{(r.content_hash or '')[:8]}"
+        names[r.path] = f"{base}.txt"
+    return names
+
+
+def write_labels(results: Iterable[FileResult], folder: str) -> list[str]:
+    """Write an Audacity label track per file with a timeline into ``folder``
+    (created if needed), atomically; returns the paths written."""
+    from analyzer.segments import audacity_labels
+
+    results = list(results)
+    os.makedirs(folder, exist_ok=True)
+    names = label_file_names(results)
+    written = []
+    for result in results:
+        name = names.get(result.path)
+        if name is None or result.timeline is None:
+            continue
+        target = os.path.join(folder, name)
+        with atomic_output(target) as handle:
+            handle.write(audacity_labels(result.timeline))
+        written.append(target)
+    return written

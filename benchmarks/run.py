@@ -4,10 +4,11 @@ Every figure is a ratio against a baseline measured in the same run, as the
 median of several runs, because shared machines are noisy. Writes
 ``benchmarks/RESULTS.md``. Needs nothing outside the repository: the audio is
 made from the example clips (real recordings) cut and re-levelled to mixed
-lengths, plus a long generated file for the memory case.
+lengths, plus a long generated file for the memory and segment cases.
 
-    python benchmarks/run.py            # everything (about 10 minutes on 2 cores)
+    python benchmarks/run.py            # everything (about 12 minutes on 2 cores)
     python benchmarks/run.py --quick    # fewer files, for a smoke test
+    python benchmarks/run.py --only memory   # one case, printed (RESULTS.md untouched)
 """
 
 from __future__ import annotations
@@ -233,17 +234,21 @@ def write_long(path: Path, seconds: int, rate: int = 48000) -> None:
             del i
 
 
-def peak_worker(path: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and wall time of one process analyzing ``path``."""
+def peak_worker(path: Path, segments: float | None = None) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time of one process analyzing ``path``
+    (with a timeline of ``segments``-second windows if given)."""
     code = (
         "import resource, sys, time, analyzer\n"
+        "spec = analyzer.SegmentSpec.make(float(sys.argv[2])) if sys.argv[2] else None\n"
         "start = time.perf_counter()\n"
-        "r = analyzer.analyze_file(sys.argv[1], max_duration=1e6)\n"
+        "r = analyzer.analyze_file(sys.argv[1], max_duration=1e6, segments=spec)\n"
         "assert r.status == 'ok', r.error\n"
+        "assert (r.timeline is not None) == (spec is not None)\n"
         "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
+    arg = "" if segments is None else str(segments)
     out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(path), arg], capture_output=True, text=True, check=True
     ).stdout.split()
     return float(out[1]) / 1024, float(out[0])
 
@@ -258,6 +263,9 @@ def bench_memory(work: Path, hours: float) -> dict[str, float]:
     base_mb, _ = peak_worker(short)
     half_mb, half_s = peak_worker(half)
     full_mb, full_s = peak_worker(full)
+    # The same files with a timeline of 2 s windows every second.
+    seg_half_mb, seg_half_s = peak_worker(half, 2.0)
+    seg_full_mb, seg_full_s = peak_worker(full, 2.0)
     for p in (short, half, full):
         p.unlink()
     return {
@@ -270,6 +278,11 @@ def bench_memory(work: Path, hours: float) -> dict[str, float]:
         "full_s": round(full_s, 1),
         "time_ratio_full_over_half": round(full_s / half_s, 2),
         "realtime": round(hours * 3600 / full_s, 1),
+        "segments_half_rss_mb": round(seg_half_mb, 1),
+        "segments_full_rss_mb": round(seg_full_mb, 1),
+        "segments_half_s": round(seg_half_s, 1),
+        "segments_full_s": round(seg_full_s, 1),
+        "segments_time_ratio": round(seg_full_s / full_s, 2),
     }
 
 
@@ -309,7 +322,17 @@ def machine() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="harken benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller sets, one run each")
+    parser.add_argument(
+        "--only", choices=("memory",), help="run one case and print it; RESULTS.md is untouched"
+    )
     args = parser.parse_args()
+    if args.only == "memory":
+        work = Path(tempfile.mkdtemp(prefix="harken-bench-"))
+        try:
+            print(json.dumps(bench_memory(work, 0.25 if args.quick else 2.0), indent=2))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     repeat = 1 if args.quick else 3
     work = Path(tempfile.mkdtemp(prefix="harken-bench-"))
     os.environ["HARKEN_CACHE_DIR"] = str(work / "cache")
@@ -374,6 +397,12 @@ def report(results: dict[str, object], *, quick: bool) -> None:
         f" {m['full_rss_mb']} MB peak RSS | +{m['growth_mb']} MB | <= 300 MB |",
         f"| time linear in duration | {m['hours'] / 2} h: {m['half_s']} s |"
         f" {m['hours']} h: {m['full_s']} s | {m['time_ratio_full_over_half']}x | 2.0x |",
+        f"| memory, {m['hours']} h with `--segments 2` | without: {m['full_rss_mb']} MB;"
+        f" {m['hours'] / 2} h with: {m['segments_half_rss_mb']} MB |"
+        f" {m['segments_full_rss_mb']} MB peak RSS |"
+        f" +{m['segments_full_rss_mb'] - m['full_rss_mb']:.1f} MB | flat in duration |",
+        f"| time, {m['hours']} h with `--segments 2` | without: {m['full_s']} s |"
+        f" {m['segments_full_s']} s | {m['segments_time_ratio']}x | <= 1.5x |",
         f"| scaling, cold, ms per file ({w['files']} vs {wl['files']}) |"
         f" {sc['cold_ms_per_file'][0]} | {sc['cold_ms_per_file'][1]} |"
         f" {sc['cold_ratio_large_over_small']}x | flat (1.0x) |",

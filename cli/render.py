@@ -18,14 +18,18 @@ LABEL_STYLES = {"speech": "cyan", "music": "magenta", "noise": "yellow", "silenc
 
 
 def results_table(results: Sequence[FileResult]) -> Table:
-    """One row per file: label, confidence, agreement, duration, or the error."""
+    """One row per file: label, confidence, agreement, duration, or the error;
+    with ``--segments``, the segment count and each class's share of time too."""
     failures = any(r.prediction is None for r in results)
+    timelines = any(r.timeline is not None for r in results)
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("file", overflow="fold", ratio=3 if failures else None)
     table.add_column("label", no_wrap=True)
     table.add_column("conf.", justify="right", no_wrap=True)
     table.add_column("agree", justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
+    if timelines:
+        table.add_column("segments", overflow="fold")
     if failures:  # the reason column only when there is a reason to show
         table.add_column("note", overflow="fold", ratio=2)
     for r in results:
@@ -40,6 +44,8 @@ def results_table(results: Sequence[FileResult]) -> Table:
                 f"{p.agreement}/{len(p.votes)}",
                 duration,
             ]
+            if timelines:
+                cells.append(_shares(r))
             table.add_row(*cells, *([""] if failures else []))
         else:
             kind = r.error.kind if r.error else r.status
@@ -51,9 +57,19 @@ def results_table(results: Sequence[FileResult]) -> Table:
                 "",
                 "",
                 duration,
+                *([""] if timelines else []),
                 Text(f"{kind}: {printable(note)}", style="red"),
             )
     return table
+
+
+def _shares(result: FileResult) -> str:
+    """``7: music 32%, noise 31%, speech 28%, silence 9%`` (classes present, largest first)."""
+    line = result.timeline
+    if line is None:
+        return ""
+    shares = sorted(((t, c) for c, t in line.fractions.items() if t > 0), reverse=True)
+    return f"{line.segment_count}: " + ", ".join(f"{c} {t:.0%}" for t, c in shares)
 
 
 def summary_line(results: Sequence[FileResult], *, cached: int, seconds: float) -> str:

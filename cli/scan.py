@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
+from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
 from analyzer.writers import FORMATS
 from cli.options import cache_dir_option
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from analyzer.policy import Rule
     from analyzer.results import FileResult
     from analyzer.scan import Outcome, ScanConfig
 
@@ -252,6 +254,33 @@ def sigterm_as_exception() -> Iterator[None]:
     help="Label results below this confidence 'unknown' [default: the model card's].",
 )
 @click.option(
+    "--segments",
+    type=click.FloatRange(min=MIN_WINDOW),
+    metavar="SECONDS",
+    help="Also label windows of SECONDS (2 is a good choice) and give a timeline of"
+    " smoothed segments per file (see README, Segments).",
+)
+@click.option(
+    "--hop",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --segments: seconds between window starts, 0.25 to the window"
+    " [default: half the window].",
+)
+@click.option(
+    "--smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    metavar="P",
+    help="With --segments: probability of a change of class between consecutive windows"
+    f" in the smoother; smaller is stickier, 0 turns it off [default: {DEFAULT_SMOOTHING:g}].",
+)
+@click.option(
+    "--labels-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
+    help="With --segments: write an Audacity label track per file into DIR (<file>.txt).",
+)
+@click.option(
     "--fail-on",
     "fail_on",
     multiple=True,
@@ -310,6 +339,10 @@ def scan_command(
     max_memory: int | None,
     max_duration: float,
     min_confidence: float | None,
+    segments: float | None,
+    hop: float | None,
+    smoothing: float | None,
+    labels_dir: str | None,
     fail_on: tuple[str, ...],
     junit: str | None,
     baseline: str | None,
@@ -325,6 +358,7 @@ def scan_command(
       harken scan recordings/ --jobs 4 -o results.jsonl
       harken scan /shared/audio --backend dask --scheduler tcp://head:8786
       find . -name '*.wav' | harken scan --files-from -
+      harken scan podcast.flac --segments 2 --labels-dir labels/ -f json
     """
     from analyzer.baseline import compare, load_baseline
     from analyzer.cache import default_cache_dir
@@ -345,6 +379,8 @@ def scan_command(
         rules = [parse_rule(text) for text in fail_on]
     except RuleError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    spec = _segment_spec(segments, hop, smoothing, labels_dir)
+    _check_segment_rules(rules, spec, model)
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
     if backend != "dask" and (scheduler or ship_audio):
@@ -376,6 +412,7 @@ def scan_command(
         trust_model=trust_model,
         max_duration=max_duration,
         min_confidence=min_confidence,
+        segments=spec,
     )
     directory = None if no_cache else (cache_dir or default_cache_dir())
     # --wait implies --lock; the lock is held until the outputs are written.
@@ -391,7 +428,9 @@ def scan_command(
             results = [o.result for o in run.outcomes]
             failed_rules = _check_rules(rules, results)
             shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
-            _emit(shown, format, output)
+            _emit(shown, format, output, segments=spec is not None)
+            if labels_dir:  # every file's track, cached or not
+                _write_labels(results, labels_dir)
             if junit:
                 _write_junit(results, failed_rules, junit, run.seconds)
             if not quiet:
@@ -420,6 +459,61 @@ def scan_command(
             err.print(f"harken: {exc}")
             sys.exit(EXIT_LOCKED)
         raise HarkenUsageError(str(exc)) from None
+
+
+def _segment_spec(
+    window: float | None, hop: float | None, smoothing: float | None, labels_dir: str | None
+) -> SegmentSpec | None:
+    """The ``SegmentSpec`` of --segments, or None; its companions need it."""
+    if window is None:
+        for name, value in (
+            ("--hop", hop),
+            ("--smoothing", smoothing),
+            ("--labels-dir", labels_dir),
+        ):
+            if value is not None:
+                raise click.UsageError(f"{name} needs --segments SECONDS")
+        return None
+    try:
+        return SegmentSpec.make(window, hop, DEFAULT_SMOOTHING if smoothing is None else smoothing)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hop") from None
+
+
+def _check_segment_rules(rules: list[Rule], spec: SegmentSpec | None, model: str | None) -> None:
+    """Refuse rules on segment fields without --segments, and fractions of unknown classes."""
+    from analyzer.errors import HarkenError
+    from analyzer.modelfile import resolve_model
+
+    used = [(rule, field) for rule in rules for field in rule.segment_fields()]
+    if not used:
+        return
+    if spec is None:
+        rule, field = used[0]
+        raise click.BadParameter(
+            f"{field} (in {rule.text!r}) needs --segments SECONDS", param_hint="--fail-on"
+        )
+    try:
+        classes = resolve_model(model).card.classes
+    except HarkenError as exc:
+        raise HarkenUsageError(str(exc)) from None
+    for rule, field in used:
+        name = field.partition(".")[2]
+        if field.startswith("fraction.") and name not in classes:
+            raise click.BadParameter(
+                f"unknown class {name!r} in {rule.text!r}; the model's classes are"
+                f" {', '.join(classes)}",
+                param_hint="--fail-on",
+            )
+
+
+def _write_labels(results: list[FileResult], folder: str) -> None:
+    from analyzer.writers import write_labels
+
+    try:
+        write_labels(results, folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write label tracks to {folder}: {exc.strerror or exc}") from None
 
 
 def _report_changes(console: Console, changes: Any, limit: int = 20) -> None:
@@ -584,14 +678,16 @@ def _verbose_line(result: FileResult, cached: bool) -> str:
     return f"{printable(result.path)}: {what}{' (cached)' if cached else ''}"
 
 
-def _emit(results: list[FileResult], format: str, output: str | None) -> None:
+def _emit(
+    results: list[FileResult], format: str, output: str | None, *, segments: bool = False
+) -> None:
     """Write results to ``output`` or standard output in ``format``."""
     from analyzer.writers import write, write_file
     from cli.render import make_console, results_table
 
     if output:
         try:
-            write_file(results, format, output)
+            write_file(results, format, output, segments=segments)
         except OSError as exc:
             raise OutputError(
                 f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
@@ -600,4 +696,4 @@ def _emit(results: list[FileResult], format: str, output: str | None) -> None:
         if results:
             make_console(stderr=False).print(results_table(results))
     else:
-        write(results, format, sys.stdout)
+        write(results, format, sys.stdout, segments=segments)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -269,3 +270,16 @@ def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
     assert "lost the Dask cluster" in err and "finished results are cached" in err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert 3 <= len(rows) < 150 and {r["status"] for r in rows} == {"ok"}
+
+
+def test_segment_timelines_match_the_local_pool(tmp_path: Path, cluster: Any) -> None:
+    root = tmp_path / "long"
+    write(root / "joined.wav", np.concatenate([tone(4.0), noise(4.0), silence(4.0)]))
+    write(root / "chord.flac", chord(6.0), format="FLAC")
+    args = ["--no-cache", "--segments", "2"]
+    _, local, _ = scan(str(root), *args, "-j", "2")
+    code, rows, _ = scan(
+        str(root), *args, "--backend", "dask", "--scheduler", cluster.scheduler.address
+    )
+    assert code == 0 and all(r["segments"] for r in rows)
+    assert comparable(rows) == comparable(local)
