@@ -161,11 +161,7 @@ class FeatureStream:
             return
         stop = n if last else n - DELTA_CONTEXT
         n_mfcc = self.config.n_mfcc
-        # Row by row, as the whole-row code did: a 2-D fit at the edges differs
-        # in the last bits.
-        deltas = np.vstack([spectral.delta(held[r : r + 1]) for r in range(n_mfcc)]).astype(
-            np.float32, copy=False
-        )
+        deltas = spectral.delta(held[:n_mfcc]).astype(np.float32)
         done = np.vstack(
             [
                 held[:n_mfcc, self._emitted : stop],
@@ -277,8 +273,8 @@ class _Summary:
             yield np.concatenate([chunk[r] for chunk in self.chunks])
 
     def vector(self) -> np.ndarray:
-        if self.exact:
-            return summarise(self.rows(), self.config)
+        if self.exact:  # one 2-D table: a call per statistic, not per row
+            return summarise(np.concatenate(self.chunks, axis=1), self.config)
         assert self.mean is not None and self.m2 is not None
         sample = np.concatenate(self.chunks, axis=1)
         std = np.sqrt(np.maximum(self.m2, 0.0) / self.count)

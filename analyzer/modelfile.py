@@ -129,22 +129,25 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
         The file holds untrusted types (and ``trust`` is false) or cannot be read.
     """
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    source = {"data": data} if data is not None else {"file": ref.path}
+    if data is None:
+        try:
+            data = Path(ref.path).read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read model file {ref.path}: {exc.strerror or exc}") from None
     try:
-        untrusted = set(sio.get_untrusted_types(**source))
-    except Exception as exc:
-        raise ModelError(f"{ref.path}: not a readable skops file ({exc})") from None
-    unknown = sorted(untrusted - TRUSTED_TYPES)
-    if unknown and not trust:
+        if trust:
+            return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+        # Trusting the allow-list up front parses the file once, not twice:
+        # skops audits every type before it builds anything.
+        return sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    except UntrustedTypesFoundException:
+        unknown = sorted(set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES)
         raise ModelError(
             f"{ref.path} holds types harken does not trust: {', '.join(unknown)}."
             " Load it only if you trust its author (--trust-model)."
-        )
-    try:
-        if data is not None:
-            return sio.loads(data, trusted=sorted(untrusted))
-        return sio.load(ref.path, trusted=sorted(untrusted))
+        ) from None
     except Exception as exc:
         raise ModelError(f"{ref.path}: the model could not be loaded ({exc})") from None
 

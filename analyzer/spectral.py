@@ -22,7 +22,6 @@ from functools import cache
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 AMIN = 1e-10
 
@@ -151,9 +150,29 @@ def rms_db(magnitude: np.ndarray, n_fft: int) -> np.ndarray:
 
 
 def delta(rows: np.ndarray) -> np.ndarray:
-    """``librosa.feature.delta(rows, width=9)`` along frames (narrower when there are few)."""
+    """``librosa.feature.delta(rows, width=9)`` along frames (narrower when there are few).
+
+    librosa calls ``scipy.signal.savgol_filter(deriv=1, polyorder=1,
+    mode="interp")``. For a straight-line fit that has a closed form: inside,
+    the slope of the least-squares line through the ``width`` frames around
+    each frame, ``sum(k * x[i + k]) / sum(k**2)``; in the first and last
+    ``width // 2`` frames, the slope of the line through the first or last
+    ``width`` frames, which is the value at the first or last inside frame.
+    Each value is the same sum whatever the row's length, so a row computed
+    in pieces gives the same bits as the whole row. float32 in, float32 out,
+    as scipy does; the sums are in float64.
+    """
     n = rows.shape[1]
     if n < 3:
         return np.zeros_like(rows)
     width = min(9, n if n % 2 else n - 1)
-    return scipy.signal.savgol_filter(rows, width, polyorder=1, deriv=1, axis=-1, mode="interp")
+    half = width // 2
+    data = rows.astype(np.float64, copy=False)
+    inside = np.zeros((rows.shape[0], n - 2 * half))
+    for k in range(1, half + 1):
+        inside += k * (data[:, half + k : n - half + k] - data[:, half - k : n - half - k])
+    inside /= half * (half + 1) * (2 * half + 1) / 3
+    head = np.repeat(inside[:, :1], half, axis=1)
+    tail = np.repeat(inside[:, -1:], half, axis=1)
+    out_type = rows.dtype if rows.dtype in (np.float32, np.float64) else np.float64
+    return np.concatenate([head, inside, tail], axis=1).astype(out_type, copy=False)

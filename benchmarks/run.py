@@ -8,7 +8,7 @@ lengths, plus a long generated file for the memory and segment cases.
 
     python benchmarks/run.py            # everything (about 12 minutes on 2 cores)
     python benchmarks/run.py --quick    # fewer files, for a smoke test
-    python benchmarks/run.py --only memory   # one case, printed (RESULTS.md untouched)
+    python benchmarks/run.py --only memory   # one case (memory, throughput, dask), printed
 """
 
 from __future__ import annotations
@@ -323,13 +323,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="harken benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller sets, one run each")
     parser.add_argument(
-        "--only", choices=("memory",), help="run one case and print it; RESULTS.md is untouched"
+        "--only",
+        choices=("memory", "throughput", "dask"),
+        help="run one case (dask runs throughput first, for its files) and print it;"
+        " RESULTS.md is untouched",
     )
     args = parser.parse_args()
-    if args.only == "memory":
+    repeat = 1 if args.quick else 3
+    if args.only:
         work = Path(tempfile.mkdtemp(prefix="harken-bench-"))
+        os.environ["HARKEN_CACHE_DIR"] = str(work / "cache")
         try:
-            print(json.dumps(bench_memory(work, 0.25 if args.quick else 2.0), indent=2))
+            if args.only == "memory":
+                print(json.dumps(bench_memory(work, 0.25 if args.quick else 2.0), indent=2))
+                return
+            print(json.dumps(bench_throughput(work, 40 if args.quick else 200, repeat)))
+            if args.only == "dask":
+                print(json.dumps(bench_dask(work, repeat)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
