@@ -36,8 +36,10 @@ DEFAULT_TIMEOUT = 300.0
 class Settings:
     """Everything a worker needs besides the file; small, sent with every task.
 
-    Without a ``model`` the work stops at the features (for training). With
-    ``segments``, every file also gets a timeline (``analyzer.segments``).
+    Without a ``model`` the work stops at the features (for training); then
+    ``augment`` asks for training variants of every clip too
+    (``analyzer.augment.training_variants``). With ``segments``, every file
+    also gets a timeline (``analyzer.segments``).
 
     ``state_dir`` is set by the pool for its workers (in-flight markers);
     ``None`` means the work runs in the caller's process, or on a Dask
@@ -54,6 +56,7 @@ class Settings:
     features: FeatureConfig | None = None
     on_cluster: bool = False
     segments: SegmentSpec | None = None
+    augment: int = 0
 
     @property
     def feature_config(self) -> FeatureConfig:
@@ -82,11 +85,13 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskOutput:
-    """A worker's answer: the result, and the feature vector for the cache."""
+    """A worker's answer: the result, the feature vector for the cache and,
+    for training with ``augment``, its variants' vectors (float32 rows)."""
 
     index: int
     result: FileResult
     features: bytes | None = None
+    variants: bytes | None = None
 
 
 #: Ensembles loaded in this process, by model fingerprint and trust.
@@ -126,9 +131,15 @@ def warm_up(settings: Settings) -> None:
     _WARM.add(key)
 
 
-def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any, Any]:
-    """Signal facts, feature vector and, with ``settings.segments``, the window
-    vectors ``[shape=(n_windows, n_features)]`` (else ``None``) of one file.
+def extract_file(
+    path: str, settings: Settings, *, seed: str = ""
+) -> tuple[SignalFacts, Any, Any, Any]:
+    """Signal facts, feature vector, window vectors and variant vectors of one file.
+
+    The window vectors ``[shape=(n_windows, n_features)]`` come with
+    ``settings.segments``, the variants' ``[shape=(1 + augment, n_features)]``
+    with ``settings.augment`` (which keeps the clip's signal in memory; its
+    copies are seeded with ``seed``); else they are ``None``.
 
     Raises ``DecodeError``.
     """
@@ -139,15 +150,35 @@ def extract_file(path: str, settings: Settings) -> tuple[SignalFacts, Any, Any]:
     config = settings.feature_config
     windows = WindowVectors(settings.segments, config) if settings.segments else None
     stream = FeatureStream(config, windows=windows.push if windows else None)
+    pieces: list[Any] = []
+
+    def sink(block: Any) -> None:
+        stream.push(block)
+        if settings.augment:
+            pieces.append(block)
+
     facts = decode(
         path,
         target_rate=config.sample_rate,
-        sink=stream.push,
+        sink=sink,
         max_duration=settings.max_duration,
         max_memory=settings.max_memory,
     )
     vector = stream.vector()
-    return facts, vector, windows.finish(stream.samples) if windows else None
+    variants = _variant_vectors(pieces, settings, seed) if settings.augment else None
+    return facts, vector, windows.finish(stream.samples) if windows else None, variants
+
+
+def _variant_vectors(pieces: list[Any], settings: Settings, seed: str) -> Any:
+    import numpy as np
+
+    from analyzer.augment import training_variants
+    from analyzer.features import extract
+
+    config = settings.feature_config
+    signal = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    copies = training_variants(signal, config.sample_rate, settings.augment, seed)
+    return np.stack([extract(copy, config) for copy in copies])
 
 
 def predict(features: Any, settings: Settings) -> list[Prediction]:
@@ -176,7 +207,8 @@ def timeline(windows: Any, duration: float, settings: Settings) -> Timeline:
     with threadpool_limits(limits=1):
         probabilities = ensemble.predict_proba(np.asarray(windows, dtype=np.float64))
     classes = [str(c) for c in ensemble.classes_]
-    return build_timeline(probabilities, classes, settings.segments, duration)
+    rate = settings.feature_config.sample_rate
+    return build_timeline(probabilities, classes, settings.segments, duration, rate)
 
 
 def _changed(task: Task) -> bool:
@@ -211,7 +243,9 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
             faults=settings.faults,
             in_worker=settings.on_cluster,
         ):
-            facts, vector, windows = extract_file(task.path, settings)
+            facts, vector, windows, variants = extract_file(
+                task.path, settings, seed=task.content_hash
+            )
     except DecodeError as exc:
         return failed(exc.kind, str(exc))
     except FileTimeout:
@@ -234,7 +268,7 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
         content_hash=task.content_hash,
         seconds=time.perf_counter() - start,
     )
-    return (partial, vector, windows), None
+    return (partial, vector, windows, variants), None
 
 
 def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
@@ -259,7 +293,7 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     import numpy as np
 
     outputs: list[TaskOutput] = []
-    good: list[tuple[Task, FileResult, Any, Any]] = []  # task, result, vector, windows
+    good: list[tuple[Task, FileResult, Any, Any, Any]] = []  # + vector, windows, variants
     for task in tasks:
         extracted, failure = _extract_or_fail(task, settings)
         if failure is not None:
@@ -269,28 +303,29 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     if not good:
         return outputs
     if settings.model is None:  # features only
-        for task, partial, vector, _ in good:
+        for task, partial, vector, _, variants in good:
             result = replace(partial, seconds=round(partial.seconds, 4))
-            outputs.append(TaskOutput(task.index, result, vector.tobytes()))
+            extra = variants.astype(np.float32).tobytes() if variants is not None else None
+            outputs.append(TaskOutput(task.index, result, vector.tobytes(), extra))
         return outputs
     start = time.perf_counter()
     try:
-        predictions = predict(np.stack([vector for _, _, vector, _ in good]), settings)
+        predictions = predict(np.stack([vector for _, _, vector, _, _ in good]), settings)
         # One call per file for its windows: a file's windows are many rows already.
         timelines = [
             timeline(windows, partial.facts.duration, settings)
             if windows is not None and partial.facts is not None
             else None
-            for _, partial, _, windows in good
+            for _, partial, _, windows, _ in good
         ]
     except Exception as exc:
-        for task, partial, _, _ in good:
+        for task, partial, _, _, _ in good:
             message = f"{task.path}: the model failed: {type(exc).__name__}: {exc}"
             error = ErrorInfo("model", message)
             outputs.append(TaskOutput(task.index, replace(partial, status="error", error=error)))
         return outputs
     share = (time.perf_counter() - start) / len(good)
-    for (task, partial, vector, _), prediction, line in zip(
+    for (task, partial, vector, _, _), prediction, line in zip(
         good, predictions, timelines, strict=True
     ):
         seconds = round(partial.seconds + share, 4)

@@ -40,17 +40,29 @@ def set_level(signal: np.ndarray, target_dbfs: float) -> np.ndarray:
     return (signal * gain).astype(np.float32)
 
 
-def augment(signal: np.ndarray, rate: int, label: str, rng: np.random.Generator) -> np.ndarray:
+#: Clips quieter than this (RMS, dBFS) keep their level: quiet is what silence is.
+QUIET_DBFS = -60.0
+#: Bump when the copies change, so cached training features are computed again.
+AUGMENT_VERSION = 1
+#: The rate a clip passes through for the band-limited check of a model.
+CHECK_NARROW_RATE = 8000
+
+
+def augment(
+    signal: np.ndarray, rate: int, label: str | None, rng: np.random.Generator
+) -> np.ndarray:
     """One randomly altered copy of a training clip.
 
     Silence keeps its (low) level: only its band is altered, so "quiet" stays
-    the cue for silence. Other classes are band-limited half of the time,
-    re-levelled, and get faint noise a third of the time.
+    the cue for silence. Without a label, a clip under ``QUIET_DBFS`` counts
+    as silence. Other clips are band-limited half of the time, re-levelled,
+    and get faint noise a third of the time.
     """
     out = signal.astype(np.float32, copy=True)
+    quiet = label == "silence" if label is not None else rms_dbfs(out) < QUIET_DBFS
     if rng.random() < 0.5:
         out = band_limit(out, rate, narrow_rate=int(rng.choice(NARROW_RATES)))
-    if label == "silence":
+    if quiet:
         return out
     if rng.random() < 0.33:
         snr_db = rng.uniform(15.0, 40.0)
@@ -58,3 +70,15 @@ def augment(signal: np.ndarray, rate: int, label: str, rng: np.random.Generator)
         noise *= 10.0 ** ((rms_dbfs(out) - snr_db) / 20.0)
         out = out + noise
     return set_level(out, rng.uniform(*LEVEL_RANGE_DBFS))
+
+
+def training_variants(signal: np.ndarray, rate: int, copies: int, seed: str) -> list[np.ndarray]:
+    """The signals ``harken train --augment`` adds for one clip: first the clip
+    band-limited to 4 kHz (to check a model on it, never trained on), then
+    ``copies`` augmented copies (for training).
+
+    ``seed`` (the clip's content hash) makes the copies the same on every run.
+    """
+    rng = np.random.default_rng(int(seed[:16], 16) if seed else 0)
+    check = band_limit(signal, rate, narrow_rate=CHECK_NARROW_RATE)
+    return [check, *(augment(signal, rate, None, rng) for _ in range(copies))]

@@ -76,7 +76,7 @@ def frame_descriptors(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 #: Frames whose descriptors are all kept for an exact summary: 2**15 frames is
-#: about 17.5 min at the default 16 kHz / hop 512 (9.6 MB). Longer files are
+#: about 17.5 min at the default 16 kHz / hop 512 (6.9 MB). Longer files are
 #: summarised in bounded memory (``_Summary``).
 KEEP_FRAMES = 1 << 15
 #: Frames either side of a frame that its MFCC delta depends on (width 9).

@@ -25,11 +25,23 @@ from analyzer.scan import precheck, read_error, store
 
 @dataclass(frozen=True)
 class Features:
-    """Feature rows of the clips that could be analyzed, and the ones that could not."""
+    """Feature rows of the clips that could be analyzed, and the ones that could not.
+
+    With augmentation, ``variants[i]`` holds row ``i``'s clip band-limited to
+    4 kHz (for checking only), then its augmented copies (for training).
+    """
 
     X: np.ndarray  # [shape=(n_ok, n_features)]
     kept: list[int]  # index into the dataset's clips of every row of X
     failures: list[FileResult]
+    variants: np.ndarray | None = None  # [shape=(n_ok, 1 + augment, n_features)]
+
+
+def variants_key(config: FeatureConfig, augment: int) -> str:
+    """The cache key of a clip's training variants (``analyzer.augment``)."""
+    from analyzer.augment import AUGMENT_VERSION
+
+    return f"{config.cache_key()}/variants-{augment}-v{AUGMENT_VERSION}"
 
 
 def featurize(
@@ -39,14 +51,18 @@ def featurize(
     jobs: int,
     cache_dir: str | None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    augment: int = 0,
     on_done: Callable[[bool], None] | None = None,
 ) -> Features:
-    """Feature vectors of labeled clips, through the same pool and cache as a scan.
+    """Feature vectors of labeled clips, through the same pool and cache as a scan;
+    with ``augment``, their training variants too.
 
     ``on_done(cached)`` is called once per clip, for progress.
     """
-    settings = Settings(model=None, features=config, timeout=timeout)
+    settings = Settings(model=None, features=config, timeout=timeout, augment=augment)
     key = config.cache_key()
+    extra_key = variants_key(config, augment)
+    extras: dict[int, np.ndarray] = {}
     cache = ResultCache(cache_dir)
     vectors: dict[int, np.ndarray] = {}
     failures: list[FileResult] = []
@@ -65,15 +81,22 @@ def featurize(
                 continue
             assert st is not None
             entry = cache.get_analysis(digest, key)
-            if entry is not None and "features" in entry:
+            extra = cache.get_analysis(digest, extra_key) if augment else {"features": b""}
+            if entry is not None and "features" in entry and extra and "features" in extra:
                 vectors[index] = np.frombuffer(entry["features"], dtype=np.float32)
+                extras[index] = np.frombuffer(extra["features"], dtype=np.float32)
                 _tick(on_done, True)
                 continue
             tasks.append(Task(index, clip.path, digest, size=st.st_size, mtime_ns=st.st_mtime_ns))
         for output in run_tasks(tasks, settings, jobs=jobs):
             store(cache, output, key, None)
+            if output.variants is not None and output.result.content_hash:
+                cache.put_analysis(
+                    output.result.content_hash, extra_key, {"features": output.variants}
+                )
             if output.features is not None:
                 vectors[output.index] = np.frombuffer(output.features, dtype=np.float32)
+                extras[output.index] = np.frombuffer(output.variants or b"", dtype=np.float32)
             else:
                 failures.append(output.result)
             _tick(on_done, False)
@@ -81,7 +104,12 @@ def featurize(
         cache.close()
     kept = sorted(vectors)
     X = np.stack([vectors[i] for i in kept]) if kept else np.zeros((0, config.n_features))
-    return Features(X=X.astype(np.float64), kept=kept, failures=failures)
+    variants = None
+    if augment:
+        shape = (len(kept), 1 + augment, config.n_features)
+        variants = np.stack([extras[i] for i in kept]).reshape(shape) if kept else np.zeros(shape)
+        variants = variants.astype(np.float64)
+    return Features(X=X.astype(np.float64), kept=kept, failures=failures, variants=variants)
 
 
 def _tick(callback: Callable[[bool], None] | None, cached: bool) -> None:
@@ -182,15 +210,25 @@ def _fit_fold(
     test: np.ndarray,
     members: tuple[str, ...],
     seed: int,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    variants: np.ndarray | None,
+) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
     from analyzer.ensemble import build_ensemble
 
-    model = build_ensemble(members, random_state=seed).fit(X[train], y[train])
-    per_member = model.member_probabilities(X[test])
+    X_fit, y_fit = X[train], y[train]
+    tests = {"original": X[test]}
+    if variants is not None:  # train on the copies too; check on the band-limited clips
+        copies = variants[train, 1:]
+        X_fit = np.concatenate([X_fit, copies.reshape(-1, X.shape[1])])
+        y_fit = np.concatenate([y_fit, np.repeat(y[train], copies.shape[1])])
+        tests["narrowband"] = variants[test, 0]
+    model = build_ensemble(members, random_state=seed).fit(X_fit, y_fit)
     # Align to every class: a fold may lack a class in training.
+    have, want = list(model.classes_), sorted(set(y.tolist()))
     return test, {
-        name: _align(p, list(model.classes_), sorted(set(y.tolist())))
-        for name, p in per_member.items()
+        condition: {
+            name: _align(p, have, want) for name, p in model.member_probabilities(rows).items()
+        }
+        for condition, rows in tests.items()
     }
 
 
@@ -209,19 +247,28 @@ def cross_validate(
     members: tuple[str, ...],
     jobs: int,
     seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Out-of-fold probabilities of every member and of the ensemble (their mean)."""
+    variants: np.ndarray | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Out-of-fold probabilities of every member and of the ensemble (their mean).
+
+    Keyed by condition: ``original`` (the clips as they are) and, with
+    ``variants`` (``Features.variants``), ``narrowband`` (every test clip
+    band-limited to 4 kHz); training folds then include the augmented copies.
+    """
     from joblib import Parallel, delayed
 
     classes = sorted(set(y.tolist()))
     results = Parallel(n_jobs=min(jobs, len(folds)))(
-        delayed(_fit_fold)(X, y, train, test, members, seed) for train, test in folds
+        delayed(_fit_fold)(X, y, train, test, members, seed, variants) for train, test in folds
     )
-    oof = {name: np.zeros((len(y), len(classes))) for name in members}
-    for test, per_member in results:
-        for name, proba in per_member.items():
-            oof[name][test] = proba
-    oof["ensemble"] = np.mean([oof[name] for name in members], axis=0)
+    oof: dict[str, dict[str, np.ndarray]] = {}
+    for test, conditions in results:
+        for condition, per_member in conditions.items():
+            for name, proba in per_member.items():
+                table = oof.setdefault(condition, {})
+                table.setdefault(name, np.zeros((len(y), len(classes))))[test] = proba
+    for table in oof.values():
+        table["ensemble"] = np.mean([table[name] for name in members], axis=0)
     return oof
 
 
@@ -278,6 +325,8 @@ def train(
     cache_dir: str | None,
     name: str = "harken-model",
     seed: int = 0,
+    augment: int = 0,
+    folds_from: str | None = None,
     on_done: Callable[[bool], None] | None = None,
 ) -> Trained:
     """Featurize, cross-validate (grouped, or the given folds), then fit on everything.
@@ -285,26 +334,62 @@ def train(
     The report has, per member and for the ensemble, accuracy, balanced
     accuracy, macro-F1, per-class precision and recall and the confusion
     matrix; the card also records the chosen ``unknown_threshold``.
+
+    ``augment`` adds that many augmented copies of every training clip
+    (``analyzer.augment``) to every fit, and scores the models again on the
+    test clips band-limited to 4 kHz (``narrowband``). ``folds_from`` names
+    a manifest column whose every value is one test fold (``source``:
+    leave-one-source-out).
     """
     from importlib.metadata import version
 
     from analyzer.ensemble import build_ensemble
 
     config = FeatureConfig()
-    feats = featurize(dataset.clips, config=config, jobs=jobs, cache_dir=cache_dir, on_done=on_done)
+    feats = featurize(
+        dataset.clips,
+        config=config,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        augment=augment,
+        on_done=on_done,
+    )
     clips = [dataset.clips[i] for i in feats.kept]
     y = np.array([c.label for c in clips])
     if len(set(y.tolist())) < 2:
         raise UsageError("fewer than two classes could be analyzed; nothing to train on")
     classes = sorted(set(y.tolist()))
     groups = np.array([c.group for c in clips])
-    folds = folds_for(y, groups, [c.fold for c in clips], n_splits=cv, seed=seed)
-    oof = cross_validate(feats.X, y, folds, members=members, jobs=jobs, seed=seed)
+    if folds_from is not None:
+        given = [c.meta.get(folds_from) or None for c in clips]
+        if None in given:
+            raise UsageError(f"--folds-from {folds_from}: not a column of every manifest row")
+    else:
+        given = [c.fold for c in clips]
+    folds = folds_for(y, groups, given, n_splits=cv, seed=seed)
+    by_condition = cross_validate(
+        feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
+    )
+    oof = by_condition["original"]
     scores = {
         name: metrics(y, np.array(classes)[p.argmax(axis=1)], classes) for name, p in oof.items()
     }
     threshold = choose_threshold(oof["ensemble"], y, classes)
-    ensemble = build_ensemble(members, random_state=seed).fit(feats.X, y)
+    X_fit, y_fit = feats.X, y
+    if feats.variants is not None:
+        copies = feats.variants[:, 1:]
+        X_fit = np.concatenate([X_fit, copies.reshape(-1, X_fit.shape[1])])
+        y_fit = np.concatenate([y_fit, np.repeat(y, copies.shape[1])])
+    ensemble = build_ensemble(members, random_state=seed).fit(X_fit, y_fit)
+    fold_source = (
+        f"column {folds_from}"
+        if folds_from
+        else "given"
+        if dataset.folded
+        else "grouped"
+        if dataset.grouped
+        else "files"
+    )
     report = {
         "clips": len(dataset.clips),
         "analyzed": len(clips),
@@ -312,13 +397,19 @@ def train(
             {"path": r.path, "kind": r.error.kind if r.error else r.status} for r in feats.failures
         ],
         "folds": len(folds),
-        "fold_source": "given" if dataset.folded else "grouped" if dataset.grouped else "files",
+        "fold_source": fold_source,
         "groups": len(set(groups.tolist())),
         "scores": scores,
         "unknown_threshold": threshold,
         "worst_mistakes": worst_mistakes([c.path for c in clips], y, oof["ensemble"], classes),
     }
-    card = {
+    narrowband = {
+        name: metrics(y, np.array(classes)[p.argmax(axis=1)], classes)
+        for name, p in by_condition.get("narrowband", {}).items()
+    }
+    if narrowband:
+        report["narrowband_scores"] = narrowband
+    card: dict[str, Any] = {
         "name": name,
         "classes": classes,
         "members": list(members),
@@ -327,6 +418,7 @@ def train(
         "training": {
             "clips_per_class": {c: int(np.sum(y == c)) for c in classes},
             "groups": report["groups"],
+            "augmented_copies": augment,
         },
         "cross_validation": {
             "folds": len(folds),
@@ -338,6 +430,9 @@ def train(
         },
         "unknown_threshold": threshold,
     }
+    if narrowband:
+        balanced = narrowband["ensemble"]["balanced_accuracy"]
+        card["cross_validation"]["narrowband_balanced_accuracy"] = balanced
     return Trained(ensemble=ensemble, card=card, report=report)
 
 

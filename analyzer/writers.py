@@ -220,7 +220,9 @@ def junit_xml(
             element = ET.SubElement(
                 case, "failure", type="rule", message=xml_text("failed: " + "; ".join(rules))
             )
-            element.text = xml_text(dumps(result))
+            # The record without its windows and segments: a 2 h file's would be 1 MB.
+            data = {k: v for k, v in record(result).items() if k not in ("windows", "segments")}
+            element.text = xml_text(json.dumps(data, sort_keys=True, ensure_ascii=False))
     suite.set("tests", str(len(results)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
@@ -257,21 +259,24 @@ def write_file(
 def label_file_names(results: Iterable[FileResult]) -> dict[str, str]:
     """``path -> label file name`` for the results with a timeline.
 
-    The name is the audio file's name plus ``.txt`` (``talk.wav.txt``); when
-    two files in different folders share a name, every one of them gets the
-    start of its content hash too (``talk.wav.3fa4c2d1.txt``), so no track
-    overwrites another.
+    The name is the audio file's (printable) name plus ``.txt``
+    (``talk.wav.txt``); when several files would get one name (files of one
+    name in different folders, or names that print alike), each of them
+    gets the start of a hash of its path too (``talk.wav.3fa4c2d1.txt``), so
+    no track overwrites another.
     """
+    import hashlib
     from collections import Counter
 
     with_line = [r for r in results if r.timeline is not None]
-    counts = Counter(os.path.basename(r.path) for r in with_line)
+    bases = {r.path: printable(os.path.basename(r.path)) for r in with_line}
+    counts = Counter(bases.values())
     names = {}
-    for r in with_line:
-        base = printable(os.path.basename(r.path))
-        if counts[os.path.basename(r.path)] > 1:
-            base = f"{base}.{(r.content_hash or '')[:8]}"
-        names[r.path] = f"{base}.txt"
+    for path, base in bases.items():
+        if counts[base] > 1:
+            tag = hashlib.blake2b(os.fsencode(path), digest_size=4).hexdigest()
+            base = f"{base}.{tag}"
+        names[path] = f"{base}.txt"
     return names
 
 

@@ -90,9 +90,9 @@ def make_console(*, stderr: bool) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)
 
 
-def _scores_table(scores: dict[str, Any]) -> Table:
+def _scores_table(scores: dict[str, Any], title: str | None = None) -> Table:
     table = Table(
-        title="cross-validated scores" if len(scores) > 1 else "scores",
+        title=title or ("cross-validated scores" if len(scores) > 1 else "scores"),
         show_edge=False,
         header_style="bold",
     )
@@ -129,6 +129,9 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
     """Scores, per-class table with the confusion matrix, worst mistakes."""
     console.print(_scores_table(report["scores"]))
     console.print(_classes_table(report["scores"]["ensemble"]))
+    if "narrowband_scores" in report:
+        title = "the same, every test clip band-limited to 4 kHz"
+        console.print(_scores_table(report["narrowband_scores"], title))
     if report.get("worst_mistakes"):
         table = Table(title="worst mistakes", show_edge=False, header_style="bold")
         for column in ("file", "truth", "predicted", "confidence"):

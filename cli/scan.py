@@ -394,7 +394,7 @@ def scan_command(
     if not files:
         if not quiet:
             err.print("no audio files found")
-        _emit([], format, output)
+        _emit([], format, output, segments=spec is not None)
         sys.exit(EXIT_OK)
     config = ScanConfig(
         jobs=jobs,
@@ -445,10 +445,12 @@ def scan_command(
                     f"cache: evicted {run.evicted} of the oldest entries to stay under its limit"
                 )
             if run.stopped is not None:
-                err.print(
-                    f"interrupted: {len(results)} of {len(files)} files done; "
+                kept = (
                     "finished results are cached, run again to resume"
+                    if directory
+                    else ("nothing was cached (--no-cache)")
                 )
+                err.print(f"interrupted: {len(results)} of {len(files)} files done; {kept}")
                 sys.exit(run.stopped)
             if not allow_errors and any(r.status != "ok" for r in results):
                 sys.exit(EXIT_ERRORS)
@@ -477,7 +479,9 @@ def _segment_spec(
     try:
         return SegmentSpec.make(window, hop, DEFAULT_SMOOTHING if smoothing is None else smoothing)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--hop") from None
+        text = str(exc)
+        hint = "--hop" if "hop" in text else "--smoothing" if "smoothing" in text else "--segments"
+        raise click.BadParameter(text, param_hint=hint) from None
 
 
 def _check_segment_rules(rules: list[Rule], spec: SegmentSpec | None, model: str | None) -> None:

@@ -85,6 +85,21 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     show_default=True,
     help="Cross-validation folds (ignored when the manifest has a fold column).",
 )
+@click.option(
+    "--augment",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Add N altered copies of every training clip (band-limited, re-levelled, noised)"
+    " to every fit, and score again on test clips band-limited to 4 kHz.",
+)
+@click.option(
+    "--folds-from",
+    metavar="COLUMN",
+    help="A manifest column whose every value is one test fold, e.g. 'source' for"
+    " leave-one-source-out (overrides --cv and the fold column).",
+)
 @click.option("--name", default="harken-model", show_default=True, help="Model name.")
 def train_command(
     data: str | None,
@@ -98,6 +113,8 @@ def train_command(
     output: str,
     members: str,
     cv: int,
+    augment: int,
+    folds_from: str | None,
     name: str,
 ) -> None:
     """Train an ensemble on labeled audio: DATA has a folder per class.
@@ -121,8 +138,10 @@ def train_command(
             param_hint="--members",
         )
     dataset = _dataset(data, manifest, group_pattern)
+    if folds_from and not manifest:
+        raise click.UsageError("--folds-from needs --manifest (it names one of its columns)")
     err = make_console(stderr=True)
-    if not dataset.grouped and not dataset.folded:
+    if not dataset.grouped and not dataset.folded and not folds_from:
         err.print(
             "WARNING: no groups given (manifest 'group' column or --group-pattern): clips"
             " cut from one recording may land on both sides of a fold, and the scores"
@@ -138,6 +157,8 @@ def train_command(
                 jobs=jobs or default_jobs(),
                 cache_dir=_cache_dir(cache_dir, no_cache),
                 name=name,
+                augment=augment,
+                folds_from=folds_from,
                 on_done=tick,
             )
     except HarkenError as exc:

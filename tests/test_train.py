@@ -176,3 +176,53 @@ def test_too_little_data_is_a_usage_error(tmp_path: Path) -> None:
     assert code == EXIT_USAGE and "two classes" in err
     code, _, err = invoke("evaluate", "--manifest", str(manifest), "-q")
     assert code == EXIT_USAGE and "none of the clips" in err
+
+
+def test_augmented_training_with_leave_one_source_out(
+    labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = tmp_path / "data.csv"
+    rows = sorted(labeled.rglob("*.wav"))
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "group", "source"])
+        for i, path in enumerate(rows):
+            writer.writerow([path, path.parent.name, path.name[:4], f"site{i % 3}"])
+    args = ["train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-q"]
+    args += ["-f", "json", "--members", "logreg,extra_trees", "--augment", "2"]
+    code, out, err = invoke(*args, "-j", "1", "--folds-from", "source")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["fold_source"] == "column source" and report["folds"] == 3
+    narrow = report["narrowband_scores"]["ensemble"]
+    assert narrow["n"] == len(rows) and 0.0 <= narrow["balanced_accuracy"] <= 1.0
+    code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"), "-f", "json")
+    card = json.loads(out)
+    assert card["training"]["augmented_copies"] == 2
+    assert "narrowband_balanced_accuracy" in card["cross_validation"]
+    # The variants are cached with the clips: a second run analyzes nothing
+    # (a worker would crash on every file).
+    monkeypatch.setenv("HARKEN_FAULT", "crash:*.wav")
+    code, again, err = invoke(*args, "-j", "2", "--folds-from", "source")
+    assert code == 0 and json.loads(again)["failed"] == []
+    assert json.loads(again)["narrowband_scores"] == report["narrowband_scores"]
+    monkeypatch.delenv("HARKEN_FAULT")
+    code, _, err = invoke(*args, "--folds-from", "nowhere")
+    assert code == EXIT_USAGE and "not a column" in err
+
+
+def test_augmented_copies_are_altered_and_reproducible() -> None:
+    import numpy as np
+
+    from analyzer.augment import rms_dbfs, training_variants
+
+    signal = chord(2.0, seed=3)
+    first = training_variants(signal, 16000, 3, "ab12cd34ef567890")
+    again = training_variants(signal, 16000, 3, "ab12cd34ef567890")
+    assert len(first) == 4 and all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    spectrum = np.abs(np.fft.rfft(first[0]))
+    freqs = np.fft.rfftfreq(signal.size, 1 / 16000)
+    assert spectrum[freqs > 4500].max() < 1e-3 * spectrum.max()  # the 4 kHz check copy
+    quiet = np.full(16000, 1e-5, dtype=np.float32)
+    for copy in training_variants(quiet, 16000, 4, "00ff")[1:]:
+        assert rms_dbfs(copy) < -60  # silence stays silent
