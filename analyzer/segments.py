@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 #: boundaries more finely.
 DEFAULT_WINDOW = 2.0
 #: Probability of a change of class from one window to the next, for the smoother:
-#: one to three stray windows are smoothed away, five agreeing ones stand.
-DEFAULT_SMOOTHING = 0.05
+#: one or two stray windows are smoothed away; three sure or five unsure ones stand.
+DEFAULT_SMOOTHING = 0.03
 #: Bump when windows, smoothing or merging change, so cached timelines are redone.
 SEGMENT_CODE_VERSION = 2
 #: Shortest window: below half a second the descriptors' statistics are noise.

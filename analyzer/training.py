@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -309,11 +310,13 @@ def worst_mistakes(
 
 @dataclass(frozen=True)
 class Trained:
-    """A fitted ensemble, its model card, and the cross-validation report."""
+    """A fitted ensemble, its model card, the cross-validation report, and every
+    clip's out-of-fold prediction (``out_of_fold``)."""
 
     ensemble: Any
     card: dict[str, Any]
     report: dict[str, Any]
+    predictions: list[dict[str, Any]]
 
 
 def train(
@@ -411,6 +414,7 @@ def train(
         report["narrowband_scores"] = narrowband
     card: dict[str, Any] = {
         "name": name,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "classes": classes,
         "members": list(members),
         "feature_config": config.to_dict(),
@@ -433,7 +437,36 @@ def train(
     if narrowband:
         balanced = narrowband["ensemble"]["balanced_accuracy"]
         card["cross_validation"]["narrowband_balanced_accuracy"] = balanced
-    return Trained(ensemble=ensemble, card=card, report=report)
+    predictions = out_of_fold(clips, folds, by_condition, classes)
+    return Trained(ensemble=ensemble, card=card, report=report, predictions=predictions)
+
+
+def out_of_fold(
+    clips: list[LabeledClip],
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    by_condition: dict[str, dict[str, np.ndarray]],
+    classes: list[str],
+) -> list[dict[str, Any]]:
+    """A row per clip: its test fold and the ensemble's answer when it was held out
+    (and, with augmentation, the answer for its band-limited copy)."""
+    fold_of = np.zeros(len(clips), dtype=int)
+    for number, (_, test) in enumerate(folds):
+        fold_of[test] = number
+    rows = []
+    for i, clip in enumerate(clips):
+        row: dict[str, Any] = {
+            "path": clip.path,
+            "label": clip.label,
+            "group": clip.group,
+            "fold": int(fold_of[i]),
+        }
+        for condition, prefix in (("original", ""), ("narrowband", "narrowband_")):
+            if condition in by_condition:
+                proba = by_condition[condition]["ensemble"][i]
+                row[prefix + "predicted"] = classes[int(proba.argmax())]
+                row[prefix + "confidence"] = round(float(proba.max()), 4)
+        rows.append(row)
+    return rows
 
 
 def evaluate(

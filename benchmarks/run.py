@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -167,6 +168,80 @@ def bench_dask(work: Path, repeat: int) -> dict[str, float]:
         "dask_over_local": round(dask / local, 2),
         "ship_audio_over_local": round(shipped / local, 2),
         "own_localcluster_over_local": round(own / local, 2),
+    }
+
+
+def bench_peer(work: Path, repeat: int) -> dict[str, object]:
+    """pyAudioAnalysis's shipped 4-class SVM (``file_classification``) against
+    ``harken scan --jobs 1`` on the same 16-bit WAV files: CPU per audio
+    second, and labels on the example clips (its ``other`` counts as noise).
+
+    The peer gets its own virtual environment (``benchmarks/peer``); when it
+    does not install, the case says why and the rest goes on.
+    """
+    peer_dir = REPO / "benchmarks" / "peer"
+    venv = work / "peer-venv"
+    python = venv / "bin" / "python"
+    if sys.version_info >= (3, 13):
+        return {"status": "not run: pyAudioAnalysis needs Python 3.12 or older"}
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(peer_dir / "requirements.txt")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        return {"status": f"not installed: {(exc.stderr or str(exc)).strip()[-300:]}"}
+
+    def as_wav(sources: list[Path], folder: Path) -> float:
+        folder.mkdir(parents=True, exist_ok=True)
+        seconds = 0.0
+        for i, path in enumerate(sources):
+            data, rate = sf.read(path, dtype="float32")
+            sf.write(folder / f"{i:05d}-{path.stem}.wav", data, rate, subtype="PCM_16")
+            seconds += len(data) / rate
+        return seconds
+
+    wavs = work / "peer-wavs"
+    audio_seconds = as_wav(sorted((work / "mixed").rglob("c*.*")), wavs)
+
+    def peer(folder: Path) -> dict[str, Any]:
+        done = subprocess.run(
+            [str(python), str(peer_dir / "peer.py"), str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return json.loads(done.stdout)
+
+    peer_cpu = statistics.median(peer(wavs)["cpu_seconds"] for _ in range(repeat))
+
+    def ours() -> None:
+        done = harken("scan", str(wavs), "--jobs", "1", "--no-cache", "-q", "-f", "jsonl")
+        assert done.returncode == 0, done.stderr
+
+    cpu0 = cpu_children()
+    timed(ours, repeat)
+    ours_cpu = (cpu_children() - cpu0) / repeat
+    examples = work / "peer-examples"
+    as_wav(sorted(EXAMPLES.glob("*.ogg")), examples)
+    truth = {p.name: p.name.split("-")[1] for p in examples.glob("*.wav")}
+    answers = peer(examples)["labels"].items()
+    theirs = {name: {"other": "noise"}.get(label or "", label) for name, label in answers}
+    done = harken("scan", str(examples), "--no-cache", "-q", "-f", "jsonl")
+    mine = {Path(r["path"]).name: r["label"] for r in map(json.loads, done.stdout.splitlines())}
+    return {
+        "status": "ran",
+        "files": len(list(wavs.glob("*.wav"))),
+        "audio_seconds": round(audio_seconds, 1),
+        "peer_cpu_s_classification_loop": round(peer_cpu, 2),
+        "harken_cpu_s_whole_command": round(ours_cpu, 2),
+        "harken_speed_over_peer": round(peer_cpu / ours_cpu, 2),
+        "example_clips": len(truth),
+        "peer_right_on_examples": sum(theirs[n] == t for n, t in truth.items()),
+        "harken_right_on_examples": sum(mine.get(n) == t for n, t in truth.items()),
     }
 
 
@@ -324,8 +399,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sets, one run each")
     parser.add_argument(
         "--only",
-        choices=("memory", "throughput", "dask"),
-        help="run one case (dask runs throughput first, for its files) and print it;"
+        choices=("memory", "throughput", "dask", "peer"),
+        help="run one case (dask and peer run throughput first, for its files) and print it;"
         " RESULTS.md is untouched",
     )
     args = parser.parse_args()
@@ -340,6 +415,8 @@ def main() -> None:
             print(json.dumps(bench_throughput(work, 40 if args.quick else 200, repeat)))
             if args.only == "dask":
                 print(json.dumps(bench_dask(work, repeat)))
+            if args.only == "peer":
+                print(json.dumps(bench_peer(work, repeat)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -353,6 +430,8 @@ def main() -> None:
         print(json.dumps(results["throughput"]))
         results["dask"] = bench_dask(work, repeat)
         print(json.dumps(results["dask"]))
+        results["peer"] = bench_peer(work, repeat)
+        print(json.dumps(results["peer"]))
         small = bench_warm(work, 100 if args.quick else 1000, repeat)
         large = bench_warm(work, 1000 if args.quick else 10000, repeat)
         results["warm"], results["warm_large"] = small, large
@@ -363,6 +442,23 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results, quick=args.quick)
+
+
+def peer_lines(peer: object) -> list[str]:
+    """The peer's paragraph: its figures, or why it did not run."""
+    assert isinstance(peer, dict)
+    if peer.get("status") != "ran":
+        return [f"Peer (pyAudioAnalysis 0.3.14, shipped 4-class SVM): {peer.get('status')}."]
+    return [
+        "Peer (pyAudioAnalysis 0.3.14, `file_classification` with its shipped 4-class SVM,"
+        f" in its own venv), on the same {peer['files']} clips as 16-bit WAV"
+        f" ({peer['audio_seconds']} s of audio): its classification loop used"
+        f" {peer['peer_cpu_s_classification_loop']} CPU-s; the whole `harken scan --jobs 1`"
+        f" command (start-up, imports and model included) {peer['harken_cpu_s_whole_command']}"
+        f" CPU-s: harken is **{peer['harken_speed_over_peer']}x** faster per CPU-second."
+        f" On the {peer['example_clips']} example clips (its `other` counted as noise):"
+        f" peer {peer['peer_right_on_examples']} right, harken {peer['harken_right_on_examples']}.",
+    ]
 
 
 def report(results: dict[str, object], *, quick: bool) -> None:
@@ -420,7 +516,7 @@ def report(results: dict[str, object], *, quick: bool) -> None:
         f" {sc['warm_ms_per_file'][0]} | {sc['warm_ms_per_file'][1]} |"
         f" {sc['warm_ratio_large_over_small']}x | flat (1.0x) |",
         "",
-        "Peer (pyAudioAnalysis): not measured; it is not installed by this harness.",
+        *peer_lines(results["peer"]),
         "",
         "Raw figures:",
         "",

@@ -100,6 +100,17 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="A manifest column whose every value is one test fold, e.g. 'source' for"
     " leave-one-source-out (overrides --cv and the fold column).",
 )
+@click.option(
+    "--cv-predictions",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write every clip's out-of-fold prediction to FILE (CSV), for error analysis.",
+)
+@click.option(
+    "--note",
+    metavar="TEXT",
+    help="A line about the training data for the model card (its source, its licences).",
+)
 @click.option("--name", default="harken-model", show_default=True, help="Model name.")
 def train_command(
     data: str | None,
@@ -115,6 +126,8 @@ def train_command(
     cv: int,
     augment: int,
     folds_from: str | None,
+    cv_predictions: str | None,
+    note: str | None,
     name: str,
 ) -> None:
     """Train an ensemble on labeled audio: DATA has a folder per class.
@@ -163,13 +176,29 @@ def train_command(
             )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
-    ref = save_model(trained.ensemble, output, trained.card)
+    card = trained.card
+    if note:
+        card = {**card, "training": {**card["training"], "data": note}}
+    ref = save_model(trained.ensemble, output, card)
+    if cv_predictions:
+        _write_predictions(trained.predictions, cv_predictions)
     report = {**trained.report, "model": ref.model_id, "output": output}
     if format == "json":
         print_json(report)
     else:
         training_report(make_console(stderr=False), report)
         err.print(f"model written to {output} ({ref.model_id})")
+
+
+def _write_predictions(rows: list[dict[str, Any]], path: str) -> None:
+    import csv
+
+    from analyzer.writers import atomic_output
+
+    with atomic_output(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["path"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 @click.command("evaluate")

@@ -61,7 +61,7 @@ def test_jsonl_records_follow_the_schema(audio_dir: Path) -> None:
         assert abs(sum(row["probabilities"].values()) - 1) < 1e-3
         assert row["confidence"] == max(row["probabilities"].values())
         assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
-        assert row["members"] == len(row["votes"]) == 4
+        assert row["members"] == len(row["votes"]) == 3  # logreg, extra_trees, gboost
         assert row["agreement"] == sum(v == row["label"] for v in row["votes"].values())
         assert row["model"].startswith("harken-default@")
         assert len(row["content_hash"]) == 40
@@ -83,7 +83,7 @@ def test_output_file_json_and_csv(audio_dir: Path, tmp_path: Path) -> None:
     code, out, _ = run(str(audio_dir), "-j", "1", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 5
-    assert {"p_music", "p_speech", "vote_svm", "duration", "rms_dbfs"} <= set(rows[0])
+    assert {"p_music", "p_speech", "vote_gboost", "duration", "rms_dbfs"} <= set(rows[0])
     assert [r["path"] for r in rows] == [r["path"] for r in data]
 
 

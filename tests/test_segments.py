@@ -302,7 +302,7 @@ def test_boundaries_of_joined_recordings_land_near_the_truth(
     assert max(errors) <= BOUNDARY_TOLERANCE, errors
     assert row["segment_count"] == len(order)
     assert sum(row["fractions"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert row["segmentation"] == {"window": 2.0, "hop": 1.0, "smoothing": 0.05}
+    assert row["segmentation"] == {"window": 2.0, "hop": 1.0, "smoothing": 0.03}
     assert len(row["windows"]) == int(row["signal"]["duration"]) - 1
 
 
@@ -505,8 +505,9 @@ def test_label_tracks_of_identical_files_and_look_alike_names_stay_apart(tmp_pat
     write(root / "a" / "talk.wav", chord(3.0))
     (root / "b").mkdir()
     (root / "b" / "talk.wav").write_bytes((root / "a" / "talk.wav").read_bytes())  # same bytes
-    write(root / os.fsdecode(b"x\xfe.wav"), noise(3.0))  # both print as x\ufffd.wav
-    write(root / os.fsdecode(b"x\xff.wav"), noise(3.0, seed=1))
+    for raw, seed in ((b"x\xfe.wav", 0), (b"x\xff.wav", 1)):  # both print as x\ufffd.wav
+        write(root / "plain.wav", noise(3.0, seed=seed))  # libsndfile cannot take such a name
+        os.rename(root / "plain.wav", os.path.join(os.fsencode(root), raw))
     labels = tmp_path / "labels"
     code, _, err = run(str(root), "-j", "1", "--segments", "2", "--labels-dir", str(labels))
     assert code == 0, err

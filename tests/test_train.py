@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -190,15 +191,26 @@ def test_augmented_training_with_leave_one_source_out(
             writer.writerow([path, path.parent.name, path.name[:4], f"site{i % 3}"])
     args = ["train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-q"]
     args += ["-f", "json", "--members", "logreg,extra_trees", "--augment", "2"]
-    code, out, err = invoke(*args, "-j", "1", "--folds-from", "source")
+    predictions = tmp_path / "oof.csv"
+    code, out, err = invoke(
+        *args, "-j", "1", "--folds-from", "source", "--cv-predictions", str(predictions),
+        "--note", "toy sounds, CC0",
+    )  # fmt: skip
     assert code == 0, err
     report = json.loads(out)
+    oof = list(csv.DictReader(io.StringIO(predictions.read_text())))
+    assert len(oof) == len(rows) and {r["fold"] for r in oof} == {"0", "1", "2"}
+    assert {r["label"] for r in oof} == {"tones", "notes", "hiss"}
+    assert all(r["predicted"] and r["narrowband_predicted"] for r in oof)
+    right = sum(r["predicted"] == r["label"] for r in oof) / len(oof)
+    assert right == pytest.approx(report["scores"]["ensemble"]["accuracy"], abs=1e-3)
     assert report["fold_source"] == "column source" and report["folds"] == 3
     narrow = report["narrowband_scores"]["ensemble"]
     assert narrow["n"] == len(rows) and 0.0 <= narrow["balanced_accuracy"] <= 1.0
     code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"), "-f", "json")
     card = json.loads(out)
     assert card["training"]["augmented_copies"] == 2
+    assert card["training"]["data"] == "toy sounds, CC0"
     assert "narrowband_balanced_accuracy" in card["cross_validation"]
     # The variants are cached with the clips: a second run analyzes nothing
     # (a worker would crash on every file).
