@@ -53,6 +53,16 @@ def scan(*args: str) -> tuple[int, list[dict], str]:
     return result.exit_code, rows, result.stderr
 
 
+def wait_until_done(proc: subprocess.Popen[str], files: int) -> None:
+    """Read a ``-v`` scan's stderr until ``files`` files are reported done."""
+    assert proc.stderr is not None
+    done = 0
+    for line in proc.stderr:
+        done += ".wav: " in line
+        if done >= files:
+            return
+
+
 def comparable(rows: list[dict]) -> dict[str, dict]:
     """Records by path, without the timing (the one field that may differ)."""
     return {r["path"]: {k: v for k, v in r.items() if k != "seconds"} for r in rows}
@@ -152,10 +162,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, cluster: Any) -> 
         *("--scheduler", cluster.scheduler.address),
     ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # some files are done: kill a worker while others run
-            if ".wav: " in line:
-                break
+        wait_until_done(proc, 1)  # kill a worker while others run
         victim = next(iter(cluster.run(os.getpid).values()))
         os.kill(victim, signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
@@ -177,13 +184,9 @@ def test_ctrl_c_cancels_the_clusters_tasks(tmp_path: Path, cluster: Any) -> None
     with subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ) as proc:
-        assert proc.stderr is not None
-        done = 0
-        for line in proc.stderr:
-            done += ".wav: " in line
-            if done >= 5:
-                break
+        wait_until_done(proc, 5)
         proc.send_signal(signal.SIGINT)
+        assert proc.stderr is not None
         proc.stderr.read()
         assert proc.wait(timeout=60) == EXIT_INTERRUPTED
 
@@ -257,13 +260,9 @@ def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
             *("-o", str(out)),
         ]
         with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
-            assert proc.stderr is not None
-            done = 0
-            for line in proc.stderr:
-                done += ".wav: " in line
-                if done >= 3:
-                    break
+            wait_until_done(proc, 3)
             scheduler.kill()
+            assert proc.stderr is not None
             err = proc.stderr.read()
             assert proc.wait(timeout=60) == EXIT_UNAVAILABLE
         worker.kill()
