@@ -74,13 +74,15 @@ class Settings:
 @dataclass(frozen=True)
 class Task:
     """One file to analyze. ``index`` ties the answer back to the request;
-    ``size`` and ``mtime_ns`` are what the parent hashed, to notice a rewrite."""
+    ``size`` and ``mtime_ns`` are what the parent hashed, to notice a rewrite;
+    ``label`` is a training clip's class (its augmented copies depend on it)."""
 
     index: int
     path: str
     content_hash: str
     size: int = -1
     mtime_ns: int = -1
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,14 +134,14 @@ def warm_up(settings: Settings) -> None:
 
 
 def extract_file(
-    path: str, settings: Settings, *, seed: str = ""
+    path: str, settings: Settings, *, seed: str = "", label: str | None = None
 ) -> tuple[SignalFacts, Any, Any, Any]:
     """Signal facts, feature vector, window vectors and variant vectors of one file.
 
     The window vectors ``[shape=(n_windows, n_features)]`` come with
     ``settings.segments``, the variants' ``[shape=(1 + augment, n_features)]``
     with ``settings.augment`` (which keeps the clip's signal in memory; its
-    copies are seeded with ``seed``); else they are ``None``.
+    copies are seeded with ``seed`` and follow ``label``); else they are ``None``.
 
     Raises ``DecodeError``.
     """
@@ -165,11 +167,11 @@ def extract_file(
         max_memory=settings.max_memory,
     )
     vector = stream.vector()
-    variants = _variant_vectors(pieces, settings, seed) if settings.augment else None
+    variants = _variant_vectors(pieces, settings, seed, label) if settings.augment else None
     return facts, vector, windows.finish(stream.samples) if windows else None, variants
 
 
-def _variant_vectors(pieces: list[Any], settings: Settings, seed: str) -> Any:
+def _variant_vectors(pieces: list[Any], settings: Settings, seed: str, label: str | None) -> Any:
     import numpy as np
 
     from analyzer.augment import training_variants
@@ -177,7 +179,7 @@ def _variant_vectors(pieces: list[Any], settings: Settings, seed: str) -> Any:
 
     config = settings.feature_config
     signal = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    copies = training_variants(signal, config.sample_rate, settings.augment, seed)
+    copies = training_variants(signal, config.sample_rate, settings.augment, seed, label)
     return np.stack([extract(copy, config) for copy in copies])
 
 
@@ -244,7 +246,7 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
             in_worker=settings.on_cluster,
         ):
             facts, vector, windows, variants = extract_file(
-                task.path, settings, seed=task.content_hash
+                task.path, settings, seed=task.content_hash, label=task.label
             )
     except DecodeError as exc:
         return failed(exc.kind, str(exc))

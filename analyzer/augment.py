@@ -43,7 +43,7 @@ def set_level(signal: np.ndarray, target_dbfs: float) -> np.ndarray:
 #: Clips quieter than this (RMS, dBFS) keep their level: quiet is what silence is.
 QUIET_DBFS = -60.0
 #: Bump when the copies change, so cached training features are computed again.
-AUGMENT_VERSION = 1
+AUGMENT_VERSION = 2
 #: The rate a clip passes through for the band-limited check of a model.
 CHECK_NARROW_RATE = 8000
 
@@ -72,13 +72,15 @@ def augment(
     return set_level(out, rng.uniform(*LEVEL_RANGE_DBFS))
 
 
-def training_variants(signal: np.ndarray, rate: int, copies: int, seed: str) -> list[np.ndarray]:
+def training_variants(
+    signal: np.ndarray, rate: int, copies: int, seed: str, label: str | None = None
+) -> list[np.ndarray]:
     """The signals ``harken train --augment`` adds for one clip: first the clip
     band-limited to 4 kHz (to check a model on it, never trained on), then
-    ``copies`` augmented copies (for training).
+    ``copies`` augmented copies of a clip labelled ``label`` (for training).
 
     ``seed`` (the clip's content hash) makes the copies the same on every run.
     """
     rng = np.random.default_rng(int(seed[:16], 16) if seed else 0)
     check = band_limit(signal, rate, narrow_rate=CHECK_NARROW_RATE)
-    return [check, *(augment(signal, rate, None, rng) for _ in range(copies))]
+    return [check, *(augment(signal, rate, label, rng) for _ in range(copies))]

@@ -38,11 +38,15 @@ class Features:
     variants: np.ndarray | None = None  # [shape=(n_ok, 1 + augment, n_features)]
 
 
-def variants_key(config: FeatureConfig, augment: int) -> str:
-    """The cache key of a clip's training variants (``analyzer.augment``)."""
+def variants_key(config: FeatureConfig, augment: int, label: str) -> str:
+    """The cache key of a clip's training variants (``analyzer.augment``):
+    they depend on its label too (silence keeps its level)."""
+    import hashlib
+
     from analyzer.augment import AUGMENT_VERSION
 
-    return f"{config.cache_key()}/variants-{augment}-v{AUGMENT_VERSION}"
+    tag = hashlib.blake2b(label.encode(), digest_size=6).hexdigest()
+    return f"{config.cache_key()}/variants-{augment}-v{AUGMENT_VERSION}-{tag}"
 
 
 def featurize(
@@ -62,7 +66,6 @@ def featurize(
     """
     settings = Settings(model=None, features=config, timeout=timeout, augment=augment)
     key = config.cache_key()
-    extra_key = variants_key(config, augment)
     extras: dict[int, np.ndarray] = {}
     cache = ResultCache(cache_dir)
     vectors: dict[int, np.ndarray] = {}
@@ -82,16 +85,27 @@ def featurize(
                 continue
             assert st is not None
             entry = cache.get_analysis(digest, key)
+            extra_key = variants_key(config, augment, clip.label)
             extra = cache.get_analysis(digest, extra_key) if augment else {"features": b""}
             if entry is not None and "features" in entry and extra and "features" in extra:
                 vectors[index] = np.frombuffer(entry["features"], dtype=np.float32)
                 extras[index] = np.frombuffer(extra["features"], dtype=np.float32)
                 _tick(on_done, True)
                 continue
-            tasks.append(Task(index, clip.path, digest, size=st.st_size, mtime_ns=st.st_mtime_ns))
+            tasks.append(
+                Task(
+                    index,
+                    clip.path,
+                    digest,
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    label=clip.label,
+                )
+            )
         for output in run_tasks(tasks, settings, jobs=jobs):
             store(cache, output, key, None)
             if output.variants is not None and output.result.content_hash:
+                extra_key = variants_key(config, augment, clips[output.index].label)
                 cache.put_analysis(
                     output.result.content_hash, extra_key, {"features": output.variants}
                 )
@@ -190,11 +204,25 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
 def folds_for(
     labels: np.ndarray, groups: np.ndarray, given: list[str | None], *, n_splits: int, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The official folds when every clip has one, else stratified grouped K folds."""
+    """The official folds when every clip has one, else stratified grouped K folds.
+
+    Raises ``UsageError`` when given folds cannot be trained on: a single
+    fold, or one whose training side lacks a class.
+    """
     if all(f is not None for f in given):
         names = sorted({str(f) for f in given})
         column = np.array([str(f) for f in given])
-        return [(np.flatnonzero(column != name), np.flatnonzero(column == name)) for name in names]
+        folds = [(np.flatnonzero(column != name), np.flatnonzero(column == name)) for name in names]
+        classes = set(labels.tolist())
+        for name, (train, _) in zip(names, folds, strict=True):
+            missing = classes - set(labels[train].tolist())
+            if len(names) < 2 or missing:
+                raise UsageError(
+                    f"fold {name!r} cannot be tested: without it there is no"
+                    f" {', '.join(sorted(missing)) or 'data'} to train on; folds need"
+                    " every class outside each of them (and at least two folds)"
+                )
+        return folds
     n_groups = min(len(set(groups[labels == c].tolist())) for c in set(labels.tolist()))
     if n_groups < 2:
         raise UsageError(
@@ -365,8 +393,11 @@ def train(
     groups = np.array([c.group for c in clips])
     if folds_from is not None:
         given = [c.meta.get(folds_from) or None for c in clips]
+        if all(g is None for g in given):
+            raise UsageError(f"--folds-from {folds_from}: not a column of the manifest")
         if None in given:
-            raise UsageError(f"--folds-from {folds_from}: not a column of every manifest row")
+            lacking = clips[given.index(None)].path
+            raise UsageError(f"--folds-from {folds_from}: {lacking} has no value in that column")
     else:
         given = [c.fold for c in clips]
     folds = folds_for(y, groups, given, n_splits=cv, seed=seed)

@@ -216,7 +216,10 @@ def bench_peer(work: Path, repeat: int) -> dict[str, object]:
         )
         return json.loads(done.stdout)
 
-    peer_cpu = statistics.median(peer(wavs)["cpu_seconds"] for _ in range(repeat))
+    try:
+        peer_cpu = statistics.median(peer(wavs)["cpu_seconds"] for _ in range(repeat))
+    except (subprocess.CalledProcessError, ValueError) as exc:
+        return {"status": f"failed: {str(exc)[-300:]}"}
 
     def ours() -> None:
         done = harken("scan", str(wavs), "--jobs", "1", "--no-cache", "-q", "-f", "jsonl")

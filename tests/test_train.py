@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -237,4 +238,34 @@ def test_augmented_copies_are_altered_and_reproducible() -> None:
     assert spectrum[freqs > 4500].max() < 1e-3 * spectrum.max()  # the 4 kHz check copy
     quiet = np.full(16000, 1e-5, dtype=np.float32)
     for copy in training_variants(quiet, 16000, 4, "00ff")[1:]:
-        assert rms_dbfs(copy) < -60  # silence stays silent
+        assert rms_dbfs(copy) < -60  # unlabelled but quiet: stays quiet
+    room = (noise(1.0, seed=2) * 0.01).astype(np.float32)  # about -50 dBFS
+    assert -55 < rms_dbfs(room) < -45
+    for copy in training_variants(room, 16000, 6, "00ff", "silence")[1:]:
+        assert rms_dbfs(copy) < -45  # labelled silence keeps its level
+    assert max(rms_dbfs(c) for c in training_variants(room, 16000, 6, "00ff", "noise")) > -42
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        (lambda i, label: "one", "at least two folds"),
+        (lambda i, label: label, "no hiss"),
+        (lambda i, label: "" if i == 0 else "a", "has no value"),
+    ],
+)
+def test_folds_that_cannot_be_trained_on_are_usage_errors(
+    labeled: Path, tmp_path: Path, sources: Any, message: str
+) -> None:
+    manifest = tmp_path / "data.csv"
+    rows = sorted(labeled.rglob("*.wav"))
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "source"])
+        for i, path in enumerate(rows):
+            writer.writerow([path, path.parent.name, sources(i, path.parent.name)])
+    code, _, err = invoke(
+        "train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-j", "1",
+        "--members", "logreg", "--folds-from", "source", "-q",
+    )  # fmt: skip
+    assert code == EXIT_USAGE and message in err
