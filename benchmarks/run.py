@@ -85,9 +85,16 @@ def cpu_children() -> float:
 
 
 def bench_throughput(work: Path, count: int, repeat: int) -> dict[str, float]:
-    """Cold-cache scan with 2 jobs against a serial loop over analyze_file."""
+    """Cold-cache scan with 2 jobs against a serial loop over analyze_file.
+
+    Audio per CPU-second is given end to end (start-up included) and per
+    file: the CPU of the same command on two 0.5 s clips (start-up, imports,
+    the model in each worker) is taken off, which is what a large set sees.
+    """
     folder = work / "mixed"
     audio_seconds = make_clips(folder, count, seed=1)
+    tiny = work / "tiny"
+    make_clips(tiny, 2, seed=2, short=True)
     serial_code = (
         "import sys, analyzer\n"
         "files = analyzer.discover([sys.argv[1]])\n"
@@ -106,6 +113,11 @@ def bench_throughput(work: Path, count: int, repeat: int) -> dict[str, float]:
     cpu1 = cpu_children()
     pooled_time = timed(pooled, repeat)
     cpu2 = cpu_children()
+    for _ in range(repeat):
+        done = harken("scan", str(tiny), "--jobs", "2", "--no-cache", "-q", "-f", "jsonl")
+        assert done.returncode == 0, done.stderr
+    fixed = (cpu_children() - cpu2) / repeat
+    per_run = (cpu2 - cpu1) / repeat
     return {
         "files": count,
         "audio_seconds": round(audio_seconds, 1),
@@ -114,6 +126,8 @@ def bench_throughput(work: Path, count: int, repeat: int) -> dict[str, float]:
         "speedup": round(serial_time / pooled_time, 2),
         "realtime_per_cpu_serial": round(audio_seconds * repeat / (cpu1 - cpu0), 1),
         "realtime_per_cpu_pool": round(audio_seconds * repeat / (cpu2 - cpu1), 1),
+        "fixed_cpu_s_per_run": round(fixed, 2),
+        "realtime_per_cpu_pool_per_file": round(audio_seconds / max(per_run - fixed, 1e-9), 1),
     }
 
 
@@ -491,8 +505,11 @@ def report(results: dict[str, object], *, quick: bool) -> None:
         f"| Dask backend, its own LocalCluster | `scan --jobs 2` {d['local_pool_s']} s |"
         f" `--backend dask -j 2` {d['dask_own_localcluster_s']} s |"
         f" {d['own_localcluster_over_local']}x | - |",
-        f"| audio per CPU-second | - | serial {t['realtime_per_cpu_serial']}x,"
+        f"| audio per CPU-second, end to end | - | serial {t['realtime_per_cpu_serial']}x,"
         f" pool {t['realtime_per_cpu_pool']}x real time | - | >= 300x per core |",
+        f"| audio per CPU-second, per file (fixed {t['fixed_cpu_s_per_run']} CPU-s a run"
+        f" taken off) | - | pool {t['realtime_per_cpu_pool_per_file']}x real time | - |"
+        " >= 300x per core |",
         f"| warm rerun, {wl['files']} unchanged files | `harken --help` {wl['help_s']} s |"
         f" {wl['warm_s']} s | {wl['warm_s'] / wl['help_s']:.1f}x | <= 1.5 s;"
         f" heavy imports: {wl['heavy_imports_on_warm_run']} |",
