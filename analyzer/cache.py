@@ -92,13 +92,15 @@ class ResultCache:
         try:
             Path(directory).mkdir(parents=True, exist_ok=True)
             # cull_limit=0: diskcache never evicts on its own; ``evict_to_limit``
-            # does, once a run is over, and says how much it removed.
+            # does, once a run is over, and says how much it removed. No
+            # statistics: counting hits makes every read a write transaction
+            # (the hit rate comes from the run records instead).
             return diskcache.Cache(
                 directory,
                 size_limit=size_limit,
                 eviction_policy="least-recently-stored",
                 cull_limit=0,
-                statistics=1,
+                statistics=0,
             )
         except (OSError, sqlite3.Error) as exc:
             warnings.warn(

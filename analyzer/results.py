@@ -7,8 +7,14 @@ it back, which is how results come out of the cache.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A flat dataclass's fields as a dict: ``asdict`` deep-copies every value,
+    which cost a warm rerun of 10,000 files half a second."""
+    return dict(vars(record))
 
 
 @dataclass(frozen=True)
@@ -100,11 +106,11 @@ class Timeline:
         """The keys a record gains with ``--segments``."""
         return {
             "segmentation": {"window": self.window, "hop": self.hop, "smoothing": self.smoothing},
-            "segments": [asdict(s) for s in self.segments],
+            "segments": [_fields(s) for s in self.segments],
             "segment_count": self.segment_count,
             "fractions": dict(sorted(self.fractions.items())),
             "windows": [
-                {**asdict(w), "probabilities": dict(sorted(w.probabilities.items()))}
+                {**_fields(w), "probabilities": dict(sorted(w.probabilities.items()))}
                 for w in self.windows
             ],
         }
@@ -166,11 +172,11 @@ class FileResult:
             "votes": dict(sorted(pred.votes.items())) if pred else None,
             "agreement": pred.agreement if pred else None,
             "members": len(pred.votes) if pred else None,
-            "signal": asdict(self.facts) if self.facts else None,
+            "signal": _fields(self.facts) if self.facts else None,
             "model": self.model,
             "content_hash": self.content_hash,
             "seconds": self.seconds,
-            "error": asdict(self.error) if self.error else None,
+            "error": _fields(self.error) if self.error else None,
         }
         if self.timeline is not None:  # only with --segments: the schema is unchanged without
             data.update(self.timeline.to_dict())
