@@ -7,7 +7,9 @@ every failure becomes a result with a status and a reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -102,22 +104,37 @@ _ENSEMBLES: dict[tuple[str, bool], Any] = {}
 SHIPPED_MODELS: dict[str, bytes] = {}
 
 
+_LOADING = threading.Lock()
+
+
 def ensemble_for(model: ModelRef, *, trust: bool = False) -> Any:
     """The fitted ensemble of ``model``, loaded once per process: from the
     bytes the parent shipped to this cluster worker, else from its path."""
     key = (model.fingerprint, trust)
-    if key not in _ENSEMBLES:
-        data = SHIPPED_MODELS.get(model.fingerprint)
-        _ENSEMBLES[key] = load_ensemble(model, trust=trust, data=data)
-    return _ENSEMBLES[key]
+    with _LOADING:  # a load already started by ``warm_up`` is waited for, not repeated
+        if key not in _ENSEMBLES:
+            data = SHIPPED_MODELS.get(model.fingerprint)
+            _ENSEMBLES[key] = load_ensemble(model, trust=trust, data=data)
+        return _ENSEMBLES[key]
+
+
+def _load_quietly(model: ModelRef, trust: bool) -> None:
+    """Load in the background; a failure is raised again by the next ``ensemble_for``."""
+    with contextlib.suppress(Exception):
+        ensemble_for(model, trust=trust)
 
 
 _WARM: set[str] = set()
 
 
 def warm_up(settings: Settings) -> None:
-    """Import the libraries, load the model and run one tiny extraction, once
-    per process, so that none of it counts against the first file's timeout."""
+    """Import the libraries and run one tiny extraction once per process, so
+    that none of it counts against the first file's timeout.
+
+    The model (scikit-learn's import and the file, about 2 s) loads in a
+    thread meanwhile: the first batch's files are decoded and featurised while
+    it loads (numpy releases the GIL), and ``predict`` waits for it.
+    """
     key = settings.model.fingerprint if settings.model else "features"
     if key in _WARM:
         return
@@ -126,7 +143,13 @@ def warm_up(settings: Settings) -> None:
     from analyzer.features import FeatureStream
 
     if settings.model is not None:
-        ensemble_for(settings.model, trust=settings.trust_model)
+        loader = threading.Thread(
+            target=_load_quietly,
+            args=(settings.model, settings.trust_model),
+            name="harken-model-loader",
+            daemon=True,
+        )
+        loader.start()
     stream = FeatureStream(settings.feature_config)
     stream.push(np.zeros(settings.feature_config.n_fft, dtype=np.float32))
     stream.vector()
@@ -310,6 +333,9 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
             extra = variants.astype(np.float32).tobytes() if variants is not None else None
             outputs.append(TaskOutput(task.index, result, vector.tobytes(), extra))
         return outputs
+    # An unusable model is the caller's error, not the files': raise it (it
+    # waits for the load ``warm_up`` started).
+    ensemble_for(settings.model, trust=settings.trust_model)
     start = time.perf_counter()
     try:
         predictions = predict(np.stack([vector for _, _, vector, _, _ in good]), settings)
