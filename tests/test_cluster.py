@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,14 +54,21 @@ def scan(*args: str) -> tuple[int, list[dict], str]:
     return result.exit_code, rows, result.stderr
 
 
-def wait_until_done(proc: subprocess.Popen[str], files: int) -> None:
-    """Read a ``-v`` scan's stderr until ``files`` files are reported done."""
+def wait_until_done(proc: subprocess.Popen[str], files: int, *, limit: float = 120) -> None:
+    """Read a ``-v`` scan's stderr until ``files`` files are reported done; a
+    scan that gets stuck instead is killed after ``limit`` seconds (and fails)."""
     assert proc.stderr is not None
-    done = 0
-    for line in proc.stderr:
-        done += ".wav: " in line
-        if done >= files:
-            return
+    watchdog = threading.Timer(limit, proc.kill)
+    watchdog.start()
+    try:
+        done = 0
+        for line in proc.stderr:
+            done += ".wav: " in line
+            if done >= files:
+                return
+        pytest.fail(f"the scan ended or was killed with {done} of {files} files done")
+    finally:
+        watchdog.cancel()
 
 
 def comparable(rows: list[dict]) -> dict[str, dict]:
@@ -176,7 +184,8 @@ def test_ctrl_c_cancels_the_clusters_tasks(tmp_path: Path, cluster: Any) -> None
     root = tmp_path / "many"
     for i in range(40):
         write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
-    env = {**os.environ, "HARKEN_FAULT": "hang:n3*"}
+    # One file hangs: its batch never comes back, the other worker goes on.
+    env = {**os.environ, "HARKEN_FAULT": "hang:n03.wav"}
     cmd = [
         *(sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-v"),
         *("--backend", "dask", "--scheduler", cluster.scheduler.address, "--timeout", "600"),
