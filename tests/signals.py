@@ -41,3 +41,11 @@ def write(path: Path, signal: np.ndarray, rate: int = RATE, **kwargs: object) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, signal, rate, **kwargs)
     return path
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must stop on SIGINT even when the tests
+    run with SIGINT ignored (a shell's background job), which Python inherits."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

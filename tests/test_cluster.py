@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from cli import main
 from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE
 
-from signals import chord, noise, silence, tone, write
+from signals import chord, default_sigint, noise, silence, tone, write
 
 distributed = pytest.importorskip("distributed")
 
@@ -191,13 +191,17 @@ def test_ctrl_c_cancels_the_clusters_tasks(tmp_path: Path, cluster: Any) -> None
         *("--backend", "dask", "--scheduler", cluster.scheduler.address, "--timeout", "600"),
     ]
     with subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     ) as proc:
         wait_until_done(proc, 5)
         proc.send_signal(signal.SIGINT)
-        assert proc.stderr is not None
-        proc.stderr.read()
-        assert proc.wait(timeout=60) == EXIT_INTERRUPTED
+        proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_INTERRUPTED
 
     def tasks(dask_scheduler: Any) -> int:
         return len(dask_scheduler.tasks)
@@ -272,8 +276,8 @@ def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
             wait_until_done(proc, 3)
             scheduler.kill()
             assert proc.stderr is not None
-            err = proc.stderr.read()
-            assert proc.wait(timeout=60) == EXIT_UNAVAILABLE
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == EXIT_UNAVAILABLE
         worker.kill()
     assert "lost the Dask cluster" in err and "finished results are cached" in err
     rows = [json.loads(line) for line in out.read_text().splitlines()]

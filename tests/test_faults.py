@@ -24,7 +24,7 @@ from analyzer.scan import ScanConfig, scan
 from cli import main
 from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_TERMINATED, EXIT_USAGE
 
-from signals import noise, tone, write
+from signals import default_sigint, noise, tone, write
 
 
 def run(*args: str) -> tuple[int, list[dict], str]:
@@ -167,7 +167,14 @@ def test_signal_mid_run_keeps_finished_results(
         "-o",
         str(out),
     ]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+    )
     assert proc.stderr is not None
     done = 0
     for line in proc.stderr:  # wait until some files are finished, then signal
@@ -176,9 +183,8 @@ def test_signal_mid_run_keeps_finished_results(
             break
     time.sleep(0.5)
     proc.send_signal(signum)
-    rest = proc.stderr.read()
-    proc.stderr.close()
-    code = proc.wait(timeout=60)
+    _, rest = proc.communicate(timeout=60)
+    code = proc.returncode
     assert code == expected, rest
     assert "interrupted" in rest and "Traceback" not in rest
     rows = [json.loads(line) for line in out.read_text().splitlines()]  # complete lines only
