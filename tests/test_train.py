@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +96,26 @@ def test_train_json_report_has_every_score(labeled: Path, tmp_path: Path) -> Non
     assert "WARNING: no groups given" in err
 
 
-def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
-    manifest = tmp_path / "data.csv"
+def write_manifest(
+    labeled: Path, manifest: Path, column: str, value: Callable[[int, Path], object]
+) -> list[Path]:
+    """A manifest of the labeled clips: path, label and ``column`` from
+    ``value(i, path)``; returns the clips in manifest order."""
     rows = sorted(labeled.rglob("*.wav"))
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", "fold"])
+        writer.writerow(["path", "label", *column.split(",")])
         for i, path in enumerate(rows):
-            writer.writerow([path, path.parent.name, 1 + i % 3])
+            extra = value(i, path)
+            writer.writerow(
+                [path, path.parent.name, *(extra if isinstance(extra, tuple) else [extra])]
+            )
+    return rows
+
+
+def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "data.csv"
+    write_manifest(labeled, manifest, "fold", lambda i, _: 1 + i % 3)
     code, out, err = invoke(
         "train",
         "--manifest",
@@ -184,12 +197,9 @@ def test_augmented_training_with_leave_one_source_out(
     labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest = tmp_path / "data.csv"
-    rows = sorted(labeled.rglob("*.wav"))
-    with manifest.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "group", "source"])
-        for i, path in enumerate(rows):
-            writer.writerow([path, path.parent.name, path.name[:4], f"site{i % 3}"])
+    rows = write_manifest(
+        labeled, manifest, "group,source", lambda i, path: (path.name[:4], f"site{i % 3}")
+    )
     args = ["train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-q"]
     args += ["-f", "json", "--members", "logreg,extra_trees", "--augment", "2"]
     predictions = tmp_path / "oof.csv"
@@ -258,12 +268,7 @@ def test_folds_that_cannot_be_trained_on_are_usage_errors(
     labeled: Path, tmp_path: Path, sources: Any, message: str
 ) -> None:
     manifest = tmp_path / "data.csv"
-    rows = sorted(labeled.rglob("*.wav"))
-    with manifest.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "source"])
-        for i, path in enumerate(rows):
-            writer.writerow([path, path.parent.name, sources(i, path.parent.name)])
+    write_manifest(labeled, manifest, "source", lambda i, path: sources(i, path.parent.name))
     code, _, err = invoke(
         "train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-j", "1",
         "--members", "logreg", "--folds-from", "source", "-q",
