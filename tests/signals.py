@@ -49,3 +49,28 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def scan_in_fresh_process(
+    args: list[str], cache: object, heavy: tuple[str, ...]
+) -> tuple[str, str]:
+    """Run ``harken scan ARGS`` in a new interpreter with cache folder ``cache``;
+    returns its stdout and stderr, the latter ending with ``HEAVY [...] CODE n``:
+    which of the ``heavy`` modules it imported, and its exit code."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from cli import main\n"
+        f"try:\n    main(['scan', *{args!r}])\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        f"heavy = sorted(m for m in {heavy!r} if m in sys.modules)\n"
+        "print('HEAVY', heavy, 'CODE', code, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    return done.stdout, done.stderr

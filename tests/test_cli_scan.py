@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from click.testing import CliRunner
 from cli import main
 from cli.scan import EXIT_ERRORS, EXIT_USAGE
 
-from signals import chord, noise, silence, write
+from signals import chord, noise, scan_in_fresh_process, silence, write
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,20 +104,13 @@ def test_cached_rerun_imports_neither_librosa_nor_sklearn(
 ) -> None:
     code, _, _ = run(str(audio_dir), "-j", "1")
     assert code == 0
-    probe = (
-        "import sys\n"
-        "from cli import main\n"
-        f"try:\n    main(['scan', {str(audio_dir)!r}, '-q', '-f', 'jsonl'])\n"
-        "except SystemExit as exc:\n    code = exc.code\n"
-        "heavy = sorted(m for m in ('librosa', 'sklearn', 'numba', 'joblib') if m in sys.modules)\n"
-        "print('HEAVY', heavy, 'CODE', code, file=sys.stderr)\n"
+    out, err = scan_in_fresh_process(
+        [str(audio_dir), "-q", "-f", "jsonl"],
+        isolated_cache,
+        ("librosa", "sklearn", "numba", "joblib"),
     )
-    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert "HEAVY [] CODE 0" in done.stderr, done.stderr
-    assert len(records(done.stdout)) == 5
+    assert "HEAVY [] CODE 0" in err, err
+    assert len(records(out)) == 5
 
 
 def test_broken_files_give_error_rows_and_exit_3(broken_dir: Path) -> None:

@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from analyzer.segments import (
 from cli import main
 from cli.scan import EXIT_ERRORS, EXIT_OUTPUT, EXIT_RULES, EXIT_USAGE
 
-from signals import chord, noise, silence, write
+from signals import chord, noise, scan_in_fresh_process, silence, write
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "audio"
 CONFIG = FeatureConfig()
@@ -462,21 +460,13 @@ def test_cached_segment_rerun_imports_no_heavy_library(
 ) -> None:
     joined(tmp_path / "joined.wav", ["music", "speech"])
     assert run(str(tmp_path / "joined.wav"), "-j", "1", "--segments", "2")[0] == 0
-    probe = (
-        "import sys\n"
-        "from cli import main\n"
-        f"try:\n    main(['scan', {str(tmp_path / 'joined.wav')!r}, '-q', '-f', 'jsonl',"
-        " '--segments', '2'])\n"
-        "except SystemExit as exc:\n    code = exc.code\n"
-        "heavy = sorted(m for m in ('numpy', 'librosa', 'sklearn', 'joblib') if m in sys.modules)\n"
-        "print('HEAVY', heavy, 'CODE', code, file=sys.stderr)\n"
+    out, err = scan_in_fresh_process(
+        [str(tmp_path / "joined.wav"), "-q", "-f", "jsonl", "--segments", "2"],
+        isolated_cache,
+        ("numpy", "librosa", "sklearn", "joblib"),
     )
-    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert "HEAVY [] CODE 0" in done.stderr, done.stderr
-    assert json.loads(done.stdout)["segment_count"] == 2
+    assert "HEAVY [] CODE 0" in err, err
+    assert json.loads(out)["segment_count"] == 2
 
 
 def test_fraction_rules_with_an_unusable_model_are_a_usage_error(tmp_path: Path) -> None:
