@@ -15,7 +15,7 @@ from typing import Any
 
 #: Bump when decoding, signal facts or feature code change the numbers for
 #: the same config: it is part of every cache key and of every model card.
-FEATURE_CODE_VERSION = 4
+FEATURE_CODE_VERSION = 5
 #: Libraries whose versions can change the numbers, hence part of the key.
 KEYED_LIBRARIES = ("librosa", "numpy", "scipy", "soundfile", "soxr")
 
@@ -23,6 +23,18 @@ KEYED_LIBRARIES = ("librosa", "numpy", "scipy", "soundfile", "soxr")
 SPECTRAL_SHAPE = ("centroid", "bandwidth", "rolloff", "flatness")
 CONTRAST_BANDS = 6  # librosa gives n_bands + 1 rows
 CONTRAST_FMIN = 100.0
+#: Per-frame rows of ``analyzer.texture``, after librosa's.
+TEXTURE_ROWS = ("periodicity", "pitch", "onset", "change")
+#: Entries of the vector that describe a stretch of frames as a whole
+#: (``analyzer.texture.texture``), after every row's statistics.
+TEXTURE_NAMES = (
+    "pulse_beat",
+    "pulse_fast",
+    "pitched_fraction",
+    "pitch_spread",
+    "pitch_step",
+    "pitch_steady",
+)
 
 
 @dataclass(frozen=True)
@@ -68,16 +80,17 @@ class FeatureConfig:
         mfcc = [f"mfcc{i}" for i in range(self.n_mfcc)]
         delta = [f"delta_mfcc{i}" for i in range(self.n_mfcc)]
         contrast = [f"contrast{i}" for i in range(CONTRAST_BANDS + 1)]
-        return [*mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db"]
+        return [*mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db", *TEXTURE_ROWS]
 
     def feature_names(self) -> list[str]:
         """Names of the vector's entries, in order."""
         stats = ["mean", "std", *(f"p{p}" for p in self.percentiles)]
-        return [f"{row}_{stat}" for stat in stats for row in self.descriptor_names()]
+        rows = [f"{row}_{stat}" for stat in stats for row in self.descriptor_names()]
+        return [*rows, *TEXTURE_NAMES]
 
     @property
     def n_features(self) -> int:
-        return len(self.descriptor_names()) * (2 + len(self.percentiles))
+        return len(self.descriptor_names()) * (2 + len(self.percentiles)) + len(TEXTURE_NAMES)
 
 
 @cache

@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from analyzer import spectral
+from analyzer import spectral, texture
 from analyzer.featureconfig import (
     CONTRAST_BANDS,
     CONTRAST_FMIN,
@@ -45,34 +45,55 @@ def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
     return np.count_nonzero(positive[:, 1:] != positive[:, :-1], axis=1) / frames.shape[1]
 
 
-def frame_descriptors(frames: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Descriptors of each frame, all but the MFCC deltas.
+def frame_descriptors(
+    frames: np.ndarray, config: FeatureConfig, previous_log_mel: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptors of each frame, all but the MFCC deltas and the change.
 
     Parameters
     ----------
     frames : np.ndarray [shape=(n_frames, n_fft)]
         Overlapping, unwindowed frames of the (zero-padded) signal.
     config : FeatureConfig
+    previous_log_mel : np.ndarray [shape=(n_mels,)], optional
+        The mel spectrum (dB) of the frame before the first, for its onset.
 
     Returns
     -------
-    np.ndarray [shape=(n_mfcc + 13, n_frames)]
-        MFCCs, centroid, bandwidth, roll-off, flatness, contrast, ZCR, RMS dB.
+    np.ndarray [shape=(BASE_ROWS, n_frames)]
+        MFCCs, centroid, bandwidth, roll-off, flatness, contrast, ZCR, RMS dB,
+        then periodicity, pitch and onset (``analyzer.texture``).
+    np.ndarray [shape=(n_mels,)]
+        The last frame's mel spectrum (dB), the next chunk's ``previous_log_mel``.
     """
     sr, n_fft = config.sample_rate, config.n_fft
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     magnitude = np.abs(np.fft.rfft(frames * _window(n_fft), axis=1)).T
-    mel = spectral.mel_filters(sr, n_fft, config.n_mels) @ np.square(magnitude)
+    log_mel = spectral.power_to_db(
+        spectral.mel_filters(sr, n_fft, config.n_mels) @ np.square(magnitude)
+    )
     rows = [
-        spectral.mfcc(spectral.power_to_db(mel), config.n_mfcc),
+        spectral.mfcc(log_mel, config.n_mfcc),
         spectral.centroid_and_bandwidth(magnitude, freqs),
         spectral.rolloff(magnitude, freqs)[np.newaxis, :],
         spectral.flatness(magnitude)[np.newaxis, :],
         spectral.contrast(magnitude, sr, n_fft, fmin=CONTRAST_FMIN, n_bands=CONTRAST_BANDS),
         zero_crossing_rate(frames)[np.newaxis, :],
         spectral.rms_db(magnitude, n_fft)[np.newaxis, :],
+        texture.frame_rows(magnitude, log_mel, previous_log_mel, sr),
     ]
-    return np.vstack([r.astype(np.float32, copy=False) for r in rows])
+    return np.vstack([r.astype(np.float32, copy=False) for r in rows]), log_mel[:, -1]
+
+
+def base_rows(config: FeatureConfig) -> int:
+    """Rows ``frame_descriptors`` gives: all but the MFCC deltas and the change."""
+    return len(config.descriptor_names()) - config.n_mfcc - 1
+
+
+def spectral_change(deltas: np.ndarray) -> np.ndarray:
+    """How fast the spectral envelope moves: the norm of each frame's MFCC
+    deltas, leaving out the first (loudness), ``[shape=(n_frames,)]``."""
+    return np.sqrt(np.square(deltas[1:], dtype=np.float32).sum(axis=0))
 
 
 #: Frames whose descriptors are all kept for an exact summary: 2**15 frames is
@@ -113,7 +134,8 @@ class FeatureStream:
         self._pending = np.zeros(config.n_fft // 2, dtype=np.float32)
         # Base descriptors (no deltas) of the frames whose deltas still need
         # frames not yet seen, plus the DELTA_CONTEXT frames before them.
-        self._held = np.zeros((config.n_mfcc + 13, 0), dtype=np.float32)
+        self._held = np.zeros((base_rows(config), 0), dtype=np.float32)
+        self._last_log_mel: np.ndarray | None = None  # for the next chunk's first onset
         self._emitted = 0  # frames of ``_held`` already passed on (context only)
         self.frames = 0  # frames computed so far
         self._summary = _Summary(keep_frames, config)
@@ -140,9 +162,8 @@ class FeatureStream:
             count = min(CHUNK_FRAMES, n_frames - start)
             piece = self._pending[start * hop : (start + count - 1) * hop + self.config.n_fft]
             frames = np.lib.stride_tricks.sliding_window_view(piece, self.config.n_fft)[::hop]
-            self._add(
-                frame_descriptors(frames, self.config), last=last and start + count == n_frames
-            )
+            rows, self._last_log_mel = frame_descriptors(frames, self.config, self._last_log_mel)
+            self._add(rows, last=last and start + count == n_frames)
         self._pending = self._pending[n_frames * hop :]
 
     def _add(self, chunk: np.ndarray, *, last: bool) -> None:
@@ -167,6 +188,7 @@ class FeatureStream:
                 held[:n_mfcc, self._emitted : stop],
                 deltas[:, self._emitted : stop],
                 held[n_mfcc:, self._emitted : stop],
+                spectral_change(deltas[:, self._emitted : stop])[np.newaxis, :],
             ]
         )
         self._summary.add(done)
@@ -222,6 +244,8 @@ class _Summary:
     chunk), while percentiles come from a systematic sample of the frames,
     every ``stride``-th one, with the stride doubled whenever the sample
     reaches ``keep`` frames (so it holds ``keep / 2`` to ``keep`` frames).
+    The texture entries are then the frame-weighted mean of the texture of
+    consecutive blocks of ``keep`` frames (pulse and pitch steps are local).
     """
 
     def __init__(self, keep: int, config: FeatureConfig) -> None:
@@ -233,6 +257,9 @@ class _Summary:
         self.stride = 1
         self.mean: np.ndarray | None = None
         self.m2: np.ndarray | None = None
+        self.block: list[np.ndarray] = []  # frames of the texture block under way
+        self.texture_sum = np.zeros(len(texture.TEXTURE_NAMES))
+        self.texture_frames = 0
 
     def add(self, chunk: np.ndarray) -> None:
         if self.exact and self.count + chunk.shape[1] <= self.keep:
@@ -243,14 +270,26 @@ class _Summary:
             self.exact = False
             kept, self.chunks, self.count = np.concatenate(self.chunks, axis=1), [], 0
             self._moments(kept)
+            self.block = [kept[list(_texture_rows(self.config))]]
+            self._texture_block()
             self.chunks = [kept]
         self._moments(chunk)
+        self.block.append(chunk[list(_texture_rows(self.config))])
+        if sum(c.shape[1] for c in self.block) >= self.keep:
+            self._texture_block()
         offset = (-(self.count - chunk.shape[1])) % self.stride  # first multiple of stride
         self.chunks.append(chunk[:, offset :: self.stride])
         while sum(c.shape[1] for c in self.chunks) > self.keep:
             sample = np.concatenate(self.chunks, axis=1)
             self.chunks = [sample[:, ::2].copy()]  # a copy frees the whole sample
             self.stride *= 2
+
+    def _texture_block(self) -> None:
+        """Add the texture of the block under way (its onset and pitch rows) to the sum."""
+        onset, pitch = np.concatenate(self.block, axis=1)
+        self.texture_sum += texture.texture(onset, pitch, self.config) * onset.size
+        self.texture_frames += onset.size
+        self.block = []
 
     def _moments(self, chunk: np.ndarray) -> None:
         """Merge a chunk's mean and sum of squares into the running ones (Chan et al.)."""
@@ -281,16 +320,20 @@ class _Summary:
         table = np.column_stack(
             [self.mean, std, np.percentile(sample, self.config.percentiles, axis=1).T]
         )
-        vector = table.T.reshape(-1).astype(np.float32)
+        if self.block:
+            self._texture_block()
+        textures = self.texture_sum / self.texture_frames
+        vector = np.concatenate([table.T.reshape(-1), textures]).astype(np.float32)
         return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
-    """Mean, std and percentiles of every descriptor row -> one vector.
+    """Mean, std and percentiles of every descriptor row, then the texture of
+    the whole stretch (``analyzer.texture``) -> one vector.
 
     ``rows`` is a ``[shape=(n_rows, frames)]`` array or any iterable of rows;
     the vector holds every row's mean, then every row's std, then each
-    percentile of every row.
+    percentile of every row, then ``TEXTURE_NAMES``.
     """
     if isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[1] > 0:
         # One call per statistic (a window's vector is 35x faster this way);
@@ -303,11 +346,24 @@ def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
             ]
         )
     else:
+        rows = list(rows)
         table = np.array(
             [[row.mean(), row.std(), *np.percentile(row, config.percentiles)] for row in rows]
         )
-    vector = table.T.reshape(-1).astype(np.float32)
+    vector = np.concatenate([table.T.reshape(-1).astype(np.float32), texture_of(rows, config)])
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@cache
+def _texture_rows(config: FeatureConfig) -> tuple[int, int]:
+    names = config.descriptor_names()
+    return names.index("onset"), names.index("pitch")
+
+
+def texture_of(rows: np.ndarray | list[np.ndarray], config: FeatureConfig) -> np.ndarray:
+    """``analyzer.texture.texture`` of a stretch of descriptor rows."""
+    onset, pitch = _texture_rows(config)
+    return texture.texture(rows[onset], rows[pitch], config)
 
 
 def extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
