@@ -1,9 +1,9 @@
 """Training-time augmentation that breaks the corpus's shortcuts.
 
 Part of the speech in the default corpus is narrowband telephone audio while
-its music is wideband, and every clip has one level. Copies that are
-band-limited, re-levelled and lightly noised teach the model content, not
-bandwidth or loudness.
+its music is wideband, every clip has one level, and its short clips are
+mostly noise. Copies that are cut short, band-limited, re-levelled and
+lightly noised teach the model content, not bandwidth, loudness or length.
 """
 
 from __future__ import annotations
@@ -42,10 +42,26 @@ def set_level(signal: np.ndarray, target_dbfs: float) -> np.ndarray:
 
 #: Clips quieter than this (RMS, dBFS) keep their level: quiet is what silence is.
 QUIET_DBFS = -60.0
+#: Half the copies of a clip at least twice as long are an excerpt this long, in s.
+EXCERPT_S = (0.5, 1.5)
 #: Bump when the copies change, so cached training features are computed again.
-AUGMENT_VERSION = 2
+AUGMENT_VERSION = 3
 #: The rate a clip passes through for the band-limited check of a model.
 CHECK_NARROW_RATE = 8000
+
+
+def excerpt(signal: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A random excerpt of ``EXCERPT_S`` seconds (the whole clip if it is shorter
+    than twice that). An excerpt 10 dB quieter than the clip, a pause, is
+    replaced by the loudest one: a pause in speech is not speech."""
+    length = int(rng.uniform(*EXCERPT_S) * rate)
+    if signal.size < 2 * length:
+        return signal
+    start = int(rng.integers(0, signal.size - length + 1))
+    if rms_dbfs(signal[start : start + length]) < rms_dbfs(signal) - 10.0:
+        energy = np.concatenate([[0.0], np.cumsum(np.square(signal, dtype=np.float64))])
+        start = int(np.argmax(energy[length:] - energy[:-length]))
+    return signal[start : start + length]
 
 
 def augment(
@@ -53,13 +69,16 @@ def augment(
 ) -> np.ndarray:
     """One randomly altered copy of a training clip.
 
-    Silence keeps its (low) level: only its band is altered, so "quiet" stays
-    the cue for silence. Without a label, a clip under ``QUIET_DBFS`` counts
-    as silence. Other clips are band-limited half of the time, re-levelled,
-    and get faint noise a third of the time.
+    Half the time a long enough clip is cut to an ``excerpt``. Silence keeps
+    its (low) level: only its band is altered, so "quiet" stays the cue for
+    silence. Without a label, a clip under ``QUIET_DBFS`` counts as silence.
+    Other clips are band-limited half of the time, re-levelled, and get faint
+    noise a third of the time.
     """
     out = signal.astype(np.float32, copy=True)
     quiet = label == "silence" if label is not None else rms_dbfs(out) < QUIET_DBFS
+    if rng.random() < 0.5:
+        out = excerpt(out, rate, rng)
     if rng.random() < 0.5:
         out = band_limit(out, rate, narrow_rate=int(rng.choice(NARROW_RATES)))
     if quiet:

@@ -3,7 +3,8 @@
 ``FeatureConfig`` holds every parameter that changes the numbers and owns the
 cache key built from them. ``FeatureStream`` turns a mono signal, pushed in
 blocks, into per-frame descriptors (every spectral one from the same STFT
-frames), summarised by mean, standard deviation and percentiles.
+frames), summarised by mean, standard deviation and percentiles, then the
+texture of the whole stretch (``analyzer.texture``).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def frame_descriptors(
 
     Returns
     -------
-    np.ndarray [shape=(BASE_ROWS, n_frames)]
+    np.ndarray [shape=(base_rows(config), n_frames)]
         MFCCs, centroid, bandwidth, roll-off, flatness, contrast, ZCR, RMS dB,
         then periodicity, pitch and onset (``analyzer.texture``).
     np.ndarray [shape=(n_mels,)]

@@ -91,7 +91,8 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     default=0,
     show_default=True,
     metavar="N",
-    help="Add N altered copies of every training clip (band-limited, re-levelled, noised)"
+    help="Add N altered copies of every training clip (cut short, band-limited,"
+    " re-levelled, noised)"
     " to every fit, and score again on test clips band-limited to 4 kHz.",
 )
 @click.option(

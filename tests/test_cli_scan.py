@@ -57,7 +57,8 @@ def test_jsonl_records_follow_the_schema(audio_dir: Path) -> None:
         assert set(row["probabilities"]) == {"music", "noise", "silence", "speech"}
         assert abs(sum(row["probabilities"].values()) - 1) < 1e-3
         assert row["confidence"] == max(row["probabilities"].values())
-        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+        best = max(row["probabilities"], key=row["probabilities"].get)
+        assert row["label"] in (best, "unknown")  # unknown: under the card's threshold
         assert row["members"] == len(row["votes"]) == 3  # logreg, extra_trees, gboost
         assert row["agreement"] == sum(v == row["label"] for v in row["votes"].values())
         assert row["model"].startswith("harken-default@")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cli import main
 from cli.scan import EXIT_USAGE
 
-from signals import chord, noise, tone, write
+from signals import chord, noise, silence, tone, write
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -254,6 +254,26 @@ def test_augmented_copies_are_altered_and_reproducible() -> None:
     for copy in training_variants(room, 16000, 6, "00ff", "silence")[1:]:
         assert rms_dbfs(copy) < -45  # labelled silence keeps its level
     assert max(rms_dbfs(c) for c in training_variants(room, 16000, 6, "00ff", "noise")) > -42
+
+
+def test_short_copies_are_excerpts_of_sound_not_of_pauses() -> None:
+    """Half the copies of a long clip are 0.5-1.5 s excerpts (short music and
+    speech exist too); an excerpt that falls in a pause is moved to the sound."""
+    import numpy as np
+
+    from analyzer.augment import EXCERPT_S, excerpt, rms_dbfs, training_variants
+
+    rng = np.random.default_rng(1)
+    talk = np.concatenate([silence(4.0), chord(1.0, seed=2), silence(4.0)])
+    for _ in range(20):
+        piece = excerpt(talk, 16000, rng)
+        assert EXCERPT_S[0] * 16000 <= piece.size <= EXCERPT_S[1] * 16000
+        assert rms_dbfs(piece) > rms_dbfs(talk) - 10.0
+    short = chord(0.9, seed=2)
+    assert excerpt(short, 16000, rng) is short  # too short to cut
+    long = chord(6.0, seed=4)
+    sizes = [copy.size for copy in training_variants(long, 16000, 40, "77aa")[1:]]
+    assert 10 <= sum(size < long.size for size in sizes) <= 30
 
 
 @pytest.mark.parametrize(
