@@ -85,8 +85,11 @@ def featurize(
                 continue
             assert st is not None
             entry = cache.get_analysis(digest, key)
-            extra_key = variants_key(config, augment, clip.label)
-            extra = cache.get_analysis(digest, extra_key) if augment else {"features": b""}
+            extra = (
+                cache.get_analysis(digest, variants_key(config, augment, clip.label))
+                if augment
+                else {"features": b""}
+            )
             if entry is not None and "features" in entry and extra and "features" in extra:
                 vectors[index] = np.frombuffer(entry["features"], dtype=np.float32)
                 extras[index] = np.frombuffer(extra["features"], dtype=np.float32)

@@ -6,9 +6,10 @@
    Their recordings are left out of everything below, so scanning the
    examples is an honest check of the model.
 2. ``harken train`` on the rest of the corpus, as a user would run it:
-   ``--augment 1`` (one band-limited, re-levelled, noised copy of every clip
-   in every fit), grouped 5-fold cross-validation by recording, scored on the
-   clips as they are and band-limited to 4 kHz, then the fit on everything
+   ``--augment 1`` (one altered copy of every clip in every fit: cut short,
+   band-limited, re-levelled, noised; ``analyzer/augment.py``), grouped
+   5-fold cross-validation by recording, scored on the clips as they are
+   and band-limited to 4 kHz, then the fit on everything
    -> ``default.skops``, and the scores -> ``default-cv.md``.
 3. With ``--loso``, the same with ``--folds-from source``: every source
    (Debian package) held out in turn, the score that predicts what users'
