@@ -37,7 +37,8 @@ def _window_autocorrelation(n_fft: int) -> np.ndarray:
     dividing by it undoes the window's taper (Boersma 1993)."""
     window = np.hanning(n_fft + 1)[:-1]
     ac = np.fft.irfft(np.abs(np.fft.rfft(window)) ** 2, n=n_fft)
-    return np.maximum(ac / ac[0], 1e-3)
+    # float32, so that dividing the float32 lag table by it keeps it float32.
+    return np.maximum(ac / ac[0], 1e-3).astype(np.float32)
 
 
 def frame_rows(
