@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import time
 import warnings
@@ -67,6 +68,24 @@ def _content_hasher() -> Any:
 
 class CacheWarning(UserWarning):
     """The cache could not be used; the run goes on without it."""
+
+
+def reset_store(directory: str) -> int:
+    """Remove a cache that cannot be opened: diskcache's database and its value
+    folders (two hex digits), not the run history beside them. Returns how
+    many paths were removed."""
+    import shutil
+
+    removed = 0
+    for path in Path(directory).iterdir():
+        if path.name.startswith("cache.db"):
+            path.unlink()
+        elif path.is_dir() and re.fullmatch("[0-9a-f]{2}", path.name):
+            shutil.rmtree(path)
+        else:
+            continue
+        removed += 1
+    return removed
 
 
 class ResultCache:

@@ -37,6 +37,8 @@ class Dataset:
     clips: list[LabeledClip]
     grouped: bool
     folded: bool
+    #: What the user should know about the groups (shown before training).
+    warnings: tuple[str, ...] = ()
 
     @property
     def classes(self) -> list[str]:
@@ -46,30 +48,40 @@ class Dataset:
 def read_manifest(manifest: str | Path) -> list[LabeledClip]:
     """Clips listed in a CSV manifest (see the module notes)."""
     manifest = Path(manifest)
-    base = manifest.parent
     try:
         handle = manifest.open(newline="", encoding="utf-8-sig")  # Excel writes a BOM
     except OSError as exc:
         raise UsageError(f"cannot read manifest {manifest}: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise UsageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
-        clips = []
-        for line, row in enumerate(reader, start=2):
-            if not row.get("path") or not row.get("label"):
-                raise UsageError(f"{manifest}, line {line}: empty path or label")
-            path = str(base / row["path"])
-            clips.append(
-                LabeledClip(
-                    path=path,
-                    label=row["label"].strip(),
-                    group=(row.get("group") or "").strip() or path,
-                    fold=(row.get("fold") or "").strip() or None,
-                    meta=row,
-                )
+    try:
+        with handle:
+            return _clips_of(csv.DictReader(handle), manifest)
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{manifest} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise UsageError(f"{manifest}: not a readable CSV ({exc})") from None
+
+
+def _clips_of(reader: csv.DictReader[str], manifest: Path) -> list[LabeledClip]:
+    base = manifest.parent
+    missing = {"path", "label"} - set(reader.fieldnames or ())
+    if missing:
+        raise UsageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
+    clips = []
+    for line, row in enumerate(reader, start=2):
+        if not (row.get("path") or "").strip() or not (row.get("label") or "").strip():
+            raise UsageError(f"{manifest}, line {line}: empty path or label")
+        path = str(base / row["path"])
+        clips.append(
+            LabeledClip(
+                path=path,
+                label=row["label"].strip(),
+                group=(row.get("group") or "").strip() or path,
+                fold=(row.get("fold") or "").strip() or None,
+                meta=row,
             )
+        )
     return clips
 
 
@@ -79,6 +91,8 @@ def read_folders(root: str | Path) -> list[LabeledClip]:
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; give a folder per class or --manifest CSV")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise UsageError(f"{root} has no class folders; give a folder with a subfolder per class")
     clips = [
         LabeledClip(path=path, label=label, group=path)
         for label in classes
@@ -88,7 +102,11 @@ def read_folders(root: str | Path) -> list[LabeledClip]:
 
 
 def load_dataset(
-    data: str | None = None, *, manifest: str | None = None, group_pattern: str | None = None
+    data: str | None = None,
+    *,
+    manifest: str | None = None,
+    group_pattern: str | None = None,
+    min_classes: int = 2,
 ) -> Dataset:
     """Labeled clips from a folder tree or a manifest.
 
@@ -101,29 +119,54 @@ def load_dataset(
     group_pattern : str, optional
         A regular expression searched in each file name; its first group (or
         the whole match) is the clip's group.
+    min_classes : int
+        Refuse data with fewer classes (2 to train, 1 to evaluate).
     """
     if (data is None) == (manifest is None):
         raise UsageError("give either a folder per class or --manifest CSV")
     clips = read_manifest(manifest) if manifest else read_folders(data or "")
-    grouped = bool(manifest) and any(c.meta.get("group") for c in clips)
+    if not clips:
+        raise UsageError(f"no labeled audio files in {manifest or data}")
+    warnings = []
+    with_group = sum(bool((c.meta.get("group") or "").strip()) for c in clips)
+    grouped = bool(manifest) and with_group > 0
+    if grouped and with_group < len(clips):
+        warnings.append(
+            f"{len(clips) - with_group} of {len(clips)} clips have no group in the manifest;"
+            " each of them is a group of its own"
+        )
     if group_pattern:
-        try:
-            pattern = re.compile(group_pattern)
-        except re.error as exc:
-            raise UsageError(f"--group-pattern: {exc}") from None
-        regrouped = []
-        for clip in clips:
-            match = pattern.search(os.path.basename(clip.path))
-            group = (
-                match.group(1)
-                if match and match.groups()
-                else match.group(0)
-                if match
-                else clip.path
+        clips, matched = _regroup(clips, group_pattern)
+        grouped = matched > 0
+        if 0 < matched < len(clips):
+            warnings.append(
+                f"--group-pattern matched {matched} of {len(clips)} file names;"
+                " each of the others is a group of its own"
             )
-            regrouped.append(LabeledClip(clip.path, clip.label, group, clip.fold, clip.meta))
-        clips, grouped = regrouped, True
-    if len({c.label for c in clips}) < 2:
+    with_fold = sum(c.fold is not None for c in clips)
+    if 0 < with_fold < len(clips):
+        lacking = next(c.path for c in clips if c.fold is None)
+        raise UsageError(
+            f"{len(clips) - with_fold} of {len(clips)} clips have no fold ({lacking}, ...);"
+            " give every clip a fold, or none"
+        )
+    if len({c.label for c in clips}) < min_classes:
         raise UsageError("training needs at least two classes")
-    folded = all(c.fold is not None for c in clips)
-    return Dataset(clips=clips, grouped=grouped, folded=folded)
+    return Dataset(clips=clips, grouped=grouped, folded=with_fold > 0, warnings=tuple(warnings))
+
+
+def _regroup(clips: list[LabeledClip], group_pattern: str) -> tuple[list[LabeledClip], int]:
+    """The clips grouped by ``group_pattern`` in their file names, and how many matched."""
+    try:
+        pattern = re.compile(group_pattern)
+    except re.error as exc:
+        raise UsageError(f"--group-pattern: {exc}") from None
+    regrouped, matched = [], 0
+    for clip in clips:
+        match = pattern.search(os.path.basename(clip.path))
+        group = (match.group(1) if match.groups() else match.group(0)) if match else None
+        matched += bool(group)
+        regrouped.append(
+            LabeledClip(clip.path, clip.label, group or clip.path, clip.fold, clip.meta)
+        )
+    return regrouped, matched

@@ -63,12 +63,16 @@ def walk(
 
 
 def read_file_list(source: str) -> list[str]:
-    """Paths from a file, one a line (``-`` reads standard input); blanks and ``#`` skipped."""
+    """Paths from a file, one a line (``-`` reads standard input); blanks and ``#``
+    skipped. A list with NUL bytes (``find -print0``) is split at them instead,
+    and its paths are kept exactly, spaces and newlines included."""
     text = (
         sys.stdin.read()
         if source == "-"
         else Path(source).read_text(encoding="utf-8", errors="surrogateescape")
     )
+    if "\0" in text:
+        return [path for path in text.split("\0") if path]
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 

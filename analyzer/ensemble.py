@@ -3,7 +3,8 @@
 ``VotingEnsemble`` follows scikit-learn's estimator contract (``__init__``
 stores parameters, ``fit`` returns ``self``, fitted attributes end in ``_``)
 and adds what harken reports beside the label: every member's vote and how
-many members agree.
+many members agree. The vote is calibrated by one temperature
+(``analyzer.calibration``) fitted on out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from analyzer.calibration import with_temperature
 from analyzer.results import Prediction
 
 #: Members a new ensemble can be built from, by name.
@@ -85,16 +87,27 @@ class VotingEnsemble(ClassifierMixin, BaseEstimator):
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
         self.members_ = [(name, clone(est).fit(X, codes)) for name, est in self.members]
         self.n_features_in_ = X.shape[1]
+        self.temperature_ = 1.0
         return self
+
+    def calibrate(self, temperature: float) -> VotingEnsemble:
+        """Scale the vote by ``temperature`` (``analyzer.calibration``), fitted on
+        out-of-fold predictions; votes and labels do not change."""
+        self.temperature_ = float(temperature)
+        return self
+
+    def _vote(self, per_member: dict[str, np.ndarray]) -> np.ndarray:
+        mean = np.mean(list(per_member.values()), axis=0)
+        # Files written before calibration existed have no temperature.
+        return with_temperature(mean, getattr(self, "temperature_", 1.0))
 
     def member_probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Each member's class probabilities, ``name -> [shape=(n, n_classes)]``."""
         return {name: est.predict_proba(X) for name, est in self.members_}
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Mean of the members' probabilities, shape ``(n_samples, n_classes)``."""
-        probs = list(self.member_probabilities(X).values())
-        return np.asarray(np.mean(probs, axis=0))
+        """The calibrated mean of the members' probabilities, ``(n_samples, n_classes)``."""
+        return self._vote(self.member_probabilities(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
@@ -102,7 +115,7 @@ class VotingEnsemble(ClassifierMixin, BaseEstimator):
     def explain(self, X: np.ndarray) -> list[Prediction]:
         """Label, confidence, probabilities, votes and agreement for each row."""
         per_member = self.member_probabilities(X)
-        mean = np.mean(list(per_member.values()), axis=0)
+        mean = self._vote(per_member)
         classes = [str(c) for c in self.classes_]
         results = []
         for i in range(X.shape[0]):

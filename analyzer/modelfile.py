@@ -21,6 +21,8 @@ from analyzer.errors import ModelError
 from analyzer.featureconfig import FEATURE_CODE_VERSION, FeatureConfig
 
 CARD_MEMBER = "harken/card.json"
+#: Card entries harken reads; a card without them is not one of its models.
+REQUIRED_CARD_KEYS = ("classes", "members", "feature_config")
 DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.skops"
 
 #: Types harken's own model files contain beyond those skops trusts by default:
@@ -101,14 +103,22 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
             card = json.loads(archive.read(CARD_MEMBER))
     except (KeyError, zipfile.BadZipFile, ValueError) as exc:
         raise ModelError(f"{path} has no readable harken model card ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{path} has no readable harken model card (not an object)")
+    lacking = [key for key in REQUIRED_CARD_KEYS if key not in card]
+    if lacking:
+        raise ModelError(f"{path}: its model card lacks {', '.join(lacking)}; retrain the model")
     code = card.get("feature_code_version")
     if code != FEATURE_CODE_VERSION:
         raise ModelError(
             f"{path} was built with feature code version {code}, this harken computes"
             f" version {FEATURE_CODE_VERSION}; retrain the model with this version."
         )
-    fingerprint = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return ModelRef(path=path, fingerprint=fingerprint, card=ModelCard(card))
+    return ModelRef(path=path, fingerprint=fingerprint_of(data), card=ModelCard(card))
+
+
+def fingerprint_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = None) -> Any:
@@ -131,17 +141,27 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
+    from analyzer.ensemble import VotingEnsemble
+
     if data is None:
         try:
             data = Path(ref.path).read_bytes()
         except OSError as exc:
             raise ModelError(f"cannot read model file {ref.path}: {exc.strerror or exc}") from None
+        # Results are labelled and cached under the fingerprint read when the
+        # run started: a file replaced since would give them another model's answers.
+        if fingerprint_of(data) != ref.fingerprint:
+            raise ModelError(
+                f"{ref.path} changed while harken was using it (it is no longer"
+                f" {ref.model_id}); run again"
+            )
     try:
         if trust:
-            return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-        # Trusting the allow-list up front parses the file once, not twice:
-        # skops audits every type before it builds anything.
-        return sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+            loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+        else:
+            # Trusting the allow-list up front parses the file once, not twice:
+            # skops audits every type before it builds anything.
+            loaded = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
     except UntrustedTypesFoundException:
         unknown = sorted(set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES)
         raise ModelError(
@@ -150,6 +170,12 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
         ) from None
     except Exception as exc:
         raise ModelError(f"{ref.path}: the model could not be loaded ({exc})") from None
+    if not isinstance(loaded, VotingEnsemble):
+        raise ModelError(
+            f"{ref.path} holds a {type(loaded).__name__}, not a harken ensemble;"
+            " train a model with harken train"
+        )
+    return loaded
 
 
 def save_model(ensemble: Any, path: str | Path, card: dict[str, Any]) -> ModelRef:

@@ -143,7 +143,6 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[
     """
     from sklearn.metrics import (
         accuracy_score,
-        balanced_accuracy_score,
         confusion_matrix,
         f1_score,
         precision_recall_fscore_support,
@@ -155,7 +154,9 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[
     return {
         "n": len(y_true),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
-        "balanced_accuracy": round(float(balanced_accuracy_score(y_true, y_pred)), 4),
+        # scikit-learn's definition (mean recall over the classes present), without
+        # its warning when a prediction names a class absent from y_true.
+        "balanced_accuracy": round(float(np.mean(recall[support > 0])), 4),
         "macro_f1": round(
             float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)), 4
         ),
@@ -304,6 +305,36 @@ def cross_validate(
     return oof
 
 
+def calibrate(
+    by_condition: dict[str, dict[str, np.ndarray]],
+    codes: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> dict[str, float]:
+    """Fit the vote's temperature (``analyzer.calibration``) on the out-of-fold
+    ensemble probabilities of the clips as they are, and apply it in place to
+    the ensemble's rows of every condition.
+
+    It is scored honestly first: each fold's clips are calibrated by a
+    temperature fitted on the other folds' clips. Where that does not lower
+    the calibration error (small data sets), the temperature stays 1.
+    Returns the temperature and the error before and after.
+    """
+    from analyzer.calibration import calibration_error, fit_temperature, with_temperature
+
+    raw = by_condition["original"]["ensemble"]
+    held_out = raw.copy()
+    for _, test in folds:
+        rest = np.setdiff1d(np.arange(len(codes)), test)
+        held_out[test] = with_temperature(raw[test], fit_temperature(raw[rest], codes[rest]))
+    before, after = calibration_error(raw, codes), calibration_error(held_out, codes)
+    if after >= before:
+        return {"temperature": 1.0, "error_before": before, "error": before}
+    temperature = fit_temperature(raw, codes)
+    for table in by_condition.values():
+        table["ensemble"] = with_temperature(table["ensemble"], temperature)
+    return {"temperature": temperature, "error_before": before, "error": after}
+
+
 def choose_threshold(
     proba: np.ndarray, y: np.ndarray, classes: list[str], *, max_rejected: float = 0.03
 ) -> float:
@@ -407,6 +438,7 @@ def train(
     by_condition = cross_validate(
         feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
     )
+    calibration = calibrate(by_condition, np.searchsorted(classes, y), folds)
     oof = by_condition["original"]
     scores = {
         name: metrics(y, np.array(classes)[p.argmax(axis=1)], classes) for name, p in oof.items()
@@ -418,6 +450,7 @@ def train(
         X_fit = np.concatenate([X_fit, copies.reshape(-1, X_fit.shape[1])])
         y_fit = np.concatenate([y_fit, np.repeat(y, copies.shape[1])])
     ensemble = build_ensemble(members, random_state=seed).fit(X_fit, y_fit)
+    ensemble.calibrate(calibration["temperature"])
     fold_source = (
         f"column {folds_from}"
         if folds_from
@@ -437,6 +470,7 @@ def train(
         "fold_source": fold_source,
         "groups": len(set(groups.tolist())),
         "scores": scores,
+        "calibration": calibration,
         "unknown_threshold": threshold,
         "worst_mistakes": worst_mistakes([c.path for c in clips], y, oof["ensemble"], classes),
     }
@@ -466,6 +500,7 @@ def train(
             },
             "members": {m: scores[m]["balanced_accuracy"] for m in members},
         },
+        "calibration": calibration,
         "unknown_threshold": threshold,
     }
     if narrowband:
@@ -514,6 +549,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Scores of ``model`` on labeled clips: the metrics and the worst mistakes."""
     from analyzer.analysis import ensemble_for
+    from analyzer.calibration import calibration_error
 
     ensemble = ensemble_for(model, trust=trust_model)
     feats = featurize(
@@ -530,6 +566,12 @@ def evaluate(
     classes = sorted(set(model.card.classes) | set(y.tolist()))
     proba = _align(ensemble.predict_proba(feats.X), [str(c) for c in ensemble.classes_], classes)
     unknown = sorted(set(y.tolist()) - set(model.card.classes))
+    known = ~np.isin(y, unknown)
+    extra = {}
+    if unknown and known.any():
+        predicted = np.array(classes)[proba[known].argmax(axis=1)]
+        known_classes = sorted(set(model.card.classes))
+        extra["known_label_scores"] = {"ensemble": metrics(y[known], predicted, known_classes)}
     return {
         "model": model.model_id,
         "clips": len(dataset.clips),
@@ -539,5 +581,7 @@ def evaluate(
         ],
         "labels_the_model_does_not_know": unknown,
         "scores": {"ensemble": metrics(y, np.array(classes)[proba.argmax(axis=1)], classes)},
+        "calibration_error": calibration_error(proba, np.searchsorted(classes, y)),
         "worst_mistakes": worst_mistakes([c.path for c in clips], y, proba, classes),
+        **extra,
     }

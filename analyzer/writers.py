@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -154,8 +155,22 @@ def _output_mode(path: str) -> int:
 
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[IO[str]]:
-    """A text stream whose content replaces ``path`` only once it is complete."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """A text stream whose content replaces ``path`` only once it is complete.
+
+    A symlink's target is what gets replaced, not the link. A device or a
+    FIFO (``/dev/stdout``, a pipe) is written to directly: renaming over it
+    would replace the device node itself.
+    """
+    path = os.path.realpath(path)
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
+    folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         os.chmod(tmp, _output_mode(path))

@@ -21,6 +21,24 @@ def _directory(cache_dir: str | None) -> str:
     return cache_dir or default_cache_dir()
 
 
+def _open_cache(directory: str) -> Any:
+    """The cache at ``directory``; one that cannot be opened is a usable=False
+    cache here, said once by the command rather than as a Python warning."""
+    import warnings
+
+    from analyzer.cache import CacheWarning, ResultCache
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)
+        return ResultCache(directory)
+
+
+def _damaged(directory: str) -> HarkenUsageError:
+    return HarkenUsageError(
+        f"the cache at {directory} cannot be opened; 'harken cache clear' resets it"
+    )
+
+
 @click.group("runs")
 def runs_group() -> None:
     """Past and running scans (recorded next to the cache)."""
@@ -97,11 +115,10 @@ def cache_group() -> None:
 @format_option("table", "json")
 def cache_info(cache_dir: str | None, format: str) -> None:
     """Location, size, entries and hit rate."""
-    from analyzer.cache import ResultCache
     from analyzer.runs import list_runs
 
     directory = _directory(cache_dir)
-    cache = ResultCache(directory)
+    cache = _open_cache(directory)
     try:
         info: dict[str, Any] = cache.info()
     finally:
@@ -115,7 +132,7 @@ def cache_info(cache_dir: str | None, format: str) -> None:
         print_json(info)
         return
     if not info["usable"]:
-        raise HarkenUsageError(f"the cache at {info['location']} cannot be opened")
+        raise _damaged(directory)
     rate = "n/a" if info["hit_rate"] is None else f"{100 * info['hit_rate']:.1f} %"
     click.echo(
         f"location  {info['location']}\n"
@@ -128,10 +145,20 @@ def cache_info(cache_dir: str | None, format: str) -> None:
 @cache_group.command("clear")
 @cache_dir_option
 def cache_clear(cache_dir: str | None) -> None:
-    """Remove every cached result."""
-    from analyzer.cache import ResultCache
+    """Remove every cached result (and reset a cache that cannot be opened)."""
+    from analyzer.cache import reset_store
 
-    cache = ResultCache(_directory(cache_dir))
+    directory = _directory(cache_dir)
+    cache = _open_cache(directory)
+    if not cache.enabled:
+        try:
+            removed = reset_store(directory)
+        except OSError as exc:
+            raise HarkenUsageError(
+                f"the cache at {directory} cannot be opened, nor reset: {exc.strerror or exc}"
+            ) from None
+        click.echo(f"the cache at {directory} could not be opened: reset ({removed} removed)")
+        return
     try:
         removed = cache.clear()
     finally:
@@ -159,10 +186,11 @@ def parse_age(text: str) -> float:
 )
 def cache_prune(cache_dir: str | None, older_than: str) -> None:
     """Remove old cached results."""
-    from analyzer.cache import ResultCache
-
     age = parse_age(older_than)
-    cache = ResultCache(_directory(cache_dir))
+    directory = _directory(cache_dir)
+    cache = _open_cache(directory)
+    if not cache.enabled:
+        raise _damaged(directory)
     try:
         removed = cache.prune(age)
     finally:

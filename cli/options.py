@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,19 @@ cache_dir_option = click.option(
     type=click.Path(file_okay=False, path_type=str),
     help="Cache folder [env HARKEN_CACHE_DIR; default: the user cache folder].",
 )
+
+
+class NumberRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN, which passes every bound
+    check, and booleans (``timeout = true`` in harken.toml is not 1 s)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail("nan is not a number", param, ctx)
+        return number
 
 
 def format_option(*choices: str) -> Callable[[Any], Any]:

@@ -132,6 +132,16 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
     if "narrowband_scores" in report:
         title = "the same, every test clip band-limited to 4 kHz"
         console.print(_scores_table(report["narrowband_scores"], title))
+    if report.get("labels_the_model_does_not_know"):
+        unknown = ", ".join(report["labels_the_model_does_not_know"])
+        console.print(
+            f"WARNING: the model does not know the label(s) {unknown}: those clips count"
+            " as mistakes above",
+            markup=False,
+        )
+        if "known_label_scores" in report:
+            title = "clips of labels it knows"
+            console.print(_scores_table(report["known_label_scores"], title))
     if report.get("worst_mistakes"):
         table = Table(title="worst mistakes", show_edge=False, header_style="bold")
         for column in ("file", "truth", "predicted", "confidence"):
@@ -146,13 +156,34 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
         notes.append(
             f"{report['folds']} folds ({report['fold_source']}), {report['groups']} groups"
         )
+    if "calibration" in report:
+        notes.append(_calibration(report["calibration"]))
+    if "calibration_error" in report:
+        notes.append(f"calibration error {report['calibration_error']}")
     if "unknown_threshold" in report:
         notes.append(f"unknown below confidence {report['unknown_threshold']}")
     console.print("; ".join(notes), markup=False)
-    for failure in report.get("failed", [])[:20]:
+
+
+def failures(console: Console, report: dict[str, Any]) -> None:
+    """The clips that could not be analyzed (the first 20), for standard error."""
+    failed = report.get("failed", [])
+    for failure in failed[:20]:
         console.print(
-            f"  could not analyze {printable(failure['path'])}: {failure['kind']}", markup=False
+            f"warning: could not analyze {printable(failure['path'])}: {failure['kind']}",
+            markup=False,
         )
+    if len(failed) > 20:
+        console.print(f"warning: ... and {len(failed) - 20} more", markup=False)
+
+
+def _calibration(calibration: dict[str, float]) -> str:
+    if calibration["temperature"] == 1.0:
+        return f"confidence as voted (calibration error {calibration['error_before']})"
+    return (
+        f"confidence calibrated (temperature {calibration['temperature']}):"
+        f" calibration error {calibration['error_before']} -> {calibration['error']}"
+    )
 
 
 def model_card(console: Console, card: dict[str, Any]) -> None:
@@ -180,6 +211,7 @@ def model_card(console: Console, card: dict[str, Any]) -> None:
                 if k in ("accuracy", "balanced_accuracy", "macro_f1")
             ),
         ),
+        ("calibration", _calibration(card["calibration"]) if "calibration" in card else "none"),
         ("unknown below", str(card.get("unknown_threshold", 0.0))),
     ]
     for key, value in rows:

@@ -18,7 +18,7 @@ import click
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
 from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
 from analyzer.writers import FORMATS
-from cli.options import cache_dir_option
+from cli.options import NumberRange, cache_dir_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -95,13 +95,13 @@ def output_format(asked: str | None, output: str | None) -> str:
     return "table"
 
 
-def check_output_folder(output: str) -> None:
+def check_output_folder(output: str, option: str = "--output") -> None:
     """Refuse, before any work, an output whose folder does not exist or is read-only."""
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
-        raise click.BadParameter(f"folder {folder!r} does not exist", param_hint="--output")
+        raise click.BadParameter(f"folder {folder!r} does not exist", param_hint=option)
     if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"folder {folder!r} is not writable", param_hint="--output")
+        raise click.BadParameter(f"folder {folder!r} is not writable", param_hint=option)
 
 
 @contextmanager
@@ -128,7 +128,7 @@ def sigterm_as_exception() -> Iterator[None]:
     "--files-from",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str),
-    help="Read more paths from FILE, one a line ('-' for standard input).",
+    help="Read more paths from FILE, one a line or NUL-separated ('-' for standard input).",
 )
 @click.option(
     "--include",
@@ -173,7 +173,7 @@ def sigterm_as_exception() -> Iterator[None]:
 )
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=NumberRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -228,7 +228,7 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option("--retry-failed", is_flag=True, help="Analyze again files whose failure is cached.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=NumberRange(min=0),
     default=DEFAULT_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
@@ -241,7 +241,7 @@ def sigterm_as_exception() -> Iterator[None]:
 )
 @click.option(
     "--max-duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=NumberRange(min=0, min_open=True),
     default=DEFAULT_MAX_DURATION,
     show_default=True,
     metavar="SECONDS",
@@ -249,27 +249,27 @@ def sigterm_as_exception() -> Iterator[None]:
 )
 @click.option(
     "--min-confidence",
-    type=click.FloatRange(0, 1),
+    type=NumberRange(0, 1),
     metavar="P",
     help="Label results below this confidence 'unknown' [default: the model card's].",
 )
 @click.option(
     "--segments",
-    type=click.FloatRange(min=MIN_WINDOW),
+    type=NumberRange(min=MIN_WINDOW),
     metavar="SECONDS",
     help="Also label windows of SECONDS (2 is a good choice) and give a timeline of"
     " smoothed segments per file (see README, Segments).",
 )
 @click.option(
     "--hop",
-    type=click.FloatRange(min=0, min_open=True),
+    type=NumberRange(min=0, min_open=True),
     metavar="SECONDS",
     help="With --segments: seconds between window starts, 0.25 to the window"
     " [default: half the window].",
 )
 @click.option(
     "--smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=NumberRange(0, 1, max_open=True),
     metavar="P",
     help="With --segments: probability of a change of class between consecutive windows"
     f" in the smoother; smaller is stickier, 0 turns it off [default: {DEFAULT_SMOOTHING:g}].",
@@ -372,9 +372,9 @@ def scan_command(
     if not paths and files_from is None:
         raise click.UsageError("give at least one file or folder, or --files-from")
     format = output_format(format, output)
-    for target in (output, junit):
+    for target, option in ((output, "--output"), (junit, "--junit")):
         if target:
-            check_output_folder(target)
+            check_output_folder(target, option)
     try:
         rules = [parse_rule(text) for text in fail_on]
     except RuleError as exc:
@@ -395,6 +395,14 @@ def scan_command(
         if not quiet:
             err.print("no audio files found")
         _emit([], format, output, segments=spec is not None)
+        if junit:
+            _write_junit([], {}, junit, 0.0)
+        # An emptied or renamed data set is a change: every baseline file is gone.
+        changes = compare(before, []) if before is not None else None
+        if changes:
+            _report_changes(err, changes)
+            if fail_on_change:
+                sys.exit(EXIT_RULES)
         sys.exit(EXIT_OK)
     config = ScanConfig(
         jobs=jobs,

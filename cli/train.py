@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from cli.options import cache_dir_option, format_option, print_json
-from cli.scan import HarkenUsageError
+from cli.scan import HarkenUsageError, OutputError
 
 DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
 
 
-def _dataset(data: str | None, manifest: str | None, group_pattern: str | None) -> Any:
+def _dataset(
+    data: str | None, manifest: str | None, group_pattern: str | None, *, min_classes: int
+) -> Any:
     from analyzer.dataset import load_dataset
     from analyzer.errors import HarkenError
 
     try:
-        return load_dataset(data, manifest=manifest, group_pattern=group_pattern)
+        return load_dataset(
+            data, manifest=manifest, group_pattern=group_pattern, min_classes=min_classes
+        )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Refuse, before any work, an output that cannot be written (its folder
+    is made if missing, as the model's would be)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".harken-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write to {folder!r}: {exc.strerror or exc}", param_hint=option
+        ) from None
 
 
 def _progress(total: int, quiet: bool) -> tuple[Any, Callable[[bool], None]]:
@@ -140,8 +161,9 @@ def train_command(
     from analyzer.errors import HarkenError
     from analyzer.modelfile import save_model
     from analyzer.pool import default_jobs
+    from analyzer.scan import UNKNOWN
     from analyzer.training import train
-    from cli.render import make_console, training_report
+    from cli.render import failures, make_console, training_report
 
     chosen = tuple(m.strip() for m in members.split(",") if m.strip())
     unknown = sorted(set(chosen) - set(MEMBER_NAMES))
@@ -151,16 +173,27 @@ def train_command(
             f" choose from {', '.join(MEMBER_NAMES)}",
             param_hint="--members",
         )
-    dataset = _dataset(data, manifest, group_pattern)
     if folds_from and not manifest:
         raise click.UsageError("--folds-from needs --manifest (it names one of its columns)")
+    _check_writable(output, "--output")
+    if cv_predictions:
+        _check_writable(cv_predictions, "--cv-predictions")
+    dataset = _dataset(data, manifest, group_pattern, min_classes=2)
+    if UNKNOWN in dataset.classes:
+        raise HarkenUsageError(
+            f"the label {UNKNOWN!r} is what harken calls a result below"
+            " --min-confidence; give that class another name"
+        )
     err = make_console(stderr=True)
     if not dataset.grouped and not dataset.folded and not folds_from:
         err.print(
             "WARNING: no groups given (manifest 'group' column or --group-pattern): clips"
             " cut from one recording may land on both sides of a fold, and the scores"
-            " below may be too optimistic."
+            " below may be too optimistic.",
+            markup=False,
         )
+    for warning in dataset.warnings:
+        err.print(f"WARNING: {warning}", markup=False)
     progress, tick = _progress(len(dataset.clips), quiet)
     try:
         with progress:
@@ -177,13 +210,22 @@ def train_command(
             )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
+    folds = trained.report["folds"]
+    if trained.report["fold_source"] in ("grouped", "files") and folds < cv:
+        err.print(f"note: {folds} folds, not {cv}: a class has only {folds} groups", markup=False)
     card = trained.card
     if note:
         card = {**card, "training": {**card["training"], "data": note}}
-    ref = save_model(trained.ensemble, output, card)
-    if cv_predictions:
-        _write_predictions(trained.predictions, cv_predictions)
+    try:
+        ref = save_model(trained.ensemble, output, card)
+        if cv_predictions:
+            _write_predictions(trained.predictions, cv_predictions)
+    except OSError as exc:
+        raise OutputError(
+            f"could not write {exc.filename or output}: {exc.strerror or exc}"
+        ) from None
     report = {**trained.report, "model": ref.model_id, "output": output}
+    failures(err, report)
     if format == "json":
         print_json(report)
     else:
@@ -227,9 +269,9 @@ def evaluate_command(
     from analyzer.modelfile import resolve_model
     from analyzer.pool import default_jobs
     from analyzer.training import evaluate
-    from cli.render import make_console, training_report
+    from cli.render import failures, make_console, training_report
 
-    dataset = _dataset(data, manifest, group_pattern)
+    dataset = _dataset(data, manifest, group_pattern, min_classes=1)
     progress, tick = _progress(len(dataset.clips), quiet)
     try:
         with progress:
@@ -243,6 +285,7 @@ def evaluate_command(
             )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
+    failures(make_console(stderr=True), report)
     if format == "json":
         print_json(report)
     else:

@@ -184,6 +184,8 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     assert run()[0] == EXIT_USAGE
     assert run("--files-from", str(tmp_path / "no-list.txt"))[0] == EXIT_USAGE
     assert run(str(audio_dir), "--jobs", "0")[0] == EXIT_USAGE
+    assert run(str(audio_dir), "--timeout", "nan")[0] == EXIT_USAGE  # passes every bound
+    assert run(str(audio_dir), "--max-duration", "nan")[0] == EXIT_USAGE
     assert run(str(audio_dir), "-o", str(tmp_path / "x.txt"))[0] == EXIT_USAGE
     assert run(str(audio_dir), "-f", "table", "-o", str(tmp_path / "x.json"))[0] == EXIT_USAGE
     pickle_model = tmp_path / "model.pkl"

@@ -302,6 +302,12 @@ def test_read_file_list_skips_blank_lines_and_comments(tmp_path: Path) -> None:
     assert read_file_list(str(listing)) == ["one.wav", "three.wav"]
 
 
+def test_read_file_list_splits_a_nul_separated_list_exactly(tmp_path: Path) -> None:
+    listing = tmp_path / "list0"
+    listing.write_text("a b.wav\0 lead.wav\0new\nline.wav\0")  # as find -print0 writes
+    assert read_file_list(str(listing)) == ["a b.wav", " lead.wav", "new\nline.wav"]
+
+
 def test_read_file_list_keeps_non_utf8_names(tmp_path: Path) -> None:
     listing = tmp_path / "list.txt"
     listing.write_bytes(b"caf\xe9.wav\nplain.wav\n")  # latin-1, not UTF-8

@@ -120,6 +120,24 @@ def test_cache_info_clear_and_prune(folder: Path) -> None:
     assert invoke("cache", "prune", "--older-than", "soon")[0] == EXIT_USAGE
 
 
+def test_a_damaged_cache_is_reset_by_clear(folder: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "cache.db").write_text("not a database")
+    (damaged / "runs").mkdir()  # the run history beside it stays
+    where = ("--cache-dir", str(damaged))
+    for args in (("info",), ("prune", "--older-than", "1d")):
+        code, _, err = invoke("cache", *args, *where)
+        assert code == EXIT_USAGE and "'harken cache clear' resets it" in err
+        assert "Warning" not in err
+    code, out, _ = invoke("cache", "clear", *where)
+    assert code == 0 and "reset" in out
+    assert (damaged / "runs").is_dir()
+    assert invoke("scan", str(folder), "-j", "1", "-q", *where)[0] == 0
+    info = json.loads(invoke("cache", "info", "-f", "json", *where)[1])
+    assert info["usable"] and info["entries"] > 0
+
+
 def test_size_limit_evicts_and_says_so(folder: Path) -> None:
     code, _, err = invoke("scan", str(folder), "-j", "1", "--cache-size", "1")
     assert code == 0 and "cache: evicted" in err

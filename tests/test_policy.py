@@ -176,6 +176,25 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     assert run(str(folder), "--baseline", str(tmp_path / "junk.json"))[0] == EXIT_USAGE
 
 
+def test_an_emptied_folder_still_checks_the_baseline_and_writes_junit(
+    folder: Path, tmp_path: Path
+) -> None:
+    """A data set renamed or emptied in CI must not pass for an unchanged one."""
+    before = tmp_path / "before.jsonl"
+    assert run(str(folder), "-j", "1", "-o", str(before))[0] == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    junit = tmp_path / "empty.xml"
+    args = (str(empty), "--baseline", str(before), "--junit", str(junit))
+    code, _, err = run(*args, "--fail-on-change")
+    assert code == EXIT_RULES and "removed" in err
+    assert ET.parse(junit).getroot().tag == "testsuites"
+    code, _, _ = run(*args)
+    assert code == 0
+    code, _, err = run(str(folder), "--junit", str(tmp_path / "no" / "such" / "j.xml"))
+    assert code == EXIT_USAGE and "--junit" in err
+
+
 def test_junit_survives_control_characters_in_names(folder: Path, tmp_path: Path) -> None:
     write(folder / "ctl\x1bname.wav", chord(1.0))
     report = tmp_path / "junit.xml"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from analyzer.modelfile import load_ensemble, resolve_model
 from cli import main
 from cli.scan import EXIT_USAGE
 
@@ -67,6 +68,8 @@ def test_train_reports_and_writes_a_model(model: Path) -> None:
     assert card["training"]["groups"] == 3  # rec0..rec2, across class folders
     assert card["id"].startswith("toy@")
     assert 0.0 <= card["unknown_threshold"] <= 0.7
+    ensemble = load_ensemble(resolve_model(model))
+    assert ensemble.temperature_ == card["calibration"]["temperature"]
 
 
 def test_train_json_report_has_every_score(labeled: Path, tmp_path: Path) -> None:
@@ -94,6 +97,9 @@ def test_train_json_report_has_every_score(labeled: Path, tmp_path: Path) -> Non
     assert ensemble["balanced_accuracy"] >= 0.8
     assert report["fold_source"] == "files"
     assert "WARNING: no groups given" in err
+    calibration = report["calibration"]
+    assert 0.2 <= calibration["temperature"] <= 5.0
+    assert 0.0 <= calibration["error"] <= calibration["error_before"]
 
 
 def write_manifest(
@@ -142,6 +148,7 @@ def test_evaluate_and_scan_with_the_trained_model(model: Path, labeled: Path) ->
     report = json.loads(out)
     assert report["scores"]["ensemble"]["accuracy"] >= 0.9  # its own training data
     assert report["analyzed"] == 18
+    assert 0.0 <= report["calibration_error"] <= 1.0
     code, out, _ = invoke("evaluate", str(labeled), "--model", str(model), "-q")
     assert code == 0 and "balanced acc." in out
     code, out, _ = invoke("scan", str(labeled), "--model", str(model), "-f", "jsonl", "-j", "1")
@@ -175,6 +182,87 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     code, _, err = invoke("train", "--manifest", str(bad), "-o", out)
     assert code == EXIT_USAGE and "missing column" in err
     assert invoke("train", str(labeled), "-o", out, "--group-pattern", "(")[0] == EXIT_USAGE
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"path,label\ncaf\xe9.wav,x\n")
+    code, _, err = invoke("train", "--manifest", str(latin1), "-o", out)
+    assert code == EXIT_USAGE and "not UTF-8" in err
+    blank = tmp_path / "blank.csv"
+    blank.write_text("path,label\na.wav,x\nb.wav,  \n")
+    code, _, err = invoke("train", "--manifest", str(blank), "-o", out)
+    assert code == EXIT_USAGE and "line 3: empty path or label" in err
+    file = tmp_path / "a-file"
+    file.write_text("")
+    code, _, err = invoke("train", str(labeled), "-o", str(file / "m.skops"))  # before any work
+    assert code == EXIT_USAGE and "cannot write" in err and "--output" in err
+
+
+def test_a_class_called_unknown_is_refused(labeled: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "data.csv"
+    write_manifest(labeled, manifest, "group", lambda i, _: f"g{i}")
+    text = manifest.read_text().replace(",hiss,", ",unknown,")
+    manifest.write_text(text)
+    code, _, err = invoke("train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"))
+    assert code == EXIT_USAGE and "give that class another name" in err
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "warning"),
+    [
+        ("group", lambda i, _: "" if i % 3 else f"g{i}", "12 of 18 clips have no group"),
+        ("pattern", "^(rec[01])_", "--group-pattern matched 12 of 18 file names"),
+        ("pattern", "^(nothing)?", "WARNING: no groups given"),
+    ],
+)
+def test_partial_groups_are_pointed_out(
+    labeled: Path, tmp_path: Path, column: str, value: Any, warning: str
+) -> None:
+    if column == "pattern":
+        args = [str(labeled), "--group-pattern", value]
+    else:
+        write_manifest(labeled, tmp_path / "data.csv", column, value)
+        args = ["--manifest", str(tmp_path / "data.csv")]
+    code, _, err = invoke(
+        "train", *args, "-o", str(tmp_path / "m.skops"), "-j", "1", "--members", "logreg",
+        "--cv", "2", "-q",
+    )  # fmt: skip
+    assert code == 0 and warning in err
+
+
+def test_a_fold_column_must_give_every_clip_a_fold(labeled: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "data.csv"
+    write_manifest(labeled, manifest, "fold", lambda i, _: "" if i == 4 else 1 + i % 3)
+    code, _, err = invoke("train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"))
+    assert code == EXIT_USAGE and "1 of 18 clips have no fold" in err
+
+
+def test_folds_beyond_the_groups_are_reduced_with_a_note(labeled: Path, tmp_path: Path) -> None:
+    code, out, err = invoke(
+        "train", str(labeled), "-o", str(tmp_path / "m.skops"), "-j", "1", "--members",
+        "logreg", "--cv", "9", "--group-pattern", r"^(rec\d)_", "-f", "json", "-q",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["folds"] == 3
+    assert "3 folds, not 9: a class has only 3 groups" in err
+
+
+def test_evaluate_on_one_class(model: Path, labeled: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(labeled / "tones", tmp_path / "only" / "tones")
+    (tmp_path / "only" / "tones" / "broken.wav").write_bytes(b"")
+    code, out, err = invoke("evaluate", str(tmp_path / "only"), "--model", str(model), "-q")
+    assert code == 0, err
+    assert "balanced acc." in out
+    assert "warning: could not analyze" in err and "broken.wav: empty" in err
+    code, _, err = invoke("evaluate", str(labeled / "tones"), "--model", str(model), "-q")
+    assert code == EXIT_USAGE and "no class folders" in err
+    shutil.copytree(labeled / "hiss", tmp_path / "only" / "birds")
+    code, out, _ = invoke("evaluate", str(tmp_path / "only"), "--model", str(model), "-q")
+    assert code == 0 and "does not know the label(s) birds" in out
+    code, out, _ = invoke("evaluate", str(tmp_path / "only"), "--model", str(model), "-f", "json")
+    report = json.loads(out)
+    assert report["labels_the_model_does_not_know"] == ["birds"]
+    assert report["scores"]["ensemble"]["n"] == 12
+    assert report["known_label_scores"]["ensemble"]["n"] == 6
 
 
 def test_too_little_data_is_a_usage_error(tmp_path: Path) -> None:
@@ -294,3 +382,43 @@ def test_folds_that_cannot_be_trained_on_are_usage_errors(
         "--members", "logreg", "--folds-from", "source", "-q",
     )  # fmt: skip
     assert code == EXIT_USAGE and message in err
+
+
+def test_model_files_that_are_not_harken_ensembles_are_refused(
+    model: Path, labeled: Path, tmp_path: Path
+) -> None:
+    import zipfile
+
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    card = json.loads(zipfile.ZipFile(model).read("harken/card.json"))
+    plain = tmp_path / "plain.skops"
+    fitted = LogisticRegression().fit(np.eye(2), [0, 1])
+    sio.dump(fitted, plain)
+    with zipfile.ZipFile(plain, "a") as archive:
+        archive.writestr("harken/card.json", json.dumps(card))
+    code, _, err = invoke("scan", str(labeled / "tones"), "--model", str(plain), "-j", "1")
+    assert code == EXIT_USAGE and "LogisticRegression, not a harken ensemble" in err
+    no_classes = tmp_path / "no-classes.skops"
+    del card["classes"]
+    with zipfile.ZipFile(no_classes, "w") as archive:
+        archive.writestr("harken/card.json", json.dumps(card))
+    code, _, err = invoke("model", "show", str(no_classes))
+    assert code == EXIT_USAGE and "card lacks classes" in err
+
+
+def test_a_model_file_replaced_after_the_run_started_is_refused(
+    model: Path, tmp_path: Path
+) -> None:
+    """Results are cached under the fingerprint read at the start: the workers
+    must not answer with another file's model."""
+    from analyzer.errors import ModelError
+
+    copy = tmp_path / "m.skops"
+    copy.write_bytes(model.read_bytes())
+    ref = resolve_model(copy)
+    copy.write_bytes(Path(resolve_model().path).read_bytes())  # the default model
+    with pytest.raises(ModelError, match="changed while harken was using it"):
+        load_ensemble(ref)

@@ -276,6 +276,32 @@ def test_write_file_to_a_relative_path(tmp_path: Path, monkeypatch: pytest.Monke
     assert len((tmp_path / "rel.jsonl").read_text().splitlines()) == len(RESULTS)
 
 
+def test_atomic_output_through_a_symlink_replaces_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    with writers.atomic_output(str(link)) as handle:
+        handle.write("new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+
+
+def test_atomic_output_writes_into_a_fifo_instead_of_replacing_it(tmp_path: Path) -> None:
+    """A pipe (or a device such as /dev/stdout) is written to, never renamed over."""
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    with writers.atomic_output(str(fifo)) as handle:
+        handle.write("through the pipe\n")
+    reader.join(timeout=10)
+    assert received == ["through the pipe\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
 def test_atomic_output_keeps_the_permissions_of_the_file_it_replaces(tmp_path: Path) -> None:
     target = tmp_path / "report.json"
     target.write_text("[]\n")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import shlex
 import subprocess
@@ -134,6 +135,32 @@ def accuracy_by(
     return [*lines, ""]
 
 
+def reliability(report: dict[str, Any], predictions: list[dict[str, str]]) -> list[str]:
+    """The vote's temperature, and how often a confidence is right, by bin."""
+    c = report["calibration"]
+    lines = [
+        "### Confidence",
+        "",
+        f"The vote is calibrated by temperature {c['temperature']}, fitted on these"
+        " out-of-fold predictions. With each fold's clips calibrated by a temperature fitted"
+        " on the other folds, the calibration error (mean distance between confidence and"
+        f" the share of right answers) went from {c['error_before']} to {c['error']}."
+        f" The table bins the out-of-fold confidences calibrated by {c['temperature']}.",
+        "",
+        "| confidence | clips | mean confidence | right |",
+        "|---|---:|---:|---:|",
+    ]
+    edges = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.01]
+    for lo, hi in itertools.pairwise(edges):
+        hits = [p for p in predictions if lo <= float(p["confidence"]) < hi]
+        if hits:
+            mean = sum(float(p["confidence"]) for p in hits) / len(hits)
+            right = sum(p["predicted"] == p["label"] for p in hits) / len(hits)
+            span = f"{lo:.2f}-{min(hi, 1.0):.2f}"
+            lines.append(f"| {span} | {len(hits)} | {mean:.3f} | {right:.3f} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=str(REPO.parent / "shared" / "corpus"))
@@ -160,9 +187,8 @@ def main() -> None:
                 " column) is held out at a time, so the model is scored on sources it never"
                 " heard, with one augmented copy of every training clip in every fit."
             )
-            extra = accuracy_by(
-                "source", "Per held-out source", rows, read_predictions(predictions)
-            )
+            oof = read_predictions(predictions)
+            extra = accuracy_by("source", "Per held-out source", rows, oof)
             target = HERE / "default-loso.md"
         else:
             report, command = harken_train(
@@ -175,11 +201,9 @@ def main() -> None:
                 " with one augmented copy of every training clip in every fit. The final model"
                 " is fitted on every clip and its copy."
             )
+            oof = read_predictions(predictions)
             extra = accuracy_by(
-                "bandwidth",
-                "Ensemble by source bandwidth (clips as they are)",
-                rows,
-                read_predictions(predictions),
+                "bandwidth", "Ensemble by source bandwidth (clips as they are)", rows, oof
             )
             target = HERE / "default-cv.md"
     text = "\n".join(
@@ -195,6 +219,7 @@ def main() -> None:
             f"    {command}",
             "",
             *scores_sections(report),
+            *reliability(report, oof),
             *extra,
         ]
     )
