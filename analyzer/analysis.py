@@ -272,18 +272,23 @@ def _extract_or_fail(task: Task, settings: Settings) -> tuple[Any, TaskOutput | 
                 task.path, settings, seed=task.content_hash, label=task.label
             )
     except DecodeError as exc:
-        return failed(exc.kind, str(exc))
+        problem: tuple[str, str, str] | None = (exc.kind, str(exc), "error")
     except FileTimeout:
-        return failed(
-            "timeout",
-            f"{task.path}: gave up after {settings.timeout:g} s (--timeout)",
-            status="timeout",
-        )
+        message = f"{task.path}: gave up after {settings.timeout:g} s (--timeout)"
+        problem = ("timeout", message, "timeout")
     except MemoryError:
-        return failed("memory", f"{task.path}: needs more memory than --max-memory allows")
+        message = f"{task.path}: needs more memory than --max-memory allows"
+        problem = ("memory", message, "error")
     except Exception as exc:  # a bug or a library failure: report it, keep the batch going
-        return failed("internal", f"{task.path}: {type(exc).__name__}: {exc}")
-    if _changed(task):
+        problem = ("internal", f"{task.path}: {type(exc).__name__}: {exc}", "error")
+    else:
+        problem = None
+    changed = _changed(task)
+    # A file rewritten while it was read may fail to decode: that is a change,
+    # not damage. A file deleted meanwhile keeps its own answer (not_found).
+    if problem is not None and not (changed and os.path.exists(task.path)):
+        return failed(*problem)
+    if changed:
         return failed("changed", f"{task.path}: the file changed while it was analyzed; run again")
     partial = FileResult(
         path=task.path,

@@ -53,6 +53,10 @@ class ModelCard:
         return list(self.data["classes"])
 
     @property
+    def members(self) -> list[str]:
+        return list(self.data["members"])
+
+    @property
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig.from_dict(self.data["feature_config"])
 

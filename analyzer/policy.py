@@ -23,7 +23,8 @@ facts by name (``duration``, ``sample_rate``, ``clipping``, …), and
 of the file's time in that class's segments) and ``segment_count``. A test
 on a field the record does not have (the confidence of a file that could not
 be analyzed) is false. ``Rule.fields`` names the fields a rule uses, so the
-caller can refuse segment fields without ``--segments`` or unknown classes.
+caller can refuse segment fields without ``--segments`` and unknown classes
+or members.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
     if "calibration_error" in report:
         notes.append(f"calibration error {report['calibration_error']}")
     if "unknown_threshold" in report:
-        notes.append(f"unknown below confidence {report['unknown_threshold']}")
+        notes.append("unknown " + _unknown(report["unknown_threshold"]))
     console.print("; ".join(notes), markup=False)
 
 
@@ -175,6 +175,12 @@ def failures(console: Console, report: dict[str, Any]) -> None:
         )
     if len(failed) > 20:
         console.print(f"warning: ... and {len(failed) - 20} more", markup=False)
+
+
+def _unknown(threshold: float) -> str:
+    if not threshold:
+        return "off (no threshold met the rule; --min-confidence sets one)"
+    return f"below confidence {threshold}"
 
 
 def _calibration(calibration: dict[str, float]) -> str:
@@ -212,7 +218,7 @@ def model_card(console: Console, card: dict[str, Any]) -> None:
             ),
         ),
         ("calibration", _calibration(card["calibration"]) if "calibration" in card else "none"),
-        ("unknown below", str(card.get("unknown_threshold", 0.0))),
+        ("unknown", _unknown(card.get("unknown_threshold", 0.0))),
     ]
     for key, value in rows:
         table.add_row(key, Text(str(value)))

@@ -380,7 +380,7 @@ def scan_command(
     except RuleError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     spec = _segment_spec(segments, hop, smoothing, labels_dir)
-    _check_segment_rules(rules, spec, model)
+    _check_rule_fields(rules, spec, model)
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
     if backend != "dask" and (scheduler or ship_audio):
@@ -492,29 +492,35 @@ def _segment_spec(
         raise click.BadParameter(text, param_hint=hint) from None
 
 
-def _check_segment_rules(rules: list[Rule], spec: SegmentSpec | None, model: str | None) -> None:
-    """Refuse rules on segment fields without --segments, and fractions of unknown classes."""
+def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str | None) -> None:
+    """Refuse rules on segment fields without --segments, and rules on a class
+    or member the model does not have (they could never match)."""
     from analyzer.errors import HarkenError
     from analyzer.modelfile import resolve_model
 
-    used = [(rule, field) for rule in rules for field in rule.segment_fields()]
-    if not used:
-        return
-    if spec is None:
-        rule, field = used[0]
+    segment = [(rule, field) for rule in rules for field in rule.segment_fields()]
+    if segment and spec is None:
+        rule, field = segment[0]
         raise click.BadParameter(
             f"{field} (in {rule.text!r}) needs --segments SECONDS", param_hint="--fail-on"
         )
+    named = [
+        (rule, prefix, name)
+        for rule in rules
+        for prefix, _, name in (field.partition(".") for field in rule.fields)
+        if prefix in ("fraction", "probabilities", "votes")
+    ]
+    if not named:
+        return
     try:
-        classes = resolve_model(model).card.classes
+        card = resolve_model(model).card
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
-    for rule, field in used:
-        name = field.partition(".")[2]
-        if field.startswith("fraction.") and name not in classes:
+    for rule, prefix, name in named:
+        what, known = ("member", card.members) if prefix == "votes" else ("class", card.classes)
+        if name not in known:
             raise click.BadParameter(
-                f"unknown class {name!r} in {rule.text!r}; the model's classes are"
-                f" {', '.join(classes)}",
+                f"unknown {what} {name!r} in {rule.text!r}; the model's are {', '.join(known)}",
                 param_hint="--fail-on",
             )
 

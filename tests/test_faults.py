@@ -126,6 +126,15 @@ def test_file_changed_during_the_run(tmp_path: Path) -> None:
     task = Task(0, str(path), "stale", size=st.st_size, mtime_ns=st.st_mtime_ns - 1)
     result = run_task(task, Settings(resolve_model())).result
     assert result.status == "error" and result.error and result.error.kind == "changed"
+    # Rewritten into something that no longer decodes: still a change, not damage.
+    path.write_bytes(b"RIFF" + bytes(40))
+    st = path.stat()
+    task = Task(0, str(path), "stale", size=st.st_size, mtime_ns=st.st_mtime_ns - 1)
+    result = run_task(task, Settings(resolve_model())).result
+    assert result.error and result.error.kind == "changed"
+    task = Task(0, str(path), "fresh", size=st.st_size, mtime_ns=st.st_mtime_ns)
+    result = run_task(task, Settings(resolve_model())).result
+    assert result.error and result.error.kind != "changed"  # unchanged: it is just broken
 
 
 def _session_processes(sid: int) -> list[int]:

@@ -114,6 +114,20 @@ def test_bad_rule_is_a_usage_error_before_any_work(folder: Path, isolated_cache:
     assert not isolated_cache.exists()
 
 
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("probabilities.bogus > 0.1", "unknown class 'bogus'"),
+        ("votes.bogus == music", "unknown member 'bogus'"),
+    ],
+)
+def test_rules_on_a_class_or_member_the_model_lacks_are_refused(
+    folder: Path, rule: str, message: str
+) -> None:
+    code, _, err = run(str(folder), "--fail-on", rule)
+    assert code == EXIT_USAGE and message in err
+
+
 def test_errors_take_precedence_over_rules(folder: Path) -> None:
     (folder / "broken.wav").write_bytes(b"not audio")
     code, _, _ = run(str(folder), "-j", "1", "--fail-on", "status != ok")
