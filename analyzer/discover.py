@@ -102,8 +102,9 @@ def discover(
             found.extend(sorted(files, key=lambda f: f.split(os.sep)))
         elif not (exclude and _matches(path, os.path.basename(path), exclude)):
             found.append(path)
-    # One file under two spellings ("dir", "./dir/") is listed once, first spelling kept.
+    # One file under two spellings ("dir", "./dir/", its absolute path) is
+    # listed once, first spelling kept.
     unique: dict[str, str] = {}
     for path in found:
-        unique.setdefault(os.path.normpath(path), path)
+        unique.setdefault(os.path.abspath(path), path)
     return list(unique.values())

@@ -373,7 +373,8 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
         for path in files:
             st, failed = precheck(path)
             if failed is not None or st is None:
-                yield path, "unreadable"
+                # The kind the scan would report: not_found, permission, not_a_file, ...
+                yield path, failed.error.kind if failed and failed.error else "unreadable"
                 continue
             before, same = cache.known_hash(path, st)
             try:

@@ -381,6 +381,8 @@ def scan_command(
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     spec = _segment_spec(segments, hop, smoothing, labels_dir)
     _check_rule_fields(rules, spec, model)
+    if dry_run and output:
+        raise click.UsageError("--dry-run prints its plan on standard output; -o does not apply")
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
     if backend != "dask" and (scheduler or ship_audio):

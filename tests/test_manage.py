@@ -180,6 +180,10 @@ def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
     )  # same bytes: same fingerprint, still cached
     code, out, _ = invoke("scan", str(folder / "n1.wav"), "--dry-run", "--model", str(other))
     assert out.startswith("cached\t")
+    code, out, _ = invoke("scan", str(folder / "missing.wav"), "--dry-run")
+    assert out.startswith("not_found\t")  # what the scan would report
+    code, _, err = invoke("scan", str(folder), "--dry-run", "-o", str(tmp_path / "plan.csv"))
+    assert code == EXIT_USAGE and "-o does not apply" in err
 
 
 def test_changed_only_outputs_just_the_new_files(folder: Path) -> None:
