@@ -7,7 +7,7 @@ a fold, so the scores say how the model does on recordings it has not heard.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +36,44 @@ class Features:
     kept: list[int]  # index into the dataset's clips of every row of X
     failures: list[FileResult]
     variants: np.ndarray | None = None  # [shape=(n_ok, 1 + augment, n_features)]
+    digests: list[str] = field(default_factory=list)  # content hash of every row of X
+
+
+def join_duplicates(groups: np.ndarray, digests: list[str]) -> tuple[np.ndarray, int]:
+    """Groups in which byte-identical clips share a group, and how many clips
+    had a copy in another group: a file saved twice under two names must not
+    land on both sides of a fold."""
+    parent = {g: g for g in groups.tolist()}
+
+    def root(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    first: dict[str, str] = {}
+    for group, digest in zip(groups.tolist(), digests, strict=True):
+        a, b = root(group), root(first.setdefault(digest, group))
+        if a != b:
+            parent[a] = b
+    joined = np.array([root(g) for g in groups.tolist()], dtype=object)
+    by_digest: dict[str, set[str]] = {}
+    for group, digest in zip(groups.tolist(), digests, strict=True):
+        by_digest.setdefault(digest, set()).add(group)
+    moved = sum(len(by_digest[digest]) > 1 for digest in digests)
+    return joined, moved
+
+
+def copies_across_folds(folds: list[tuple[np.ndarray, np.ndarray]], digests: list[str]) -> int:
+    """How many clips have a byte-identical copy in another test fold."""
+    fold_of = {}
+    for number, (_, test) in enumerate(folds):
+        for i in test.tolist():
+            fold_of[i] = number
+    seen: dict[str, set[int]] = {}
+    for i, digest in enumerate(digests):
+        seen.setdefault(digest, set()).add(fold_of.get(i, -1))
+    return sum(len(seen[digest]) > 1 for digest in digests)
 
 
 def variants_key(config: FeatureConfig, augment: int, label: str) -> str:
@@ -71,6 +109,7 @@ def featurize(
     vectors: dict[int, np.ndarray] = {}
     failures: list[FileResult] = []
     tasks: list[Task] = []
+    digests: dict[int, str] = {}
     try:
         for index, clip in enumerate(clips):
             st, failed = precheck(clip.path)
@@ -90,6 +129,7 @@ def featurize(
                 if augment
                 else {"features": b""}
             )
+            digests[index] = digest
             if entry is not None and "features" in entry and extra and "features" in extra:
                 vectors[index] = np.frombuffer(entry["features"], dtype=np.float32)
                 extras[index] = np.frombuffer(extra["features"], dtype=np.float32)
@@ -127,7 +167,13 @@ def featurize(
         shape = (len(kept), 1 + augment, config.n_features)
         variants = np.stack([extras[i] for i in kept]).reshape(shape) if kept else np.zeros(shape)
         variants = variants.astype(np.float64)
-    return Features(X=X.astype(np.float64), kept=kept, failures=failures, variants=variants)
+    return Features(
+        X=X.astype(np.float64),
+        kept=kept,
+        failures=failures,
+        variants=variants,
+        digests=[digests[i] for i in kept],
+    )
 
 
 def _tick(callback: Callable[[bool], None] | None, cached: bool) -> None:
@@ -424,7 +470,7 @@ def train(
     if len(set(y.tolist())) < 2:
         raise UsageError("fewer than two classes could be analyzed; nothing to train on")
     classes = sorted(set(y.tolist()))
-    groups = np.array([c.group for c in clips])
+    groups, duplicates = join_duplicates(np.array([c.group for c in clips]), feats.digests)
     if folds_from is not None:
         given = [c.meta.get(folds_from) or None for c in clips]
         if all(g is None for g in given):
@@ -435,6 +481,7 @@ def train(
     else:
         given = [c.fold for c in clips]
     folds = folds_for(y, groups, given, n_splits=cv, seed=seed)
+    leaked = copies_across_folds(folds, feats.digests)
     by_condition = cross_validate(
         feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
     )
@@ -469,6 +516,10 @@ def train(
         "folds": len(folds),
         "fold_source": fold_source,
         "groups": len(set(groups.tolist())),
+        # Byte-identical clips: joined into one group (grouped folds), or, with
+        # folds given, counted where they still fall in different folds.
+        "identical_clips_joined": duplicates if not (folds_from or dataset.folded) else 0,
+        "identical_clips_across_folds": leaked,
         "scores": scores,
         "calibration": calibration,
         "unknown_threshold": threshold,

@@ -210,6 +210,19 @@ def train_command(
             )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
+    if trained.report["identical_clips_across_folds"]:
+        err.print(
+            f"WARNING: {trained.report['identical_clips_across_folds']} clips have a"
+            " byte-identical copy in another of the given folds: the scores may be too"
+            " optimistic.",
+            markup=False,
+        )
+    if trained.report["identical_clips_joined"]:
+        err.print(
+            f"note: {trained.report['identical_clips_joined']} clips are byte-identical to"
+            " a clip of another group; each such set was made one group",
+            markup=False,
+        )
     folds = trained.report["folds"]
     if trained.report["fold_source"] in ("grouped", "files") and folds < cv:
         err.print(f"note: {folds} folds, not {cv}: a class has only {folds} groups", markup=False)

@@ -422,3 +422,27 @@ def test_a_model_file_replaced_after_the_run_started_is_refused(
     copy.write_bytes(Path(resolve_model().path).read_bytes())  # the default model
     with pytest.raises(ModelError, match="changed while harken was using it"):
         load_ensemble(ref)
+
+
+def test_byte_identical_clips_never_straddle_a_fold(labeled: Path, tmp_path: Path) -> None:
+    """The same file under two names is one recording, whatever the groups say."""
+    import shutil
+
+    import numpy as np
+
+    from analyzer.training import join_duplicates
+
+    joined, moved = join_duplicates(np.array(["a", "a", "b", "c", "d"]), ["x", "y", "y", "z", "x2"])
+    assert joined[0] == joined[1] == joined[2] != joined[3] != joined[4]
+    assert moved == 2  # the two clips of "y", in groups a and b
+
+    data = tmp_path / "data"
+    shutil.copytree(labeled, data)
+    shutil.copy(data / "tones" / "rec0_tone0.wav", data / "tones" / "rec2_copy.wav")
+    args = ["-j", "1", "--members", "logreg", "-q", "-o", str(tmp_path / "m.skops")]
+    code, _, err = invoke("train", str(data), "--group-pattern", r"^(rec\d)_", "--cv", "3", *args)
+    assert code == 0 and "2 clips are byte-identical to a clip of another group" in err
+    manifest = tmp_path / "folds.csv"
+    write_manifest(data, manifest, "fold", lambda i, path: 1 + i % 3)
+    code, _, err = invoke("train", "--manifest", str(manifest), *args)
+    assert code == 0 and "2 clips have a byte-identical copy in another" in err
