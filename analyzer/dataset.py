@@ -143,6 +143,15 @@ def load_dataset(
                 f"--group-pattern matched {matched} of {len(clips)} file names;"
                 " each of the others is a group of its own"
             )
+    by_case: dict[str, set[str]] = {}
+    for label in {c.label for c in clips}:
+        by_case.setdefault(label.casefold(), set()).add(label)
+    for spellings in by_case.values():
+        if len(spellings) > 1:
+            warnings.append(
+                f"labels {', '.join(sorted(spellings))} differ only in case; they are"
+                " separate classes"
+            )
     with_fold = sum(c.fold is not None for c in clips)
     if 0 < with_fold < len(clips):
         lacking = next(c.path for c in clips if c.fold is None)

@@ -211,6 +211,7 @@ def test_a_class_called_unknown_is_refused(labeled: Path, tmp_path: Path) -> Non
         ("group", lambda i, _: "" if i % 3 else f"g{i}", "12 of 18 clips have no group"),
         ("pattern", "^(rec[01])_", "--group-pattern matched 12 of 18 file names"),
         ("pattern", "^(nothing)?", "WARNING: no groups given"),
+        ("label", None, "differ only in case"),
     ],
 )
 def test_partial_groups_are_pointed_out(
@@ -218,6 +219,14 @@ def test_partial_groups_are_pointed_out(
 ) -> None:
     if column == "pattern":
         args = [str(labeled), "--group-pattern", value]
+    elif column == "label":  # the first two clips' label in capitals
+        write_manifest(labeled, tmp_path / "data.csv", "group", lambda i, _: f"g{i}")
+        rows = (tmp_path / "data.csv").read_text().splitlines()
+        for k in (1, 2):
+            path, label, group = rows[k].split(",")
+            rows[k] = ",".join([path, label.upper(), group])
+        (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+        args = ["--manifest", str(tmp_path / "data.csv")]
     else:
         write_manifest(labeled, tmp_path / "data.csv", column, value)
         args = ["--manifest", str(tmp_path / "data.csv")]
