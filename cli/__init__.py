@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -22,10 +24,27 @@ Exit codes:
   69   --backend dask: the cluster was lost mid-scan (finished results are cached)
   75   --lock: another run holds the lock on this cache
   130  interrupted by Ctrl-C, 143 by SIGTERM (finished results are cached)
+  141  the reader of standard output went away (| head)
 """
+#: What a shell reports for a process killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
+class HarkenGroup(click.Group):
+    """click exits 1 when standard output's reader goes away, which a CI
+    script would read as a failed rule; harken exits 141, as a shell does."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Nothing more can be written there; keep the exit-time flush quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
 
 
 @click.group(
+    cls=HarkenGroup,
     epilog=EXIT_CODES,
     context_settings={
         "help_option_names": ["-h", "--help"],

@@ -235,3 +235,27 @@ def test_synthetic_classes(tmp_path: Path) -> None:
     labels = {Path(r["path"]).stem: r["label"] for r in records(out)}
     assert labels["zeros"] == "silence"
     assert labels["white"] == "noise"
+
+
+def test_a_reader_that_goes_away_is_exit_141_not_a_failed_rule(
+    audio_dir: Path, tmp_path: Path
+) -> None:
+    """`harken scan ... | head` must not look like a failed --fail-on rule (1)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(tmp_path / "cache")}
+    for args in (["model", "show", "-f", "json"], ["scan", str(audio_dir), "-f", "jsonl"]):
+        with (tmp_path / "err.txt").open("w+") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from cli import main; main()", *args],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+            )
+            assert proc.stdout is not None
+            proc.stdout.close()  # the reader is gone before the first line
+            assert proc.wait(timeout=120) == 141
+            err.seek(0)
+            assert "Traceback" not in err.read()
