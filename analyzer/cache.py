@@ -76,9 +76,12 @@ def reset_store(directory: str) -> int:
     many paths were removed."""
     import shutil
 
+    folder = Path(directory)
+    if not (folder / "cache.db").exists():
+        return 0  # not a cache: nothing here is ours to remove
     removed = 0
-    for path in Path(directory).iterdir():
-        if path.name.startswith("cache.db"):
+    for path in folder.iterdir():
+        if path.name in ("cache.db", "cache.db-wal", "cache.db-shm"):
             path.unlink()
         elif path.is_dir() and re.fullmatch("[0-9a-f]{2}", path.name):
             shutil.rmtree(path)

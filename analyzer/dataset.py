@@ -44,6 +44,16 @@ class Dataset:
     def classes(self) -> list[str]:
         return sorted({c.label for c in self.clips})
 
+    def check_folds(self) -> None:
+        """Refuse a ``fold`` column that gives some clips a fold and not others
+        (for cross-validation; evaluation ignores folds)."""
+        lacking = [c.path for c in self.clips if c.fold is None]
+        if 0 < len(lacking) < len(self.clips):
+            raise UsageError(
+                f"{len(lacking)} of {len(self.clips)} clips have no fold ({lacking[0]}, ...);"
+                " give every clip a fold, or none"
+            )
+
 
 def read_manifest(manifest: str | Path) -> list[LabeledClip]:
     """Clips listed in a CSV manifest (see the module notes)."""
@@ -152,16 +162,10 @@ def load_dataset(
                 f"labels {', '.join(sorted(spellings))} differ only in case; they are"
                 " separate classes"
             )
-    with_fold = sum(c.fold is not None for c in clips)
-    if 0 < with_fold < len(clips):
-        lacking = next(c.path for c in clips if c.fold is None)
-        raise UsageError(
-            f"{len(clips) - with_fold} of {len(clips)} clips have no fold ({lacking}, ...);"
-            " give every clip a fold, or none"
-        )
     if len({c.label for c in clips}) < min_classes:
         raise UsageError("training needs at least two classes")
-    return Dataset(clips=clips, grouped=grouped, folded=with_fold > 0, warnings=tuple(warnings))
+    folded = all(c.fold is not None for c in clips)
+    return Dataset(clips=clips, grouped=grouped, folded=folded, warnings=tuple(warnings))
 
 
 def _regroup(clips: list[LabeledClip], group_pattern: str) -> tuple[list[LabeledClip], int]:

@@ -197,14 +197,17 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[
     precision, recall, _, support = precision_recall_fscore_support(
         y_true, y_pred, labels=classes, zero_division=0
     )
+    present = [c for c in classes if c in set(y_true.tolist()) | set(y_pred.tolist())]
     return {
         "n": len(y_true),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
         # scikit-learn's definition (mean recall over the classes present), without
         # its warning when a prediction names a class absent from y_true.
         "balanced_accuracy": round(float(np.mean(recall[support > 0])), 4),
+        # Over the classes that occur (as truth or answer): a model's other
+        # classes would count as zeros on data that lacks them.
         "macro_f1": round(
-            float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)), 4
+            float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4
         ),
         "per_class": {
             c: {"precision": round(float(p), 4), "recall": round(float(r), 4), "support": int(s)}

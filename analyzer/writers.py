@@ -153,6 +153,17 @@ def _output_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
+def is_special_output(path: str) -> bool:
+    """Whether ``path`` is a device, a FIFO or a descriptor (``/dev/stdout``,
+    ``/proc/self/fd/1``), to be written to as it is, never replaced."""
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)  # a symlink: its target
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[IO[str]]:
     """A text stream whose content replaces ``path`` only once it is complete.
@@ -161,15 +172,11 @@ def atomic_output(path: str) -> Iterator[IO[str]]:
     FIFO (``/dev/stdout``, a pipe) is written to directly: renaming over it
     would replace the device node itself.
     """
-    path = os.path.realpath(path)
-    try:
-        special = not stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        special = False
-    if special:
+    if is_special_output(path):
         with open(path, "w", encoding="utf-8", newline="") as handle:
             yield handle
         return
+    path = os.path.realpath(path)
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.options import cache_dir_option, format_option, print_json
+from cli.options import CountRange, cache_dir_option, format_option, print_json
 from cli.scan import HarkenUsageError
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -46,7 +46,7 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @cache_dir_option
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("-n", "--limit", type=CountRange(min=1), default=20, show_default=True)
 @format_option("table", "json")
 def runs_list(cache_dir: str | None, limit: int, format: str) -> None:
     """List runs, newest first; a running one shows its counts so far."""

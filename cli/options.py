@@ -32,6 +32,15 @@ class NumberRange(click.FloatRange):
         return number
 
 
+class CountRange(click.IntRange):
+    """``click.IntRange`` that refuses booleans (``jobs = true`` is not 1 job)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def format_option(*choices: str) -> Callable[[Any], Any]:
     """``-f/--format`` with ``choices``, the first one the default."""
     return click.option(

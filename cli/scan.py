@@ -18,7 +18,7 @@ import click
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
 from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
 from analyzer.writers import FORMATS
-from cli.options import NumberRange, cache_dir_option
+from cli.options import CountRange, NumberRange, cache_dir_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -97,6 +97,12 @@ def output_format(asked: str | None, output: str | None) -> str:
 
 def check_output_folder(output: str, option: str = "--output") -> None:
     """Refuse, before any work, an output whose folder does not exist or is read-only."""
+    from analyzer.writers import is_special_output
+
+    if is_special_output(output):  # /dev/stdout, a FIFO: written to, its folder untouched
+        if not os.access(output, os.W_OK):
+            raise click.BadParameter(f"{output!r} is not writable", param_hint=option)
+        return
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise click.BadParameter(f"folder {folder!r} does not exist", param_hint=option)
@@ -147,7 +153,7 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=CountRange(min=1),
     help="Worker processes [default: all cores; 1 runs in-process]; with --backend dask"
     " and no --scheduler, the LocalCluster's workers.",
 )
@@ -396,6 +402,8 @@ def scan_command(
     if not files:
         if not quiet:
             err.print("no audio files found")
+        if dry_run:
+            sys.exit(EXIT_OK)
         _emit([], format, output, segments=spec is not None)
         if junit:
             _write_junit([], {}, junit, 0.0)

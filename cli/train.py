@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.options import cache_dir_option, format_option, print_json
+from cli.options import CountRange, cache_dir_option, format_option, print_json
 from cli.scan import HarkenUsageError, OutputError
 
 DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
@@ -70,7 +70,7 @@ data_options = [
         metavar="REGEX",
         help="Group clips by this match in their file names (first group).",
     ),
-    click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes."),
+    click.option("-j", "--jobs", type=CountRange(min=1), help="Worker processes."),
     cache_dir_option,
     click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
     format_option("table", "json"),
@@ -101,14 +101,14 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--cv",
-    type=click.IntRange(min=2),
+    type=CountRange(min=2),
     default=5,
     show_default=True,
     help="Cross-validation folds (ignored when the manifest has a fold column).",
 )
 @click.option(
     "--augment",
-    type=click.IntRange(min=0),
+    type=CountRange(min=0),
     default=0,
     show_default=True,
     metavar="N",
@@ -179,6 +179,11 @@ def train_command(
     if cv_predictions:
         _check_writable(cv_predictions, "--cv-predictions")
     dataset = _dataset(data, manifest, group_pattern, min_classes=2)
+    if not folds_from:  # --folds-from replaces the fold column
+        try:
+            dataset.check_folds()
+        except HarkenError as exc:
+            raise HarkenUsageError(str(exc)) from None
     if UNKNOWN in dataset.classes:
         raise HarkenUsageError(
             f"the label {UNKNOWN!r} is what harken calls a result below"
@@ -229,14 +234,14 @@ def train_command(
     card = trained.card
     if note:
         card = {**card, "training": {**card["training"], "data": note}}
+    target = output
     try:
         ref = save_model(trained.ensemble, output, card)
         if cv_predictions:
+            target = cv_predictions
             _write_predictions(trained.predictions, cv_predictions)
     except OSError as exc:
-        raise OutputError(
-            f"could not write {exc.filename or output}: {exc.strerror or exc}"
-        ) from None
+        raise OutputError(f"could not write {target}: {exc.strerror or exc}") from None
     report = {**trained.report, "model": ref.model_id, "output": output}
     failures(err, report)
     if format == "json":

@@ -73,3 +73,31 @@ def test_the_ensemble_applies_its_temperature() -> None:
     assert explained.confidence == pytest.approx(with_temperature(mean, 0.5)[0].max(), abs=1e-6)
     del ensemble.temperature_  # as in a file written before calibration existed
     assert np.allclose(ensemble.predict_proba(X), mean)
+
+
+def test_training_calibrates_only_when_held_out_folds_say_it_helps(
+    truth: tuple[np.ndarray, np.ndarray],
+) -> None:
+    from analyzer.training import calibrate
+
+    logits, codes = truth
+    index = np.arange(len(codes)) % 3
+    folds = [(np.flatnonzero(index != k), np.flatnonzero(index == k)) for k in range(3)]
+    under = softmax(logits * 0.5)
+    member = under.copy()
+    tables = {"original": {"ensemble": under, "a": member}, "narrowband": {"ensemble": under}}
+    result = calibrate(tables, codes, folds)
+    assert result["temperature"] == pytest.approx(0.5, rel=0.1)
+    assert result["error"] < 0.02 < result["error_before"]  # scored on held-out folds
+    for table in tables.values():  # every condition's vote is calibrated ...
+        assert np.allclose(table["ensemble"], with_temperature(under, result["temperature"]))
+    assert tables["original"]["a"] is member  # ... and no member's probabilities
+    # Coin flips called at 0.5, right half the time: calibrated already, and
+    # no temperature can do better on held-out folds, so the vote stays.
+    coin = np.full((40, 2), 0.5)
+    halves = np.arange(40) % 2
+    tables = {"original": {"ensemble": coin}}
+    folds = [(np.flatnonzero(halves != k), np.flatnonzero(halves == k)) for k in range(2)]
+    result = calibrate(tables, np.arange(40) // 2 % 2, folds)
+    assert result == {"temperature": 1.0, "error_before": 0.0, "error": 0.0}
+    assert tables["original"]["ensemble"] is coin

@@ -259,3 +259,22 @@ def test_a_reader_that_goes_away_is_exit_141_not_a_failed_rule(
             assert proc.wait(timeout=120) == 141
             err.seek(0)
             assert "Traceback" not in err.read()
+
+
+def test_output_to_dev_stdout_through_a_pipe(audio_dir: Path, tmp_path: Path) -> None:
+    """`-o /dev/stdout | ...`: /dev/stdout resolves to a pipe, which is written to."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", "from cli import main; main()", "scan", str(audio_dir)]
+    done = subprocess.run(
+        [*command, "-f", "jsonl", "-o", "/dev/stdout", "-q", "--allow-errors"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(records(done.stdout)) == 5

@@ -55,6 +55,8 @@ def test_harken_toml_comes_first_and_env_beats_the_file(project: Path) -> None:
         ("jbos = 4\n", "unknown option 'jbos' for harken scan"),
         ("[nonsense]\nx = 1\n", "[nonsense] is not a harken command"),
         ("jobs = \n", "cannot read"),
+        ("jobs = true\n", "True is not a number"),  # not 1 job
+        ("timeout = true\n", "True is not a number"),  # not 1 s
     ],
 )
 def test_bad_config_is_a_usage_error(project: Path, text: str, message: str) -> None:

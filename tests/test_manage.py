@@ -125,6 +125,7 @@ def test_a_damaged_cache_is_reset_by_clear(folder: Path, tmp_path: Path) -> None
     damaged.mkdir()
     (damaged / "cache.db").write_text("not a database")
     (damaged / "runs").mkdir()  # the run history beside it stays
+    (damaged / "cache.db.bak").write_text("the user's")  # and so does what is not diskcache's
     where = ("--cache-dir", str(damaged))
     for args in (("info",), ("prune", "--older-than", "1d")):
         code, _, err = invoke("cache", *args, *where)
@@ -132,7 +133,8 @@ def test_a_damaged_cache_is_reset_by_clear(folder: Path, tmp_path: Path) -> None
         assert "Warning" not in err
     code, out, _ = invoke("cache", "clear", *where)
     assert code == 0 and "reset" in out
-    assert (damaged / "runs").is_dir()
+    assert (damaged / "runs").is_dir() and (damaged / "cache.db.bak").exists()
+    assert not (damaged / "cache.db").exists()
     assert invoke("scan", str(folder), "-j", "1", "-q", *where)[0] == 0
     info = json.loads(invoke("cache", "info", "-f", "json", *where)[1])
     assert info["usable"] and info["entries"] > 0

@@ -237,11 +237,27 @@ def test_partial_groups_are_pointed_out(
     assert code == 0 and warning in err
 
 
-def test_a_fold_column_must_give_every_clip_a_fold(labeled: Path, tmp_path: Path) -> None:
+def test_a_fold_column_must_give_every_clip_a_fold(
+    model: Path, labeled: Path, tmp_path: Path
+) -> None:
     manifest = tmp_path / "data.csv"
     write_manifest(labeled, manifest, "fold", lambda i, _: "" if i == 4 else 1 + i % 3)
     code, _, err = invoke("train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"))
     assert code == EXIT_USAGE and "1 of 18 clips have no fold" in err
+    code, _, err = invoke("evaluate", "--manifest", str(manifest), "--model", str(model), "-q")
+    assert code == 0, err  # evaluation has no use for folds
+
+
+def test_macro_f1_counts_only_the_classes_that_occur() -> None:
+    import numpy as np
+
+    from analyzer.training import metrics
+
+    perfect = np.array(["speech"] * 6)
+    m = metrics(perfect, perfect, ["music", "noise", "silence", "speech"])
+    assert m["accuracy"] == m["balanced_accuracy"] == m["macro_f1"] == 1.0
+    m = metrics(np.array(["a", "a"]), np.array(["a", "b"]), ["a", "b", "c"])
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0) / 2, abs=1e-4)  # "b" was answered
 
 
 def test_folds_beyond_the_groups_are_reduced_with_a_note(labeled: Path, tmp_path: Path) -> None:

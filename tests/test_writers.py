@@ -293,7 +293,8 @@ def test_atomic_output_writes_into_a_fifo_instead_of_replacing_it(tmp_path: Path
     fifo = tmp_path / "out.csv"
     os.mkfifo(fifo)
     received: list[str] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    # A daemon: were the FIFO renamed over, the reader would wait forever.
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
     reader.start()
     with writers.atomic_output(str(fifo)) as handle:
         handle.write("through the pipe\n")
