@@ -447,7 +447,8 @@ def train(
 
     The report has, per member and for the ensemble, accuracy, balanced
     accuracy, macro-F1, per-class precision and recall and the confusion
-    matrix; the card also records the chosen ``unknown_threshold``.
+    matrix; the card also records the vote's calibration (``calibrate``) and
+    the chosen ``unknown_threshold``. Byte-identical clips share a group.
 
     ``augment`` adds that many augmented copies of every training clip
     (``analyzer.augment``) to every fit, and scores the models again on the
