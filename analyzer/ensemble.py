@@ -115,17 +115,17 @@ class VotingEnsemble(ClassifierMixin, BaseEstimator):
     def explain(self, X: np.ndarray) -> list[Prediction]:
         """Label, confidence, probabilities, votes and agreement for each row."""
         per_member = self.member_probabilities(X)
-        mean = self._vote(per_member)
+        proba = self._vote(per_member)
         classes = [str(c) for c in self.classes_]
         results = []
         for i in range(X.shape[0]):
-            best = int(np.argmax(mean[i]))
+            best = int(np.argmax(proba[i]))
             votes = {name: classes[int(np.argmax(p[i]))] for name, p in per_member.items()}
             results.append(
                 Prediction(
                     label=classes[best],
-                    confidence=round(float(mean[i, best]), 6),
-                    probabilities={c: round(float(mean[i, k]), 6) for k, c in enumerate(classes)},
+                    confidence=round(float(proba[i, best]), 6),
+                    probabilities={c: round(float(proba[i, k]), 6) for k, c in enumerate(classes)},
                     votes=votes,
                     agreement=sum(v == classes[best] for v in votes.values()),
                 )

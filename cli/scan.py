@@ -95,8 +95,12 @@ def output_format(asked: str | None, output: str | None) -> str:
     return "table"
 
 
-def check_output_folder(output: str, option: str = "--output") -> None:
-    """Refuse, before any work, an output whose folder does not exist or is read-only."""
+def check_output_folder(output: str, option: str = "--output", *, create: bool = False) -> None:
+    """Refuse, before any work, an output that cannot be written: its folder
+    is missing (made instead with ``create``) or a file cannot be made there.
+    A probe file, not ``os.access``: root passes every access check, even on /proc."""
+    import tempfile
+
     from analyzer.writers import is_special_output
 
     if is_special_output(output):  # /dev/stdout, a FIFO: written to, its folder untouched
@@ -104,10 +108,18 @@ def check_output_folder(output: str, option: str = "--output") -> None:
             raise click.BadParameter(f"{output!r} is not writable", param_hint=option)
         return
     folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder):
-        raise click.BadParameter(f"folder {folder!r} does not exist", param_hint=option)
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"folder {folder!r} is not writable", param_hint=option)
+    try:
+        if create:
+            os.makedirs(folder, exist_ok=True)
+        elif not os.path.isdir(folder):
+            raise click.BadParameter(f"folder {folder!r} does not exist", param_hint=option)
+        fd, probe = tempfile.mkstemp(prefix=".harken-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write to folder {folder!r}: {exc.strerror or exc}", param_hint=option
+        ) from None
 
 
 @contextmanager

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from cli.options import CountRange, cache_dir_option, format_option, print_json
-from cli.scan import HarkenUsageError, OutputError
+from cli.scan import HarkenUsageError, OutputError, check_output_folder
 
 DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
 
@@ -27,21 +25,6 @@ def _dataset(
         )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
-
-
-def _check_writable(path: str, option: str) -> None:
-    """Refuse, before any work, an output that cannot be written (its folder
-    is made if missing, as the model's would be)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".harken-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise click.BadParameter(
-            f"cannot write to {folder!r}: {exc.strerror or exc}", param_hint=option
-        ) from None
 
 
 def _progress(total: int, quiet: bool) -> tuple[Any, Callable[[bool], None]]:
@@ -175,9 +158,9 @@ def train_command(
         )
     if folds_from and not manifest:
         raise click.UsageError("--folds-from needs --manifest (it names one of its columns)")
-    _check_writable(output, "--output")
+    check_output_folder(output, "--output", create=True)  # save_model would make it
     if cv_predictions:
-        _check_writable(cv_predictions, "--cv-predictions")
+        check_output_folder(cv_predictions, "--cv-predictions", create=True)
     dataset = _dataset(data, manifest, group_pattern, min_classes=2)
     if not folds_from:  # --folds-from replaces the fold column
         try:
@@ -194,11 +177,10 @@ def train_command(
         err.print(
             "WARNING: no groups given (manifest 'group' column or --group-pattern): clips"
             " cut from one recording may land on both sides of a fold, and the scores"
-            " below may be too optimistic.",
-            markup=False,
+            " below may be too optimistic."
         )
     for warning in dataset.warnings:
-        err.print(f"WARNING: {warning}", markup=False)
+        err.print(f"WARNING: {warning}")
     progress, tick = _progress(len(dataset.clips), quiet)
     try:
         with progress:
@@ -219,18 +201,16 @@ def train_command(
         err.print(
             f"WARNING: {trained.report['identical_clips_across_folds']} clips have a"
             " byte-identical copy in another of the given folds: the scores may be too"
-            " optimistic.",
-            markup=False,
+            " optimistic."
         )
     if trained.report["identical_clips_joined"]:
         err.print(
             f"note: {trained.report['identical_clips_joined']} clips are byte-identical to"
-            " a clip of another group; each such set was made one group",
-            markup=False,
+            " a clip of another group; each such set was made one group"
         )
     folds = trained.report["folds"]
     if trained.report["fold_source"] in ("grouped", "files") and folds < cv:
-        err.print(f"note: {folds} folds, not {cv}: a class has only {folds} groups", markup=False)
+        err.print(f"note: {folds} folds, not {cv}: a class has only {folds} groups")
     card = trained.card
     if note:
         card = {**card, "training": {**card["training"], "data": note}}
