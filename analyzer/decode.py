@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,18 @@ MEMORY_PER_SECOND = 16 << 10
 GROWING_SECONDS = 1200.0
 
 Sink = Callable[[np.ndarray], None]
+
+#: libsndfile trims a PCM container's data chunk to the bytes present and logs
+#: the size its header declared: ``data : 64000 (should be 31978)``.
+_TRIMMED_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should be (\d+)\)", re.M)
+#: Declared sizes from here up are placeholders of writers that could not seek
+#: back (streamed WAV, RF64), not a promise.
+_PLACEHOLDER_SIZE = 0x7FFFF000
+#: An MP3 decoding to less than this share of the frames its Xing/Info frame
+#: counts was cut short (decoders differ by a frame or two at the ends).
+MP3_SHORTFALL = 0.98
+#: An Ogg page is at most 65307 bytes; the last one lies within this tail.
+_OGG_TAIL = 65536 + 282
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,47 @@ def open_error(path: str, exc: Exception) -> DecodeError:
 
 #: libsndfile refuses file names of this many bytes or more.
 SNDFILE_MAX_PATH = 1024
+
+
+def declared_shortfall(audio: sf.SoundFile) -> float:
+    """The share of a PCM container's declared audio data that is missing
+    from the file (0 when none is, or the format does not say)."""
+    match = _TRIMMED_CHUNK.search(audio.extra_info)
+    if match is None:
+        return 0.0
+    declared, present = int(match[1]), int(match[2])
+    if declared == 0 or declared >= _PLACEHOLDER_SIZE or declared - present <= 64:
+        # (a missing pad byte or so is no loss)
+        return 0.0
+    return (declared - present) / declared
+
+
+def ogg_is_complete(path: str) -> bool:
+    """Whether the Ogg file ends with a whole page flagged end-of-stream:
+    encoders always write one, so a file without it was cut short."""
+    with open(path, "rb") as file:
+        file.seek(max(0, os.fstat(file.fileno()).st_size - _OGG_TAIL))
+        tail = file.read()
+    start = tail.rfind(b"OggS")
+    if start < 0 or len(tail) < start + 27:
+        return False
+    flags, segments = tail[start + 5], tail[start + 26]
+    lacing = tail[start + 27 : start + 27 + segments]
+    page_end = start + 27 + segments + sum(lacing)
+    return bool(flags & 0x04) and len(lacing) == segments and page_end <= len(tail)
+
+
+def mp3_declares_length(path: str) -> bool:
+    """Whether the MP3's first frame is a Xing/Info frame, which counts the
+    frames exactly; without one the decoder only estimates the length."""
+    with open(path, "rb") as file:
+        head = file.read(10)
+        start = 0
+        if head[:3] == b"ID3" and len(head) == 10:  # skip an ID3v2 tag (syncsafe size)
+            start = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
+        file.seek(start)
+        frame = file.read(200)
+    return b"Xing" in frame or b"Info" in frame
 
 
 def _openable(path: str) -> str | BinaryIO:
@@ -122,7 +176,8 @@ def decode(
     ------
     DecodeError
         With a kind (``not_found``, ``permission``, ``not_a_file``, ``empty``,
-        ``unsupported``, ``too_long``, ``memory``, ``corrupt``, ``invalid_samples``).
+        ``unsupported``, ``truncated``, ``too_long``, ``memory``, ``corrupt``,
+        ``invalid_samples``).
     """
     with contextlib.ExitStack() as stack:
         try:
@@ -138,6 +193,13 @@ def decode(
                 "corrupt", f"{path}: the header declares {rate} Hz, {channels} channels"
             )
         seconds = declared / rate
+        missing = declared_shortfall(audio)
+        if missing > 0:
+            raise DecodeError(
+                "truncated",
+                f"{path}: the file is cut short: its header declares"
+                f" {seconds / (1 - missing):.2f} s of audio, it holds {seconds:.2f} s",
+            )
         if seconds > max_duration:
             raise DecodeError(
                 "too_long",
@@ -178,6 +240,22 @@ def decode(
             sink(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         if meter.frames == 0:
             raise DecodeError("empty", f"{path}: the file holds no audio frames")
+        if (
+            audio.format == "MP3"
+            and meter.frames < MP3_SHORTFALL * declared
+            and mp3_declares_length(path)
+        ):
+            raise DecodeError(
+                "truncated",
+                f"{path}: the file is cut short: its header declares {seconds:.2f} s"
+                f" of audio, it holds {meter.frames / rate:.2f} s",
+            )
+        if audio.format == "OGG" and not ogg_is_complete(path):
+            raise DecodeError(
+                "truncated",
+                f"{path}: the file is cut short: its Ogg stream stops after"
+                f" {meter.frames / rate:.2f} s without its last page",
+            )
         return meter.facts(channels=channels, format=audio.format, subtype=audio.subtype)
 
 

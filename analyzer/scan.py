@@ -36,7 +36,7 @@ from analyzer.results import (
 from analyzer.segments import SegmentSpec
 
 #: Error kinds that depend only on the file's bytes, so they are cached with it.
-CACHEABLE_ERRORS = frozenset({"empty", "unsupported", "corrupt", "invalid_samples"})
+CACHEABLE_ERRORS = frozenset({"empty", "unsupported", "truncated", "corrupt", "invalid_samples"})
 
 
 @dataclass(frozen=True)

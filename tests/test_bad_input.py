@@ -147,6 +147,9 @@ def fifo(path: Path) -> None:
 
 GOOD_WAV = encoded(chord(1.0, seed=1), "WAV", "PCM_16")
 GOOD_FLAC = encoded(chord(2.0, seed=2), "FLAC")
+GOOD_AIFF = encoded(chord(1.0, seed=6), "AIFF", "PCM_16")
+GOOD_AU = encoded(chord(1.0, seed=7), "AU", "PCM_16")
+GOOD_MP3 = encoded(chord(2.0, seed=8), "MP3")
 SHORT_OGG = encoded(noise(1.0, seed=3), "OGG", "VORBIS")
 LONG_OGG = encoded(noise(3.0, seed=4), "OGG", "VORBIS")
 ONE_SECOND_PCM = pcm16(tone(1.0))
@@ -199,22 +202,22 @@ DAMAGED = [
     error("empty-0-bytes-again", "damaged/empty-again.wav", raw(b""), "empty"),
     error("one-byte", "damaged/one-byte.wav", raw(b"R"), "unsupported"),
     error("header-only-wav", "damaged/header-only.wav", raw(wav_header(0)), "empty"),
+    # libsndfile trims a PCM container's data to the bytes present and logs
+    # what the header declared: the shortfall is the reason.
+    error("truncated-wav", "damaged/truncated.wav", truncated(GOOD_WAV), "truncated"),
+    error("truncated-aiff", "damaged/truncated.aiff", truncated(GOOD_AIFF), "truncated"),
+    error("truncated-au", "damaged/truncated.au", truncated(GOOD_AU), "truncated"),
     ok(
-        "truncated-wav",
-        "damaged/truncated.wav",
-        truncated(GOOD_WAV),
-        note="libsndfile trims a WAV's data chunk to the bytes present: the half is audio",
-        format="WAV",
-        frames=(len(GOOD_WAV) // 2 - 44) // 2,
+        "wav-missing-pad-byte",
+        "damaged/missing-pad-byte.wav",
+        raw(wav_header(len(ONE_SECOND_PCM) + 1) + ONE_SECOND_PCM),
+        note="an odd data size whose pad byte is missing loses nothing",
+        frames=16000,
     ),
     error("truncated-flac", "damaged/truncated.flac", truncated(GOOD_FLAC), "corrupt"),
-    ok(
-        "truncated-ogg",
-        "damaged/truncated.ogg",
-        truncated(LONG_OGG),
-        note="the complete Ogg pages before the cut decode; the torn page is dropped",
-        format="OGG",
-    ),
+    # The complete pages before the cut decode, but the last page (flagged
+    # end-of-stream) is missing.
+    error("truncated-ogg", "damaged/truncated.ogg", truncated(LONG_OGG), "truncated"),
     error(
         "truncated-short-ogg",
         "damaged/truncated-short.ogg",
@@ -222,7 +225,11 @@ DAMAGED = [
         # No complete audio page survives the cut, so libsndfile sees 0 frames.
         "empty",
         "corrupt",
+        "truncated",
     ),
+    # Its Xing frame counts the frames, so the shortfall shows.
+    error("truncated-mp3", "damaged/truncated.mp3", truncated(GOOD_MP3), "truncated"),
+    ok("good-mp3", "damaged/complete.mp3", raw(GOOD_MP3), format="MP3", frames=32000),
 ]
 
 WRONG_CONTENT = [
@@ -245,7 +252,14 @@ LYING_HEADERS = [
         "wav-claims-huge-data",
         "headers/huge-data-chunk.wav",
         raw(wav_header(0xFFFFFFF0) + ONE_SECOND_PCM),
-        note="libsndfile trims the claimed data chunk to the file: the real second decodes",
+        note="a size near 4 GiB is a streaming writer's placeholder: the second decodes",
+        frames=16000,
+    ),
+    ok(
+        "wav-streamed-unknown-size",
+        "headers/streamed.wav",
+        raw(wav_header(0xFFFFFFFF) + ONE_SECOND_PCM),
+        note="what a writer that cannot seek back leaves in the header",
         frames=16000,
     ),
     error(
@@ -528,6 +542,8 @@ def test_specific_messages(tree: Path, scans: Callable[[str], Scan]) -> None:
     assert "--max-duration" in row["error"]["message"]
     row = result.row(str(tree / "fs" / "fifo.wav"))
     assert "not a regular file" in row["error"]["message"]
+    row = result.row(str(tree / "damaged" / "truncated.wav"))
+    assert "declares 1.00 s of audio, it holds 0.50 s" in row["error"]["message"]
 
 
 # --- Tests: outside the shared folder -----------------------------------------------------
