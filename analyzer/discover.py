@@ -16,8 +16,23 @@ from pathlib import Path
 DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 
 
+def _globstar_forms(pattern: str) -> list[str]:
+    """``pattern`` and its forms with any ``**/`` matching no folder, so
+    ``**/*.wav`` also takes ``a.wav`` and ``a/**/b.wav`` takes ``a/b.wav``, as
+    in shells and .gitignore (``fnmatch``'s ``*`` already crosses ``/``)."""
+    at = pattern.find("**/")
+    if at < 0:
+        return [pattern]
+    head, rest = pattern[:at], _globstar_forms(pattern[at + 3 :])
+    return [*(f"{head}**/{tail}" for tail in rest), *(head + tail for tail in rest)]
+
+
 def _matches(rel: str, name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
+    return any(
+        fnmatch.fnmatchcase(name, form) or fnmatch.fnmatchcase(rel, form)
+        for pattern in patterns
+        for form in _globstar_forms(pattern)
+    )
 
 
 def _wanted(rel: str, name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:

@@ -105,6 +105,16 @@ def test_include_matches_the_relative_path(tmp_path: Path) -> None:
     assert found == ["keep/a.wav"]
 
 
+def test_globstar_matches_zero_or_more_folders(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "x/b.wav", "x/y/c.wav", "keep/d.wav", "keep/in/e.wav", "f.raw")
+    found = rel(discover([tmp_path], include=("**/*.wav",)), tmp_path)
+    assert found == ["a.wav", "keep/d.wav", "keep/in/e.wav", "x/b.wav", "x/y/c.wav"]
+    found = rel(discover([tmp_path], include=("keep/**/*.wav",)), tmp_path)
+    assert found == ["keep/d.wav", "keep/in/e.wav"]
+    found = rel(discover([tmp_path], exclude=("**/y/**",)), tmp_path)
+    assert "x/y/c.wav" not in found and "x/b.wav" in found
+
+
 def test_exclude_matches_the_file_name(tmp_path: Path) -> None:
     touch(tmp_path, "a.wav", "b.flac", "sub/c.flac", "sub/d.wav")
     found = rel(discover([tmp_path], exclude=("*.flac",)), tmp_path)
