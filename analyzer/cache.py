@@ -269,7 +269,9 @@ class ResultCache:
 def enforce_cache_limit(directory: str, size_limit: int | None) -> int:
     """Evict the oldest entries of the cache at ``directory`` beyond its size limit;
     returns how many were removed (to be reported, never silent)."""
-    cache = ResultCache(directory, size_limit=size_limit)
+    with warnings.catch_warnings():  # a cache that cannot be used was reported by the run
+        warnings.simplefilter("ignore", CacheWarning)
+        cache = ResultCache(directory, size_limit=size_limit)
     try:
         return cache.evict_to_limit()
     finally:

@@ -160,6 +160,19 @@ def test_cache_dir_option(audio_dir: Path, tmp_path: Path) -> None:
     assert (target / "cache.db").exists()
 
 
+def test_a_damaged_cache_is_reported_once_and_the_scan_goes_on(
+    audio_dir: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "damaged"
+    target.mkdir()
+    (target / "cache.db").write_bytes(b"not a database\n" * 100)
+    code, stdout, stderr = run(
+        str(audio_dir), "-j", "1", "-q", "-f", "jsonl", "--cache-dir", str(target)
+    )
+    assert code == 0 and len(records(stdout)) == len(list(audio_dir.iterdir()))
+    assert stderr.count("cannot be used") == 1
+
+
 def test_include_exclude_and_files_from(audio_dir: Path, tmp_path: Path) -> None:
     (audio_dir / "notes.txt").write_text("not audio")
     _, out, _ = run(str(audio_dir), "-j", "1", "-f", "jsonl", "--include", "*.wav")
