@@ -192,6 +192,24 @@ def _calibration(calibration: dict[str, float]) -> str:
     )
 
 
+def _training_data(training: dict[str, Any]) -> str:
+    """Counts per class, groups and augmentation on one line, then the note."""
+    counts = training.get("clips_per_class", {})
+    parts = [
+        f"{sum(counts.values())} clips ("
+        + ", ".join(f"{label} {n}" for label, n in counts.items())
+        + ")",
+        f"{training.get('groups', '?')} groups",
+    ]
+    if training.get("augmented_copies"):
+        copies = training["augmented_copies"]
+        parts.append(f"{copies} augmented cop{'y' if copies == 1 else 'ies'} of each clip")
+    known = {"clips_per_class", "groups", "augmented_copies", "data"}
+    parts += [f"{k} {json.dumps(v)}" for k, v in sorted(training.items()) if k not in known]
+    line = "; ".join(parts)
+    return f"{line}\n{training['data']}" if training.get("data") else line
+
+
 def model_card(console: Console, card: dict[str, Any]) -> None:
     """The model card as a two-column table."""
     table = Table(show_header=False, show_edge=False)
@@ -208,7 +226,7 @@ def model_card(console: Console, card: dict[str, Any]) -> None:
         ("features", ", ".join(f"{k}={v}" for k, v in card["feature_config"].items())),
         ("versions", ", ".join(f"{k} {v}" for k, v in card.get("versions", {}).items())),
         ("created", card.get("created", "")),
-        ("training data", json.dumps(card.get("training", {}), sort_keys=True)),
+        ("training data", _training_data(card.get("training", {}))),
         (
             "cross-validation",
             ", ".join(

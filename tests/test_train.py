@@ -170,6 +170,9 @@ def test_min_confidence_labels_unknown(labeled: Path) -> None:
 def test_default_model_card() -> None:
     code, out, _ = invoke("model", "show")
     assert code == 0 and "harken-default@" in out and "speech" in out
+    flat = " ".join(out.replace("│", " ").split())
+    assert "clips (music " in flat and " groups; 1 augmented copy of each clip" in flat
+    assert "TRAINING-DATA.md" in flat and "{" not in flat  # read as text, not JSON
 
 
 def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
