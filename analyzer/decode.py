@@ -104,17 +104,23 @@ def declared_shortfall(audio: sf.SoundFile) -> float:
 
 def ogg_is_complete(path: str) -> bool:
     """Whether the Ogg file ends with a whole page flagged end-of-stream:
-    encoders always write one, so a file without it was cut short."""
+    encoders always write one, so a file without it was cut short.
+
+    The last page is the last ``OggS`` in the tail that parses as a page
+    ending within the file (the bytes ``OggS`` may occur inside a packet too).
+    """
     with open(path, "rb") as file:
         file.seek(max(0, os.fstat(file.fileno()).st_size - _OGG_TAIL))
         tail = file.read()
-    start = tail.rfind(b"OggS")
-    if start < 0 or len(tail) < start + 27:
-        return False
-    flags, segments = tail[start + 5], tail[start + 26]
-    lacing = tail[start + 27 : start + 27 + segments]
-    page_end = start + 27 + segments + sum(lacing)
-    return bool(flags & 0x04) and len(lacing) == segments and page_end <= len(tail)
+    start = len(tail)
+    while (start := tail.rfind(b"OggS", 0, start)) >= 0:
+        if len(tail) < start + 27 or tail[start + 4] != 0:  # stream structure version 0
+            continue
+        segments = tail[start + 26]
+        lacing = tail[start + 27 : start + 27 + segments]
+        if len(lacing) == segments and start + 27 + segments + sum(lacing) <= len(tail):
+            return bool(tail[start + 5] & 0x04)
+    return False
 
 
 def mp3_declares_length(path: str) -> bool:
