@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analyzer.decode import BLOCK_FRAMES, Decoded, decode_signal
+from analyzer.decode import BLOCK_FRAMES, Decoded, decode_signal, ogg_is_complete
 from analyzer.errors import DecodeError, HarkenError
 from analyzer.quality import SignalMeter, to_dbfs
 from analyzer.results import SignalFacts
@@ -412,3 +412,21 @@ def test_a_truncated_flac_is_an_error_not_a_crash(tmp_path: Path) -> None:
     bad = tmp_path / "truncated.flac"
     bad.write_bytes(data[:40])
     assert kind_of(bad) in {"unsupported", "corrupt", "empty"}
+
+
+# --- a file cut short ----------------------------------------------------------------------
+
+
+def test_bytes_that_look_like_an_ogg_page_do_not_hide_the_last_page(tmp_path: Path) -> None:
+    path = tmp_path / "a.ogg"
+    write(path, noise(3.0), 16000, format="OGG", subtype="VORBIS")
+    good = path.read_bytes()
+    assert ogg_is_complete(str(path))
+    for junk in (b"OggS", b"OggS\x00\x04" + bytes(20) + b"\x05" + b"\xff" * 5):  # no whole page
+        path.write_bytes(good + junk)
+        assert ogg_is_complete(str(path))
+    path.write_bytes(good[: len(good) * 3 // 4])
+    assert not ogg_is_complete(str(path))
+    with pytest.raises(DecodeError, match="without its last page") as caught:
+        decode_signal(str(path), target_rate=16000, max_duration=60)
+    assert caught.value.kind == "truncated"
