@@ -15,7 +15,7 @@ from typing import Any
 
 #: Bump when decoding, signal facts or feature code change the numbers for
 #: the same config: it is part of every cache key and of every model card.
-FEATURE_CODE_VERSION = 6
+FEATURE_CODE_VERSION = 8
 #: Libraries whose versions can change the numbers, hence part of the key.
 KEYED_LIBRARIES = ("librosa", "numpy", "scipy", "soundfile", "soxr")
 

@@ -4,7 +4,8 @@
 cache key built from them. ``FeatureStream`` turns a mono signal, pushed in
 blocks, into per-frame descriptors (every spectral one from the same STFT
 frames), summarised by mean, standard deviation and percentiles, then the
-texture of the whole stretch (``analyzer.texture``).
+texture of the whole stretch (``analyzer.texture``). Digital silence at
+either end of a file is left out of its summary (``QUIET_EDGE_DB``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,46 @@ def spectral_change(deltas: np.ndarray) -> np.ndarray:
     """How fast the spectral envelope moves: the norm of each frame's MFCC
     deltas, leaving out the first (loudness), ``[shape=(n_frames,)]``."""
     return np.sqrt(np.square(deltas[1:], dtype=np.float32).sum(axis=0))
+
+
+#: Frames quieter than this (RMS, dBFS) at either end of a file are left out of
+#: its summary, unless they are most of it: padding, an MP3 decoder's delay or
+#: a track's lead-in say nothing of its content. (The corpus's music never
+#: starts with digital silence while its speech and effects often do; a model
+#: counted on it: 200 ms of leading zeros sent a third of the corpus's own
+#: music clips to noise or speech.)
+QUIET_EDGE_DB = -80.0
+
+
+def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = True) -> np.ndarray:
+    """Descriptor columns ``[shape=(n_rows, frames)]`` without the frames under
+    ``QUIET_EDGE_DB`` at the start (and, with ``end``, the end); all of them
+    when those are most of the frames: a file of digital silence and a
+    moment of sound is silence, as a listener would say.
+
+    The frames next to a cut are then measured as at a file's own edges: the
+    first has no onset, and the MFCC deltas near a cut (and the change made
+    of them) are fitted within the frames kept, not across the silence.
+    """
+    names = config.descriptor_names()
+    loud = np.flatnonzero(rows[names.index("rms_db")] > QUIET_EDGE_DB)
+    if loud.size == 0:
+        return rows
+    first, last = int(loud[0]), int(loud[-1]) + 1 if end else rows.shape[1]
+    if (first == 0 and last == rows.shape[1]) or 2 * (last - first) < rows.shape[1]:
+        return rows
+    kept = rows[:, first:last].copy()
+    n_mfcc, width = config.n_mfcc, kept.shape[1]
+    deltas = spectral.delta(kept[:n_mfcc])
+    near_cut = np.zeros(width, dtype=bool)
+    if first > 0:
+        kept[names.index("onset"), 0] = 0.0
+        near_cut[:DELTA_CONTEXT] = True
+    if last < rows.shape[1]:
+        near_cut[width - DELTA_CONTEXT :] = True
+    kept[n_mfcc : 2 * n_mfcc, near_cut] = deltas[:, near_cut]
+    kept[names.index("change"), near_cut] = spectral_change(deltas[:, near_cut])
+    return kept
 
 
 #: Frames whose descriptors are all kept for an exact summary: 2**15 frames is
@@ -240,7 +281,9 @@ class _Summary:
     """The file-level summary of descriptor columns that arrive in chunks.
 
     Up to ``keep`` frames every column is kept and the vector is exactly
-    ``summarise`` over all of them. Beyond, memory stays bounded: means and
+    ``summarise`` over all of them but the quiet ones at either end
+    (``without_quiet_edges``). Beyond, where only quiet frames at the start
+    are left out, memory stays bounded: means and
     standard deviations stay exact (running float64 moments, merged per
     chunk), while percentiles come from a systematic sample of the frames,
     every ``stride``-th one, with the stride doubled whenever the sample
@@ -270,6 +313,7 @@ class _Summary:
         if self.exact:  # switch to bounded: moments of what is kept, then sample it
             self.exact = False
             kept, self.chunks, self.count = np.concatenate(self.chunks, axis=1), [], 0
+            kept = without_quiet_edges(kept, self.config, end=False)
             self._moments(kept)
             self.block = [kept[list(_texture_rows(self.config))]]
             self._texture_block()
@@ -314,7 +358,8 @@ class _Summary:
 
     def vector(self) -> np.ndarray:
         if self.exact:  # one 2-D table: a call per statistic, not per row
-            return summarise(np.concatenate(self.chunks, axis=1), self.config)
+            frames = np.concatenate(self.chunks, axis=1)
+            return summarise(without_quiet_edges(frames, self.config), self.config)
         assert self.mean is not None and self.m2 is not None
         sample = np.concatenate(self.chunks, axis=1)
         std = np.sqrt(np.maximum(self.m2, 0.0) / self.count)

@@ -1,8 +1,9 @@
 """Segment timelines: what is heard when in a recording.
 
 A file is cut into windows of ``window`` seconds every ``hop`` seconds. Each
-window gets a feature vector (``summarise`` over the window's frames, so it
-is what the model sees for a clip of that length) and the model's
+window gets a feature vector (``summarise`` over the window's frames, without
+digital silence at its ends unless that is most of it, so it is what the
+model sees for a clip of that length) and the model's
 probabilities. A sticky hidden Markov model (Viterbi over the windows'
 probabilities, with a small probability of a change of class from one window
 to the next) smooths the labels, so a timeline does not flicker at window
@@ -131,10 +132,11 @@ class WindowVectors:
             self._first += drop
 
     def _emit(self, first: int, end: int) -> None:
-        from analyzer.features import summarise
+        from analyzer.features import summarise, without_quiet_edges
 
         lo, hi = first - self._first, end - self._first
-        self.vectors.append(summarise(self._frames[:, lo:hi], self.config))
+        frames = without_quiet_edges(self._frames[:, lo:hi], self.config)
+        self.vectors.append(summarise(frames, self.config))
 
     def finish(self, samples: int) -> np.ndarray:
         """The vectors of every window, ``[shape=(n_windows, n_features)]``.

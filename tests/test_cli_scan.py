@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -238,6 +239,32 @@ def test_examples_are_labeled_right() -> None:
     assert len(rows) >= 8
     for row in rows:
         assert Path(row["path"]).name.split("-")[0] == row["label"], row
+
+
+def test_examples_in_other_formats_rates_and_with_silent_ends(tmp_path: Path) -> None:
+    """What users' files look like and the corpus's do not: another rate and
+    container, an MP3 decoder's delay, and digital silence before and after
+    (the corpus's music never has any; a model that learned so called such
+    music noise)."""
+    import soundfile as sf
+    import soxr
+
+    for clip in sorted((REPO / "examples" / "audio").glob("*.ogg")):
+        signal, rate = sf.read(clip, dtype="float32")
+        for name, out_rate, fmt, pad in (
+            ("padded", 44100, "WAV", 0.5),
+            ("mp3", 22050, "MP3", 0.0),
+            ("narrow", 8000, "FLAC", 0.2),
+        ):
+            converted = soxr.resample(signal, rate, out_rate)
+            zeros = np.zeros(int(pad * out_rate), dtype=np.float32)
+            target = tmp_path / name / f"{clip.stem}.{fmt.lower()}"
+            write(target, np.concatenate([zeros, converted, zeros]), out_rate, format=fmt)
+    code, out, _ = run(str(tmp_path), "-j", "2", "-f", "jsonl")
+    rows = records(out)
+    assert code == 0 and len(rows) == 3 * len(list((REPO / "examples" / "audio").glob("*.ogg")))
+    wrong = [r["path"] for r in rows if Path(r["path"]).name.split("-")[0] != r["label"]]
+    assert wrong == []
 
 
 def test_synthetic_classes(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analyzer.featureconfig import TEXTURE_NAMES
-from analyzer.features import FeatureConfig, FeatureStream, extract
+from analyzer.features import FeatureConfig, FeatureStream, extract, summarise
 
 from signals import chord, noise, silence, tone
 
@@ -190,6 +190,58 @@ def test_the_vector_means_what_its_names_say() -> None:
     low = extract(tone(1.0, freq=200.0), config)[zcr]
     high = extract(tone(1.0, freq=4000.0), config)[zcr]
     assert high > 5 * low
+
+
+def padded(signal: np.ndarray, lead: float, trail: float, rate: int = 16000) -> np.ndarray:
+    zeros = np.zeros(int(lead * rate), np.float32), np.zeros(int(trail * rate), np.float32)
+    return np.concatenate([zeros[0], signal, zeros[1]]).astype(np.float32)
+
+
+def test_digital_silence_at_the_ends_is_left_out_of_the_summary() -> None:
+    config = FeatureConfig()
+    names = config.feature_names()
+    sound = chord(1.25, seed=3)[:16000]  # a second of notes (chord() ends in a rest)
+    plain, pad = extract(sound, config), extract(padded(sound, 0.3, 0.3), config)
+    whole = summarise(descriptors(padded(sound, 0.3, 0.3), config), config)  # zeros kept
+    for name, closer in (
+        ("rms_db_mean", 10),
+        ("rms_db_p10", 10),
+        ("mfcc0_mean", 10),
+        ("onset_mean", 2),
+    ):
+        i = names.index(name)
+        # The frames fall half a hop or so apart, so not equal; but far closer
+        # than with 0.6 s of zeros (rms -200 dB) in the summary.
+        assert abs(pad[i] - plain[i]) < abs(whole[i] - plain[i]) / closer, name
+    # Silence inside a file is content: a pause is kept.
+    gap = np.concatenate([sound, np.zeros(16000, np.float32), sound])
+    assert extract(gap, config)[names.index("rms_db_p10")] < -150
+
+
+def test_a_file_of_digital_silence_is_summarised_whole() -> None:
+    config = FeatureConfig()
+    mean = config.feature_names().index("rms_db_mean")
+    vector = extract(np.zeros(16000, np.float32), config)
+    assert np.isfinite(vector).all() and vector[mean] < -150
+    # A moment of sound in seconds of zeros is silence too: nothing is left out.
+    blip = padded(chord(0.1, seed=3), 0.0, 2.0)
+    stream = FeatureStream(config)
+    stream.push(blip)
+    assert extract(blip, config)[mean] == summarise(stream.descriptors(), config)[mean] < -150
+
+
+def test_a_long_file_leaves_out_the_quiet_start_only() -> None:
+    """Past ``keep_frames`` the quiet frames at the start are left out as
+    they arrive; those at the end are not (their share is small)."""
+    config = FeatureConfig()
+    rms = config.feature_names().index("rms_db_p10")
+    sound = noise(70.0, seed=4, level=0.1)
+    for signal, p10_is_silence in ((padded(sound, 10, 0), False), (padded(sound, 0, 10), True)):
+        stream = FeatureStream(config, keep_frames=2048)  # 65.5 s
+        stream.push(signal)
+        vector = stream.vector()
+        assert not stream.exact
+        assert (vector[rms] < -150) == p10_is_silence
 
 
 def descriptors(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
