@@ -46,8 +46,9 @@ Sink = Callable[[np.ndarray], None]
 #: the size its header declared: ``data : 64000 (should be 31978)``.
 _TRIMMED_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should be (\d+)\)", re.M)
 #: Declared sizes from here up are placeholders of writers that could not seek
-#: back (streamed WAV, RF64), not a promise.
-_PLACEHOLDER_SIZE = 0x7FFFF000
+#: back, not a promise: 0xFFFFFFFF (streamed WAV, RF64), 0x7FFFF000 rounded
+#: down to a block (sox's WAV), 0x7F000008 (sox's AIFF), 0x7FFF0000 (GStreamer).
+_PLACEHOLDER_SIZE = 0x7F000000
 #: An MP3 decoding to less than this share of the frames its Xing/Info frame
 #: counts was cut short (decoders differ by a frame or two at the ends).
 MP3_SHORTFALL = 0.98
@@ -108,6 +109,8 @@ def ogg_is_complete(path: str) -> bool:
 
     The last page is the last ``OggS`` in the tail that parses as a page
     ending within the file (the bytes ``OggS`` may occur inside a packet too).
+    A tail with no page at all (over 64 KiB of something appended) says
+    nothing, and counts as complete.
     """
     with open(path, "rb") as file:
         file.seek(max(0, os.fstat(file.fileno()).st_size - _OGG_TAIL))
@@ -120,7 +123,7 @@ def ogg_is_complete(path: str) -> bool:
         lacing = tail[start + 27 : start + 27 + segments]
         if len(lacing) == segments and start + 27 + segments + sum(lacing) <= len(tail):
             return bool(tail[start + 5] & 0x04)
-    return False
+    return True
 
 
 def mp3_declares_length(path: str) -> bool:

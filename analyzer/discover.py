@@ -21,6 +21,8 @@ def _globstar_forms(pattern: str) -> list[str]:
     ``**/*.wav`` also takes ``a.wav`` and ``a/**/b.wav`` takes ``a/b.wav``, as
     in shells and .gitignore (``fnmatch``'s ``*`` already crosses ``/``)."""
     at = pattern.find("**/")
+    while at > 0 and pattern[at - 1] != "/":  # only a whole segment: not take**/
+        at = pattern.find("**/", at + 1)
     if at < 0:
         return [pattern]
     head, rest = pattern[:at], _globstar_forms(pattern[at + 3 :])

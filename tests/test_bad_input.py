@@ -262,6 +262,13 @@ LYING_HEADERS = [
         note="what a writer that cannot seek back leaves in the header",
         frames=16000,
     ),
+    ok(
+        "wav-streamed-by-gstreamer",
+        "headers/streamed-gstreamer.wav",
+        raw(wav_header(0x7FFF0000) + ONE_SECOND_PCM),
+        note="GStreamer's placeholder (sox's are 0x7FFFF000 rounded down, 0x7F000008)",
+        frames=16000,
+    ),
     error(
         "flac-claims-huge-frames",
         "headers/huge-total-samples.flac",

@@ -422,7 +422,12 @@ def test_bytes_that_look_like_an_ogg_page_do_not_hide_the_last_page(tmp_path: Pa
     write(path, noise(3.0), 16000, format="OGG", subtype="VORBIS")
     good = path.read_bytes()
     assert ogg_is_complete(str(path))
-    for junk in (b"OggS", b"OggS\x00\x04" + bytes(20) + b"\x05" + b"\xff" * 5):  # no whole page
+    for junk in (
+        b"OggS",
+        b"OggS\x00\x04" + bytes(20) + b"\x05" + b"\xff" * 5,  # no whole page
+        b"TAG" + bytes(125),  # an ID3v1 tag
+        bytes(100_000),  # more than a page of something: no page in the tail at all
+    ):
         path.write_bytes(good + junk)
         assert ogg_is_complete(str(path))
     path.write_bytes(good[: len(good) * 3 // 4])

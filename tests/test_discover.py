@@ -113,6 +113,10 @@ def test_globstar_matches_zero_or_more_folders(tmp_path: Path) -> None:
     assert found == ["keep/d.wav", "keep/in/e.wav"]
     found = rel(discover([tmp_path], exclude=("**/y/**",)), tmp_path)
     assert "x/y/c.wav" not in found and "x/b.wav" in found
+    # Only a whole segment may vanish: take**/mix.wav is not takemix.wav.
+    touch(tmp_path, "takemix.wav", "take1/mix.wav")
+    found = rel(discover([tmp_path], include=("take**/mix.wav",)), tmp_path)
+    assert found == ["take1/mix.wav"]
 
 
 def test_exclude_matches_the_file_name(tmp_path: Path) -> None:
