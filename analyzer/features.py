@@ -282,8 +282,9 @@ class _Summary:
 
     Up to ``keep`` frames every column is kept and the vector is exactly
     ``summarise`` over all of them but the quiet ones at either end
-    (``without_quiet_edges``). Beyond, where only quiet frames at the start
-    are left out, memory stays bounded: means and
+    (``without_quiet_edges``). Beyond, memory stays bounded: quiet frames
+    at the start are left out, a quiet run is held back until a louder frame
+    follows (so the one at the end is left out; ``_past_quiet``), means and
     standard deviations stay exact (running float64 moments, merged per
     chunk), while percentiles come from a systematic sample of the frames,
     every ``stride``-th one, with the stride doubled whenever the sample
@@ -304,6 +305,8 @@ class _Summary:
         self.block: list[np.ndarray] = []  # frames of the texture block under way
         self.texture_sum = np.zeros(len(texture.TEXTURE_NAMES))
         self.texture_frames = 0
+        self.quiet: list[np.ndarray] = []  # a quiet run at the end, held back
+        self._level = config.descriptor_names().index("rms_db")
 
     def add(self, chunk: np.ndarray) -> None:
         if self.exact and self.count + chunk.shape[1] <= self.keep:
@@ -313,11 +316,36 @@ class _Summary:
         if self.exact:  # switch to bounded: moments of what is kept, then sample it
             self.exact = False
             kept, self.chunks, self.count = np.concatenate(self.chunks, axis=1), [], 0
-            kept = without_quiet_edges(kept, self.config, end=False)
-            self._moments(kept)
-            self.block = [kept[list(_texture_rows(self.config))]]
-            self._texture_block()
+            kept = self._past_quiet(without_quiet_edges(kept, self.config, end=False))
             self.chunks = [kept]
+            if kept.shape[1]:
+                self._moments(kept)
+                self.block = [kept[list(_texture_rows(self.config))]]
+                self._texture_block()
+        self._take(self._past_quiet(chunk))
+
+    def _past_quiet(self, chunk: np.ndarray) -> np.ndarray:
+        """The frames to take now: the quiet run held back, then ``chunk`` up to
+        its last frame over ``QUIET_EDGE_DB``. A quiet run at the end is held
+        back until a louder frame follows; if none does, the file ends in
+        digital silence, left out as in an exact summary (``vector``). A run
+        longer than ``keep`` frames is taken after all: memory stays bounded."""
+        loud = np.flatnonzero(chunk[self._level] > QUIET_EDGE_DB)
+        if loud.size == 0:
+            self.quiet.append(chunk)
+            if sum(c.shape[1] for c in self.quiet) <= self.keep:
+                return chunk[:, :0]
+            run, self.quiet = self.quiet, []
+            return np.concatenate(run, axis=1)
+        cut = int(loud[-1]) + 1
+        run = [*self.quiet, chunk[:, :cut]]
+        self.quiet = [chunk[:, cut:]] if cut < chunk.shape[1] else []
+        return np.concatenate(run, axis=1)
+
+    def _take(self, chunk: np.ndarray) -> None:
+        """Merge columns into the moments, the texture and the sample."""
+        if chunk.shape[1] == 0:
+            return
         self._moments(chunk)
         self.block.append(chunk[list(_texture_rows(self.config))])
         if sum(c.shape[1] for c in self.block) >= self.keep:
@@ -360,6 +388,10 @@ class _Summary:
         if self.exact:  # one 2-D table: a call per statistic, not per row
             frames = np.concatenate(self.chunks, axis=1)
             return summarise(without_quiet_edges(frames, self.config), self.config)
+        held = sum(c.shape[1] for c in self.quiet)
+        if 2 * held > self.count + held:  # mostly digital silence: that is what it is
+            self._take(np.concatenate(self.quiet, axis=1))
+            self.quiet = []
         assert self.mean is not None and self.m2 is not None
         sample = np.concatenate(self.chunks, axis=1)
         std = np.sqrt(np.maximum(self.m2, 0.0) / self.count)
