@@ -126,6 +126,14 @@ def ogg_is_complete(path: str) -> bool:
     return True
 
 
+def _cut_short(path: str, declared: float, held: float) -> str:
+    digits = 2 if declared - held >= 0.01 else 4  # a few ms missing still shows
+    return (
+        f"{path}: the file is cut short: its header declares {declared:.{digits}f} s"
+        f" of audio, it holds {held:.{digits}f} s"
+    )
+
+
 def mp3_declares_length(path: str) -> bool:
     """Whether the MP3's first frame is a Xing/Info frame, which counts the
     frames exactly; without one the decoder only estimates the length."""
@@ -204,11 +212,7 @@ def decode(
         seconds = declared / rate
         missing = declared_shortfall(audio)
         if missing > 0:
-            raise DecodeError(
-                "truncated",
-                f"{path}: the file is cut short: its header declares"
-                f" {seconds / (1 - missing):.2f} s of audio, it holds {seconds:.2f} s",
-            )
+            raise DecodeError("truncated", _cut_short(path, seconds / (1 - missing), seconds))
         if seconds > max_duration:
             raise DecodeError(
                 "too_long",
@@ -254,11 +258,7 @@ def decode(
             and meter.frames < MP3_SHORTFALL * declared
             and mp3_declares_length(path)
         ):
-            raise DecodeError(
-                "truncated",
-                f"{path}: the file is cut short: its header declares {seconds:.2f} s"
-                f" of audio, it holds {meter.frames / rate:.2f} s",
-            )
+            raise DecodeError("truncated", _cut_short(path, seconds, meter.frames / rate))
         if audio.format == "OGG" and not ogg_is_complete(path):
             raise DecodeError(
                 "truncated",

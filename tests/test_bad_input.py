@@ -206,6 +206,7 @@ DAMAGED = [
     # what the header declared: the shortfall is the reason.
     error("truncated-wav", "damaged/truncated.wav", truncated(GOOD_WAV), "truncated"),
     error("truncated-aiff", "damaged/truncated.aiff", truncated(GOOD_AIFF), "truncated"),
+    error("wav-missing-its-last-ms", "damaged/last-ms.wav", raw(GOOD_WAV[:-200]), "truncated"),
     error("truncated-au", "damaged/truncated.au", truncated(GOOD_AU), "truncated"),
     ok(
         "wav-missing-pad-byte",
@@ -551,6 +552,8 @@ def test_specific_messages(tree: Path, scans: Callable[[str], Scan]) -> None:
     assert "not a regular file" in row["error"]["message"]
     row = result.row(str(tree / "damaged" / "truncated.wav"))
     assert "declares 1.00 s of audio, it holds 0.50 s" in row["error"]["message"]
+    row = result.row(str(tree / "damaged" / "last-ms.wav"))
+    assert "declares 1.0000 s of audio, it holds 0.9938 s" in row["error"]["message"]
 
 
 # --- Tests: outside the shared folder -----------------------------------------------------
