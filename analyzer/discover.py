@@ -11,12 +11,14 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
 
 DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 
 
-def _globstar_forms(pattern: str) -> list[str]:
+@cache
+def _globstar_forms(pattern: str) -> tuple[str, ...]:
     """``pattern`` and its forms with any ``**/`` matching no folder, so
     ``**/*.wav`` also takes ``a.wav`` and ``a/**/b.wav`` takes ``a/b.wav``, as
     in shells and .gitignore (``fnmatch``'s ``*`` already crosses ``/``)."""
@@ -24,9 +26,9 @@ def _globstar_forms(pattern: str) -> list[str]:
     while at > 0 and pattern[at - 1] != "/":  # only a whole segment: not take**/
         at = pattern.find("**/", at + 1)
     if at < 0:
-        return [pattern]
+        return (pattern,)
     head, rest = pattern[:at], _globstar_forms(pattern[at + 3 :])
-    return [*(f"{head}**/{tail}" for tail in rest), *(head + tail for tail in rest)]
+    return (*(f"{head}**/{tail}" for tail in rest), *(head + tail for tail in rest))
 
 
 def _matches(rel: str, name: str, patterns: Iterable[str]) -> bool:
