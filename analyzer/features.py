@@ -117,8 +117,8 @@ def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = 
     first has no onset, and the MFCC deltas near a cut (and the change made
     of them) are fitted within the frames kept, not across the silence.
     """
-    names = config.descriptor_names()
-    loud = np.flatnonzero(rows[names.index("rms_db")] > QUIET_EDGE_DB)
+    level, onset, change = _edge_rows(config)
+    loud = np.flatnonzero(rows[level] > QUIET_EDGE_DB)
     if loud.size == 0:
         return rows
     first, last = int(loud[0]), int(loud[-1]) + 1 if end else rows.shape[1]
@@ -129,12 +129,12 @@ def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = 
     deltas = spectral.delta(kept[:n_mfcc])
     near_cut = np.zeros(width, dtype=bool)
     if first > 0:
-        kept[names.index("onset"), 0] = 0.0
+        kept[onset, 0] = 0.0
         near_cut[:DELTA_CONTEXT] = True
     if last < rows.shape[1]:
         near_cut[width - DELTA_CONTEXT :] = True
     kept[n_mfcc : 2 * n_mfcc, near_cut] = deltas[:, near_cut]
-    kept[names.index("change"), near_cut] = spectral_change(deltas[:, near_cut])
+    kept[change, near_cut] = spectral_change(deltas[:, near_cut])
     return kept
 
 
@@ -306,7 +306,7 @@ class _Summary:
         self.texture_sum = np.zeros(len(texture.TEXTURE_NAMES))
         self.texture_frames = 0
         self.quiet: list[np.ndarray] = []  # a quiet run at the end, held back
-        self._level = config.descriptor_names().index("rms_db")
+        self._level = _edge_rows(config)[0]
 
     def add(self, chunk: np.ndarray) -> None:
         if self.exact and self.count + chunk.shape[1] <= self.keep:
@@ -430,6 +430,13 @@ def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
         )
     vector = np.concatenate([table.T.reshape(-1).astype(np.float32), texture_of(rows, config)])
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@cache
+def _edge_rows(config: FeatureConfig) -> tuple[int, int, int]:
+    """Rows ``without_quiet_edges`` reads or mends: RMS level, onset, change."""
+    names = config.descriptor_names()
+    return names.index("rms_db"), names.index("onset"), names.index("change")
 
 
 @cache

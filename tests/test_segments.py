@@ -139,7 +139,7 @@ def test_bounded_summary_stays_within_its_documented_tolerance() -> None:
     """Past ``keep_frames``: means and stds as exact as float32 allows, each
     percentile within 1.5 points of rank of the exact one, the pitched
     fraction exact and the rest of the texture close (README, Segments)."""
-    # Ending in sound: past ``keep_frames`` quiet frames at the end stay in.
+    # Ending in sound, so both summaries cover the same frames to the end.
     signal = np.concatenate([varied(6), noise(1, seed=9)])
     exact, bounded = FeatureStream(CONFIG), FeatureStream(CONFIG, keep_frames=4096)
     for pos in range(0, signal.size, 65536):
