@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.config import default_map, effective_settings, find_config
+from cli.config import default_map, effective_settings, find_config, unknown_variables
 from cli.manage import cache_group, runs_group
 from cli.options import format_option, print_json
 from cli.scan import scan_command
@@ -67,6 +67,8 @@ def main(ctx: click.Context) -> None:
     found = find_config(Path.cwd())
     if found is not None:
         ctx.default_map = default_map(main, *found)
+    for warning in unknown_variables(main, dict(os.environ)):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.group("config")

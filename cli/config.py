@@ -113,6 +113,35 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
     return result
 
 
+#: Variables harken reads that are not command options.
+OTHER_VARIABLES = frozenset({"HARKEN_FAULT"})  # fault injection for the robustness tests
+
+
+def option_variables(target: tuple[str, ...], param: click.Option) -> list[str]:
+    """The environment variables an option reads: its own, else click's automatic one."""
+    given = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+    return [str(e) for e in given if e] or ["_".join(("HARKEN", *target, str(param.name))).upper()]
+
+
+def unknown_variables(group: click.Group, environ: dict[str, str]) -> list[str]:
+    """A warning for each ``HARKEN_*`` variable no option reads (a typo is otherwise silent)."""
+    options = {
+        variable
+        for target, command in _commands(group).items()
+        for param in _options(command).values()
+        for variable in option_variables(target, param)
+    }
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith("HARKEN_") and name not in options | OTHER_VARIABLES:
+            import difflib
+
+            close = difflib.get_close_matches(name, options, n=1, cutoff=0.8)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"{name} is not a harken setting and is ignored{hint}")
+    return warnings
+
+
 def effective_settings(group: click.Group, ctx: click.Context) -> list[dict[str, Any]]:
     """Every option of every command with options: value in effect and where it came from.
 
@@ -132,9 +161,7 @@ def effective_settings(group: click.Group, ctx: click.Context) -> list[dict[str,
         for param in command.params:
             if not isinstance(param, click.Option) or param.name in (None, "help"):
                 continue
-            given = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
-            auto = "_".join(("HARKEN", *target, param.name)).upper()
-            envvars = [str(e) for e in given if e] or [auto]
+            envvars = option_variables(target, param)
             from_env = next((e for e in envvars if e in os.environ), None)
             value: Any
             if from_env is not None:

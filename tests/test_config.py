@@ -105,3 +105,15 @@ def test_rules_from_a_variable_one_per_line(project: Path) -> None:
     env = {"HARKEN_SCAN_FAIL_ON": "label == silence\nduration > 3600"}
     code, _, err = scan(str(project / "audio"), "-j", "1", env=env)
     assert code == EXIT_RULES and "quiet.wav: label == silence" in err
+
+
+def test_an_unknown_variable_is_warned_about_with_the_nearest_name(project: Path) -> None:
+    env = {"HARKEN_SCAN_JOB": "2", "HARKEN_CACHEDIR": "x", "HARKEN_WHATEVER": "1"}
+    code, out, err = scan(str(project / "audio"), "-q", "-f", "csv", env=env)
+    assert code == 0 and out.startswith("path,status")
+    ignored = "is not a harken setting and is ignored"
+    assert f"HARKEN_SCAN_JOB {ignored}; did you mean HARKEN_SCAN_JOBS?" in err
+    assert f"HARKEN_CACHEDIR {ignored}; did you mean HARKEN_CACHE_DIR?" in err
+    assert f"HARKEN_WHATEVER {ignored}\n" in err
+    code, _, err = scan(str(project / "audio"), "-q", "-f", "csv", env={"HARKEN_SCAN_JOBS": "1"})
+    assert code == 0 and "warning" not in err
