@@ -73,12 +73,15 @@ def _shares(result: FileResult) -> str:
 
 
 def summary_line(results: Sequence[FileResult], *, cached: int, seconds: float) -> str:
-    """``12 files in 3.1 s: 10 ok (4 cached), 2 error; speech 6, music 4``."""
+    """``12 files in 3.1 s (4 cached): 10 ok, 2 error; speech 6, music 4``.
+
+    The cached count is of all files: a cached failure is cached too.
+    """
     statuses = Counter(r.status for r in results)
     labels = Counter(r.label for r in results if r.label)
-    parts = [f"{statuses.get('ok', 0)} ok ({cached} cached)"]
+    parts = [f"{statuses.get('ok', 0)} ok"]
     parts += [f"{n} {s}" for s, n in sorted(statuses.items()) if s != "ok"]
-    line = f"{len(results)} files in {seconds:.1f} s: " + ", ".join(parts)
+    line = f"{len(results)} files in {seconds:.1f} s ({cached} cached): " + ", ".join(parts)
     if labels:
         line += "; " + ", ".join(f"{label} {n}" for label, n in labels.most_common())
     return line

@@ -38,7 +38,7 @@ def test_table_lists_every_file(audio_dir: Path) -> None:
     assert code == 0, err
     for name in ("tone.wav", "chord.flac", "noise-44k.ogg", "silence.wav", "stereo-22k.wav"):
         assert name in out
-    assert "5 files in" in err and "5 ok (0 cached)" in err
+    assert "5 files in" in err and "(0 cached): 5 ok" in err
 
 
 def test_jsonl_records_follow_the_schema(audio_dir: Path) -> None:
@@ -96,7 +96,7 @@ def test_cached_rerun_is_identical_and_analyzes_nothing(audio_dir: Path) -> None
     code, first, err = run(str(audio_dir), "-j", "2", "-f", "jsonl")
     assert code == 0 and "0 cached" in err
     code, second, err = run(str(audio_dir), "-j", "2", "-f", "jsonl", "-v")
-    assert code == 0 and "5 ok (5 cached)" in err
+    assert code == 0 and "(5 cached): 5 ok" in err
     assert err.count("(cached)") == 5
     assert records(first) == records(second)  # identical, timing included
 
@@ -135,6 +135,7 @@ def test_cached_failures_and_retry_failed(broken_dir: Path) -> None:
     run(str(broken_dir), "-j", "1", "-q")
     _, out, err = run(str(broken_dir), "-j", "1", "-v")
     assert err.count("(cached)") == 5  # the good file, and the four cached failures
+    assert "5 files in" in err and "(5 cached): 1 ok, 4 error" in err
     assert "unsupported" in out
     _, _, err = run(str(broken_dir), "-j", "1", "-v", "--retry-failed")
     assert err.count("(cached)") == 1  # the failures are analyzed again
@@ -152,7 +153,7 @@ def test_no_cache_and_refresh(audio_dir: Path, isolated_cache: Path) -> None:
     run(str(audio_dir), "-j", "1", "-q")
     assert isolated_cache.exists()
     _, _, err = run(str(audio_dir), "-j", "1", "--refresh")
-    assert "5 ok (0 cached)" in err
+    assert "(0 cached): 5 ok" in err
 
 
 def test_cache_dir_option(audio_dir: Path, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_runs_are_recorded_and_reprinted(folder: Path) -> None:
     code, again, _ = invoke("runs", "show", prefix, "-f", "jsonl")
     assert code == 0 and again == first
     code, out, err = invoke("runs", "show", "last")
-    assert code == 0 and "n0.wav" in out and "5 ok (5 cached)" in err
+    assert code == 0 and "n0.wav" in out and "(5 cached): 5 ok" in err
     assert invoke("runs", "show", "nonsense")[0] == EXIT_USAGE
     code, out, _ = invoke("runs", "list")
     assert code == 0 and "finished" in out

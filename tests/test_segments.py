@@ -317,7 +317,7 @@ def test_segments_are_cached_by_window_hop_and_smoothing(tmp_path: Path) -> None
     assert code == 0 and "0 cached" in err
     labels = tmp_path / "labels"
     code, again, err = run(folder, "-j", "1", "-f", "jsonl", "--segments", "2")
-    assert code == 0 and "1 ok (1 cached)" in err
+    assert code == 0 and "(1 cached): 1 ok" in err
     assert records(again) == records(first)
     code, shown, _ = run(
         folder, "-j", "1", "-f", "jsonl", "--segments", "2", "--changed-only",
