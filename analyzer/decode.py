@@ -49,6 +49,18 @@ _TRIMMED_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should b
 #: back, not a promise: 0xFFFFFFFF (streamed WAV, RF64), 0x7FFFF000 rounded
 #: down to a block (sox's WAV), 0x7F000008 (sox's AIFF), 0x7FFF0000 (GStreamer).
 _PLACEHOLDER_SIZE = 0x7F000000
+#: RF64 keeps its sizes in a ds64 chunk, and libsndfile logs a shortfall there
+#: in frames: ``Calculated frame count 38000 does not match value from 'ds64'
+#: chunk of 48000``.
+_DS64_FRAMES = re.compile(
+    r"Calculated frame count (\d+) does not match value from 'ds64' chunk of (\d+)"
+)
+#: Sony Wave64 logs its data chunk's declared size (with its 24-byte header)
+#: and the block size, and trims the frames to the file without a word.
+_W64_DATA = re.compile(r"^data : (\d+)$", re.M)
+_BLOCK_ALIGN = re.compile(r"^\s*Block Align\s*:\s*(\d+)$", re.M)
+#: 64-bit sizes from here up are placeholders (all ones), not a promise.
+_PLACEHOLDER_SIZE_64 = 2**62
 #: An MP3 decoding to less than this share of the frames its Xing/Info frame
 #: counts was cut short (decoders differ by a frame or two at the ends).
 MP3_SHORTFALL = 0.98
@@ -93,14 +105,29 @@ SNDFILE_MAX_PATH = 1024
 def declared_shortfall(audio: sf.SoundFile) -> float:
     """The share of a PCM container's declared audio data that is missing
     from the file (0 when none is, or the format does not say)."""
-    match = _TRIMMED_CHUNK.search(audio.extra_info)
-    if match is None:
+    info = audio.extra_info
+    if match := _TRIMMED_CHUNK.search(info):
+        declared, present = int(match[1]), int(match[2])
+        placeholder = _PLACEHOLDER_SIZE
+    elif match := _DS64_FRAMES.search(info):
+        present, declared = int(match[1]), int(match[2])
+        declared, present = _bytes(audio, declared), _bytes(audio, present)
+        placeholder = _PLACEHOLDER_SIZE_64
+    elif audio.format == "W64" and (match := _W64_DATA.search(info)):
+        declared, present = int(match[1]) - 24, _bytes(audio, audio.frames)
+        placeholder = _PLACEHOLDER_SIZE_64
+    else:
         return 0.0
-    declared, present = int(match[1]), int(match[2])
-    if declared == 0 or declared >= _PLACEHOLDER_SIZE or declared - present <= 64:
+    if declared <= 0 or declared >= placeholder or declared - present <= 64:
         # (a missing pad byte or so is no loss)
         return 0.0
     return (declared - present) / declared
+
+
+def _bytes(audio: sf.SoundFile, frames: int) -> int:
+    """``frames`` of a PCM file in bytes, by the block size its header logs."""
+    match = _BLOCK_ALIGN.search(audio.extra_info)
+    return frames * int(match[1]) if match else 0
 
 
 def ogg_is_complete(path: str) -> bool:

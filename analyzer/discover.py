@@ -14,7 +14,19 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
-DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
+DEFAULT_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".au",
+    ".w64",
+    ".rf64",
+)
 
 
 @cache

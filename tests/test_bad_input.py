@@ -149,6 +149,8 @@ GOOD_WAV = encoded(chord(1.0, seed=1), "WAV", "PCM_16")
 GOOD_FLAC = encoded(chord(2.0, seed=2), "FLAC")
 GOOD_AIFF = encoded(chord(1.0, seed=6), "AIFF", "PCM_16")
 GOOD_AU = encoded(chord(1.0, seed=7), "AU", "PCM_16")
+GOOD_RF64 = encoded(chord(1.0, seed=9), "RF64", "PCM_24")
+GOOD_W64 = encoded(chord(1.0, seed=10), "W64", "FLOAT")
 GOOD_MP3 = encoded(chord(2.0, seed=8), "MP3")
 SHORT_OGG = encoded(noise(1.0, seed=3), "OGG", "VORBIS")
 LONG_OGG = encoded(noise(3.0, seed=4), "OGG", "VORBIS")
@@ -208,6 +210,12 @@ DAMAGED = [
     error("truncated-aiff", "damaged/truncated.aiff", truncated(GOOD_AIFF), "truncated"),
     error("wav-missing-its-last-ms", "damaged/last-ms.wav", raw(GOOD_WAV[:-200]), "truncated"),
     error("truncated-au", "damaged/truncated.au", truncated(GOOD_AU), "truncated"),
+    # 64-bit containers log the shortfall in other words (ds64 frames; W64's
+    # data size against the frames it holds).
+    error("truncated-rf64", "damaged/truncated-rf64.wav", truncated(GOOD_RF64), "truncated"),
+    error("truncated-w64", "damaged/truncated.w64", truncated(GOOD_W64), "truncated"),
+    ok("good-rf64", "damaged/complete-rf64.wav", raw(GOOD_RF64), format="RF64", frames=16000),
+    ok("good-w64", "damaged/complete.w64", raw(GOOD_W64), format="W64", frames=16000),
     ok(
         "wav-missing-pad-byte",
         "damaged/missing-pad-byte.wav",

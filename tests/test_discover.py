@@ -37,10 +37,14 @@ def test_default_extensions_are_the_documented_set() -> None:
         ".aif",
         ".aiff",
         ".au",
+        ".w64",
+        ".rf64",
     }
 
 
-@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "au"])
+@pytest.mark.parametrize(
+    "ext", ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "au", "w64", "rf64"]
+)
 def test_every_default_extension_is_found_in_any_case(tmp_path: Path, ext: str) -> None:
     touch(tmp_path, f"lower.{ext}", f"upper.{ext.upper()}", f"mixed.{ext.capitalize()}")
     found = rel(discover([tmp_path]), tmp_path)
