@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -95,10 +96,15 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
 
 
 def _kill_workers() -> None:
-    """End the pool's worker processes now (a hung worker would never finish)."""
-    from joblib.externals.loky import get_reusable_executor
+    """End the pool's worker processes now (a hung worker would never finish).
 
-    get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    Only a pool that exists: asking loky for one would start it, and a Ctrl-C
+    in the middle of importing joblib leaves its modules half made.
+    """
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _monitor(state_dir: str, timeout: float, stop: threading.Event) -> None:

@@ -28,6 +28,8 @@ Exit codes:
 """
 #: What a shell reports for a process killed by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141
+#: ... and by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 class HarkenGroup(click.Group):
@@ -37,6 +39,11 @@ class HarkenGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Before the work starts (or while --wait waits): 130, as for Ctrl-C
+            # mid-scan, not click's "Aborted!" and 1, which reads as a failed rule.
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
             # Nothing more can be written there; keep the exit-time flush quiet.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

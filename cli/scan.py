@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -704,6 +705,8 @@ def _warnings_to(console: Console) -> Iterator[None]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        # (a file an interrupted import left open is Python's business, not the user's)
+        warnings.simplefilter("ignore", ResourceWarning)
         warnings.showwarning = show
         yield
 
@@ -732,8 +735,19 @@ def _emit(
             raise OutputError(
                 f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
             ) from None
-    elif format == "table":
-        if results:
-            make_console(stderr=False).print(results_table(results))
-    else:
-        write(results, format, sys.stdout, segments=segments)
+        return
+    try:
+        if sys.stdout is None:  # started with standard output closed (>&-)
+            raise OSError(errno.EBADF, "standard output is closed")
+        if format == "table":
+            if results:
+                make_console(stderr=False).print(results_table(results))
+        else:
+            write(results, format, sys.stdout, segments=segments)
+        sys.stdout.flush()  # a full disk shows here, not at exit
+    except BrokenPipeError:
+        raise  # the reader went away: exit 141, as the shell would
+    except OSError as exc:
+        if sys.stdout is not None:  # nothing more goes there; keep the exit-time flush quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None

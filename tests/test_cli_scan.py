@@ -302,6 +302,35 @@ def test_a_reader_that_goes_away_is_exit_141_not_a_failed_rule(
             assert "Traceback" not in err.read()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("format", ["table", "jsonl"])
+def test_standard_output_that_cannot_be_written_is_exit_4(
+    audio_dir: Path, tmp_path: Path, format: str
+) -> None:
+    """A full disk (/dev/full) or a closed standard output: exit 4 and one line, as for -o."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", "from cli import main; main()", "scan", str(audio_dir)]
+    command += ["-f", format, "-q", "--allow-errors"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr == "Error: cannot write to standard output: No space left on device\n"
+    closed = subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == 4, closed.stderr
+    assert "standard output is closed" in closed.stderr and "Traceback" not in closed.stderr
+
+
 def test_output_to_dev_stdout_through_a_pipe(audio_dir: Path, tmp_path: Path) -> None:
     """`-o /dev/stdout | ...`: /dev/stdout resolves to a pipe, which is written to."""
     import os

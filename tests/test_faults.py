@@ -209,6 +209,17 @@ def test_signal_mid_run_keeps_finished_results(
     assert again.stderr.count("(cached)") >= len(rows)
 
 
+def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
+    """Ctrl-C while joblib is still being imported: the clean-up must not start
+    (or import) a pool, which gave a traceback and exit 1."""
+    check = (
+        "import sys; from analyzer.pool import _kill_workers; _kill_workers();"
+        " assert 'joblib' not in sys.modules, 'imported joblib'"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_usage_error_before_any_work_for_unwritable_output(folder: Path, tmp_path: Path) -> None:
     code, rows, err = run(str(folder), "-o", str(tmp_path / "missing" / "out.json"))
     assert code == EXIT_USAGE and rows == [] and "does not exist" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from analyzer.lock import RunLock
 from cli import main
 from cli.scan import EXIT_LOCKED, EXIT_USAGE
 
-from signals import chord, noise, tone, write
+from signals import chord, default_sigint, noise, tone, write
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -156,6 +157,46 @@ def test_lock_refuses_a_second_run_and_wait_waits(folder: Path, isolated_cache: 
     start = time.monotonic()
     code, _, _ = invoke("scan", str(folder), "--lock", "--wait", "-j", "1", "-q")
     assert code == 0 and time.monotonic() - start >= 0.9
+
+
+def test_lock_that_cannot_be_created_is_a_usage_error(folder: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, out, err = invoke("scan", str(folder), "--lock", "--cache-dir", str(blocker / "c"))
+    assert code == EXIT_USAGE and out == ""
+    assert f"cannot create the lock file {blocker / 'c' / 'harken.lock'}" in err
+    assert "--lock needs a cache folder it can write to" in err
+
+
+def open_files(pid: int) -> set[str]:
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return {os.readlink(fd) for fd in fds.iterdir()}
+    except OSError:  # gone, or between listing and reading
+        return set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_ctrl_c_while_waiting_for_the_lock_is_exit_130(folder: Path, isolated_cache: Path) -> None:
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
+    with RunLock(str(isolated_cache)):
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", "from cli import main; main()", "scan", str(folder), "--wait"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=default_sigint,
+        )
+        lock = str(isolated_cache / "harken.lock")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and lock not in open_files(waiter.pid):
+            time.sleep(0.1)
+        time.sleep(0.3)  # from opening the lock file to waiting on it
+        waiter.send_signal(signal.SIGINT)
+        out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 130, err
+    assert out == "" and err.strip().endswith("interrupted") and "Aborted" not in err
 
 
 def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
