@@ -16,7 +16,7 @@ from typing import Any
 
 from analyzer.errors import DecodeError
 from analyzer.featureconfig import FeatureConfig
-from analyzer.guard import FileTimeout, fault_spec, guarded, limit_memory
+from analyzer.guard import FileTimeout, exit_with_parent, fault_spec, guarded, limit_memory
 from analyzer.modelfile import ModelRef, load_ensemble
 from analyzer.results import (
     ErrorInfo,
@@ -312,6 +312,7 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     warm_up(settings)
     if settings.state_dir is not None:  # a pool worker: cap it, never the caller
         limit_memory(settings.max_memory)
+        exit_with_parent()
     # One BLAS/OpenMP thread: for these small products, thread start-up costs
     # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with
     # both cores busy; extraction ran 3x slower in-process).

@@ -107,6 +107,31 @@ def limit_memory(max_memory: int | None) -> None:
     _MEMORY_CAP_SET.add(os.getpid())
 
 
+#: How often a pool worker checks that harken is still there.
+PARENT_CHECK_INTERVAL = 1.0
+_WATCHED: set[int] = set()
+
+
+def exit_with_parent() -> None:
+    """End this pool worker soon after harken itself ends, however it ends.
+
+    After ``kill -9`` nobody shuts the pool down, and loky's idle workers
+    would live on for minutes, holding the caller's standard output and
+    error open (a ``| tee`` in CI would wait for them). Once per process.
+    """
+    if os.getpid() in _WATCHED:
+        return
+    _WATCHED.add(os.getpid())
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_INTERVAL)
+        os._exit(1)  # adopted by init: the parent is gone
+
+    threading.Thread(target=watch, name="harken-parent-watch", daemon=True).start()
+
+
 def fault_spec() -> str | None:
     """The ``HARKEN_FAULT`` injection spec of this (the parent) process."""
     return os.environ.get("HARKEN_FAULT") or None

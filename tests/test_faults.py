@@ -209,6 +209,38 @@ def test_signal_mid_run_keeps_finished_results(
     assert again.stderr.count("(cached)") >= len(rows)
 
 
+def test_workers_end_soon_after_harken_is_killed(tmp_path: Path, isolated_cache: Path) -> None:
+    """kill -9 leaves nobody to shut the pool down; its workers must not live on
+    for loky's idle minutes, holding the caller's pipes open."""
+    root = tmp_path / "many"
+    for i in range(20):
+        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "HARKEN_FAULT": "hang:n1*"}
+    cmd = [sys.executable, "-c", "from cli import main; main()", "scan", str(root)]
+    proc = subprocess.Popen(
+        [*cmd, "-j", "2", "-v", "--timeout", "600", "-f", "jsonl"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the pool is up and working
+        if ".wav: " in line:
+            break
+    proc.kill()
+    proc.wait()
+    proc.stderr.close()
+    deadline = time.monotonic() + 30
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _session_processes(proc.pid)
+    for pid in left:  # (don't leave them to the next test)
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
     """Ctrl-C while joblib is still being imported: the clean-up must not start
     (or import) a pool, which gave a traceback and exit 1."""
