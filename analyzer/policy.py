@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from analyzer.errors import UsageError
-from analyzer.results import SignalFacts
+from analyzer.results import ERROR_KINDS, STATUSES, SignalFacts
 
 TOP_FIELDS = frozenset(
     {
@@ -57,6 +57,11 @@ TOP_FIELDS = frozenset(
 SEGMENT_FIELDS = frozenset({"segment_count"})
 SIGNAL_FIELDS = frozenset(SignalFacts.__dataclass_fields__)
 PREFIXED = frozenset({"probabilities", "votes", "error", "fraction"})
+#: Fields whose values are words: ``<`` and friends would never be true.
+TEXT_FIELDS = frozenset({"status", "label", "model", "path", "content_hash", "format", "subtype"})
+TEXT_PREFIXES = ("votes.", "error.")
+#: The words these fields can hold; a rule naming another one is a typo.
+KNOWN_VALUES = {"status": STATUSES, "error.kind": ERROR_KINDS}
 #: Prefixes whose record key differs from the name in rules.
 RECORD_KEYS = {"fraction": "fractions"}
 NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -88,6 +93,9 @@ class Rule:
     text: str
     fails: Predicate
     fields: tuple[str, ...] = ()
+    #: ``(field, value)`` of every ``==``, ``!=`` and ``in`` test, for the
+    #: caller to check against the model (``label == musik`` would never fire).
+    values: tuple[tuple[str, str], ...] = ()
 
     def segment_fields(self) -> list[str]:
         """The fields it uses that only ``--segments`` gives."""
@@ -139,6 +147,7 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.fields: list[str] = []
+        self.values: list[tuple[str, str]] = []
 
     def fail(self, pos: int, message: str) -> NoReturn:
         raise RuleError(f"bad rule: {message}\n  {self.text}\n  {' ' * pos}^")
@@ -215,12 +224,19 @@ class _Parser:
         self.fields.append(name)
         return name
 
-    def value(self) -> str:
+    def value(self, field: str | None = None) -> str:
+        """A value; compared with ``field``, it is recorded and, where the
+        field's words are known, checked."""
         kind, value, pos = self.take()
         if kind == "str":
-            return value[1:-1]
-        if kind != "word":
+            value = value[1:-1]
+        elif kind != "word":
             self.fail(pos, f"expected a value, found {value or 'the end'!r}")
+        if field is not None:
+            known = KNOWN_VALUES.get(field)
+            if known is not None and value not in known:
+                self.fail(pos, f"unknown {field} {value!r}; it is one of {', '.join(known)}")
+            self.values.append((field, value))
         return value
 
     def test(self) -> Predicate:
@@ -231,10 +247,10 @@ class _Parser:
             if negate:
                 self.expect("in")
             self.expect("{")
-            values = {self.value()}
+            values = {self.value(field)}
             while self.peek()[1] == ",":
                 self.take()
-                values.add(self.value())
+                values.add(self.value(field))
             self.expect("}")
 
             def member(r: dict[str, Any]) -> bool:
@@ -243,6 +259,8 @@ class _Parser:
 
             return member
         if op in NUMERIC_OPS:
+            if field in TEXT_FIELDS or field.startswith(TEXT_PREFIXES):
+                self.fail(pos, f"{op} compares numbers, and {field} is a word")
             vpos = self.peek()[2]
             parsed = _number(self.value())
             if parsed is None:
@@ -256,7 +274,7 @@ class _Parser:
 
             return numeric
         if op in EQUALITY_OPS:
-            raw = self.value()
+            raw = self.value(field)
             equal = op == "=="
 
             def equality(r: dict[str, Any]) -> bool:
@@ -276,7 +294,7 @@ def parse_rule(text: str) -> Rule:
         raise RuleError("bad rule: it is empty")
     parser = _Parser(text)
     fails = parser.parse()
-    return Rule(text=text, fails=fails, fields=tuple(parser.fields))
+    return Rule(text=text, fails=fails, fields=tuple(parser.fields), values=tuple(parser.values))
 
 
 def violations(rules: list[Rule], record: dict[str, Any]) -> list[str]:

@@ -130,6 +130,28 @@ class Timeline:
         )
 
 
+#: A result's ``status``: ``ok``, or why it has no prediction.
+STATUSES = ("ok", "error", "timeout", "crashed")
+#: Every ``error.kind`` (the README's "Error kinds"); rules are checked against it.
+ERROR_KINDS = (
+    "not_found",
+    "permission",
+    "unreadable",
+    "not_a_file",
+    "empty",
+    "unsupported",
+    "truncated",
+    "corrupt",
+    "invalid_samples",
+    "too_long",
+    "memory",
+    "changed",
+    "model",
+    "internal",
+    "timeout",
+    "crashed",
+)
+
 #: The record keys of a ``Timeline``, present only with ``--segments``.
 TIMELINE_KEYS = ("segmentation", "segments", "segment_count", "fractions", "windows")
 
@@ -209,4 +231,5 @@ class FileResult:
 def error_result(path: str, kind: str, message: str, **kwargs: Any) -> FileResult:
     """A result row for a file that could not be analyzed."""
     status = kwargs.pop("status", "error")
+    assert kind in ERROR_KINDS and status in STATUSES, (kind, status)  # a new one is documented
     return FileResult(path=path, status=status, error=ErrorInfo(kind, message), **kwargs)

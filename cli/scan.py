@@ -533,7 +533,13 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
         for prefix, _, name in (field.partition(".") for field in rule.fields)
         if prefix in ("fraction", "probabilities", "votes")
     ]
-    if not named:
+    labels = [
+        (rule, field, value)
+        for rule in rules
+        for field, value in rule.values
+        if field == "label" or field.startswith("votes.")
+    ]
+    if not named and not labels:
         return
     try:
         card = resolve_model(model).card
@@ -544,6 +550,15 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
         if name not in known:
             raise click.BadParameter(
                 f"unknown {what} {name!r} in {rule.text!r}; the model's are {', '.join(known)}",
+                param_hint="--fail-on",
+            )
+    for rule, field, value in labels:
+        # A file's label may also be "unknown" (below --min-confidence); a vote may not.
+        unknown = " (and unknown)" if field == "label" else ""
+        if value not in card.classes and not (unknown and value == "unknown"):
+            raise click.BadParameter(
+                f"unknown class {value!r} in {rule.text!r}; the model's are"
+                f" {', '.join(card.classes)}{unknown}",
                 param_hint="--fail-on",
             )
 

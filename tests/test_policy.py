@@ -73,6 +73,10 @@ def test_rules(rule: str, on_ok: bool, on_error: bool) -> None:
         ("(label == x", 11),
         ("label == x extra", 11),
         ("label", 5),
+        ("label < 3", 6),  # a word is never less than a number
+        ("error.message >= 2", 14),
+        ("status == okk", 10),  # statuses and error kinds are known without a model
+        ("error.kind in {empty, trunc}", 22),
     ],
 )
 def test_bad_rules_point_at_the_mistake(rule: str, points_at: int) -> None:
@@ -80,6 +84,11 @@ def test_bad_rules_point_at_the_mistake(rule: str, points_at: int) -> None:
         parse_rule(rule)
     caret_line = str(caught.value).splitlines()[-1]
     assert caret_line.index("^") - 2 == points_at
+
+
+def test_rules_record_the_values_they_compare_with() -> None:
+    rule = parse_rule("label in {music, 'unknown'} or votes.svm != noise and confidence < 0.5")
+    assert rule.values == (("label", "music"), ("label", "unknown"), ("votes.svm", "noise"))
 
 
 def test_violations_lists_the_failed_rules() -> None:
@@ -119,6 +128,11 @@ def test_bad_rule_is_a_usage_error_before_any_work(folder: Path, isolated_cache:
     [
         ("probabilities.bogus > 0.1", "unknown class 'bogus'"),
         ("votes.bogus == music", "unknown member 'bogus'"),
+        # A label value the model never gives: a typo that would turn the gate off.
+        ("label in {silnce}", "unknown class 'silnce' in 'label in {silnce}'"),
+        ("label == Music", "the model's are music, noise, silence, speech (and unknown)"),
+        ("votes.gboost != speach", "unknown class 'speach'"),
+        ("votes.gboost == unknown", "the model's are music, noise, silence, speech\n"),
     ],
 )
 def test_rules_on_a_class_or_member_the_model_lacks_are_refused(
@@ -234,3 +248,15 @@ def test_dry_run_with_an_unusable_model_is_a_usage_error(folder: Path, tmp_path:
     junk = tmp_path / "junk.skops"
     junk.write_bytes(b"PK\x03\x04 not really a zip")
     assert run(str(folder), "--dry-run", "--model", str(junk))[0] == EXIT_USAGE
+
+
+def test_the_readme_lists_every_error_kind() -> None:
+    """Rules are checked against ERROR_KINDS, so it must be the documented list."""
+    import re
+
+    from analyzer.results import ERROR_KINDS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("Error kinds:") :].split("\n\n")[0]
+    documented = re.findall(r"`([a-z_]+)`(?: \(|,| and)", paragraph)
+    assert sorted(set(documented)) == sorted(ERROR_KINDS)
