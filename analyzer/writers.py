@@ -64,6 +64,16 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def displayed(text: str) -> str:
+    """``printable(text)`` for a person's screen: control characters shown as
+    ``\\x1b`` (an escape sequence in a file name could recolour or rewrite the
+    terminal, a newline fake a line of the log)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", printable(text))
+
+
 def record(result: FileResult) -> dict[str, Any]:
     """The JSON record of a result, safe to encode as UTF-8."""
     data = result.to_dict()
@@ -218,11 +228,13 @@ def junit_xml(
     failures = errors = 0
     for result in results:
         path = xml_text(result.path)
-        folder = os.path.dirname(path).strip("/") or "."
+        # The folder as it is: with its slashes turned into dots, a/b.c/d.wav and
+        # a/b/c/d.wav would be one test to a CI server.
+        folder = os.path.dirname(path) or "."
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=folder.replace("/", "."),
+            classname=folder,
             name=os.path.basename(path),
             file=path,
             time=f"{result.seconds:.3f}",

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.results import FileResult
-from analyzer.writers import printable
+from analyzer.writers import displayed
 
 LABEL_STYLES = {"speech": "cyan", "music": "magenta", "noise": "yellow", "silence": "dim"}
 
@@ -34,7 +34,7 @@ def results_table(results: Sequence[FileResult]) -> Table:
         table.add_column("note", overflow="fold", ratio=2)
     for r in results:
         duration = f"{r.facts.duration:.1f} s" if r.facts else ""
-        path = Text(printable(r.path))
+        path = Text(displayed(r.path))
         if r.prediction is not None:
             p = r.prediction
             cells: list[Text | str] = [
@@ -58,7 +58,7 @@ def results_table(results: Sequence[FileResult]) -> Table:
                 "",
                 duration,
                 *([""] if timelines else []),
-                Text(f"{kind}: {printable(note)}", style="red"),
+                Text(f"{kind}: {displayed(note)}", style="red"),
             )
     return table
 
@@ -151,7 +151,7 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
             table.add_column(column, overflow="fold")
         for w in report["worst_mistakes"]:
             table.add_row(
-                Text(printable(w["path"])), w["truth"], w["predicted"], f"{w['confidence']:.2f}"
+                Text(displayed(w["path"])), w["truth"], w["predicted"], f"{w['confidence']:.2f}"
             )
         console.print(table)
     notes = [f"{report['analyzed']} of {report['clips']} clips analyzed"]
@@ -173,7 +173,7 @@ def failures(console: Console, report: dict[str, Any]) -> None:
     failed = report.get("failed", [])
     for failure in failed[:20]:
         console.print(
-            f"warning: could not analyze {printable(failure['path'])}: {failure['kind']}",
+            f"warning: could not analyze {displayed(failure['path'])}: {failure['kind']}",
             markup=False,
         )
     if len(failed) > 20:

@@ -578,9 +578,11 @@ def _report_changes(console: Console, changes: Any, limit: int = 20) -> None:
         f"baseline: {len(changes.new)} new, {len(changes.removed)} removed,"
         f" {len(changes.changed)} relabeled"
     )
-    lines = [f"  new      {p}" for p in changes.new]
-    lines += [f"  removed  {p}" for p in changes.removed]
-    lines += [f"  relabeled {p}: {old} -> {now}" for p, old, now in changes.changed]
+    from analyzer.writers import displayed
+
+    lines = [f"  new      {displayed(p)}" for p in changes.new]
+    lines += [f"  removed  {displayed(p)}" for p in changes.removed]
+    lines += [f"  relabeled {displayed(p)}: {old} -> {now}" for p, old, now in changes.changed]
     for line in lines[:limit]:
         console.print(line)
     if len(lines) > limit:
@@ -662,12 +664,12 @@ def _dry_run(files: list[str], config: ScanConfig, quiet: bool) -> None:
     from collections import Counter
 
     from analyzer.scan import plan
-    from analyzer.writers import printable
+    from analyzer.writers import displayed
 
     counts: Counter[str] = Counter()
     for path, state in plan(files, config):
         counts[state] += 1
-        sys.stdout.write(f"{state}\t{printable(path)}\n")
+        sys.stdout.write(f"{state}\t{displayed(path)}\n")
     if not quiet:
         summary = ", ".join(f"{n} {state}" for state, n in counts.most_common())
         sys.stderr.write(f"dry run, nothing analyzed: {summary}\n")
@@ -687,13 +689,13 @@ def _check_rules(rules: list[Any], results: list[FileResult]) -> dict[str, list[
 
 
 def _report_violations(console: Console, failed: dict[str, list[str]], limit: int = 20) -> None:
-    from analyzer.writers import printable
+    from analyzer.writers import displayed
 
     if not failed:
         return
     console.print(f"{len(failed)} file(s) failed --fail-on rules:")
     for path, rules in list(failed.items())[:limit]:
-        console.print(f"  {printable(path)}: {'; '.join(rules)}")
+        console.print(f"  {displayed(path)}: {'; '.join(rules)}")
     if len(failed) > limit:
         console.print(f"  ... and {len(failed) - limit} more")
 
@@ -727,13 +729,13 @@ def _warnings_to(console: Console) -> Iterator[None]:
 
 
 def _verbose_line(result: FileResult, cached: bool) -> str:
-    from analyzer.writers import printable
+    from analyzer.writers import displayed
 
     if result.prediction is not None:
         what = f"{result.prediction.label} {result.prediction.confidence:.2f}"
     else:
         what = f"{result.status}: {result.error.kind if result.error else ''}"
-    return f"{printable(result.path)}: {what}{' (cached)' if cached else ''}"
+    return f"{displayed(result.path)}: {what}{' (cached)' if cached else ''}"
 
 
 def _emit(

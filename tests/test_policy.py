@@ -171,7 +171,7 @@ def test_junit_report(folder: Path, tmp_path: Path) -> None:
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert set(cases) == {"broken.wav", "quiet.wav", "notes.wav"}
-    assert cases["notes.wav"].get("classname", "").endswith("set.sub")
+    assert cases["notes.wav"].get("classname") == str(folder / "sub")
     failure = cases["quiet.wav"].find("failure")
     assert failure is not None and "label == silence" in failure.get("message", "")
     assert json.loads(failure.text or "")["label"] == "silence"
@@ -226,6 +226,16 @@ def test_an_emptied_folder_still_checks_the_baseline_and_writes_junit(
     assert code == EXIT_USAGE and "--junit" in err
 
 
+def test_junit_tells_apart_files_whose_folders_differ_by_a_dot(tmp_path: Path) -> None:
+    for folder in ("a.b", "a/b"):
+        write(tmp_path / "set" / folder / "c.wav", silence(0.5))
+    report = tmp_path / "report.xml"
+    code, _, _ = run(str(tmp_path / "set"), "-j", "1", "-q", "--junit", str(report))
+    assert code == 0
+    cases = {(c.get("classname"), c.get("name")) for c in ET.parse(report).iter("testcase")}
+    assert cases == {(str(tmp_path / "set" / f), "c.wav") for f in ("a.b", "a/b")}
+
+
 def test_junit_survives_control_characters_in_names(folder: Path, tmp_path: Path) -> None:
     write(folder / "ctl\x1bname.wav", chord(1.0))
     report = tmp_path / "junit.xml"
@@ -233,6 +243,27 @@ def test_junit_survives_control_characters_in_names(folder: Path, tmp_path: Path
     assert code == 0
     names = {case.get("name") for case in ET.parse(report).getroot().iter("testcase")}
     assert "ctl\ufffdname.wav" in names
+
+
+def test_control_characters_in_names_never_reach_the_terminal(folder: Path) -> None:
+    """A name can hold an escape sequence (or a newline, faking a log line): the
+    table, -v, the rule report and --dry-run show it escaped; JSON keeps it."""
+    name = "ctl\x1b[31mred\nfake.wav"
+    write(folder / name, chord(1.0))
+    (folder / "ctl\x1b[2Jbroken.wav").write_bytes(b"not audio")
+    for args in (
+        ["-f", "table", "--allow-errors"],
+        ["-v", "-f", "jsonl", "--fail-on", "label != silence", "--allow-errors"],
+        ["--dry-run"],
+    ):
+        _, out, err = run(str(folder), "-j", "1", *args)
+        shown = err if "jsonl" in args else out + err
+        assert "\x1b" not in shown and "red\nfake" not in shown, args
+        assert "\\x1b" in shown, args  # (the table may fold the name)
+        if "table" not in args:
+            assert "ctl\\x1b[31mred\\x0afake.wav" in shown, args
+        if "jsonl" in args:
+            assert {json.loads(line)["path"] for line in out.splitlines()} >= {str(folder / name)}
 
 
 def test_numbers_compare_alike_in_sets_and_equality() -> None:
