@@ -484,6 +484,8 @@ def scan_command(
                 err.print(f"interrupted: {len(results)} of {len(files)} files done; {kept}")
                 sys.exit(run.stopped)
             if not allow_errors and any(r.status != "ok" for r in results):
+                # Even with -q and --changed-only: they are why the exit code is 3.
+                _report_failures(err, [r for r in results if r.status != "ok"])
                 sys.exit(EXIT_ERRORS)
             if failed_rules or (fail_on_change and changes):
                 sys.exit(EXIT_RULES)
@@ -688,16 +690,27 @@ def _check_rules(rules: list[Any], results: list[FileResult]) -> dict[str, list[
     return failed
 
 
-def _report_violations(console: Console, failed: dict[str, list[str]], limit: int = 20) -> None:
+def _report_failures(console: Console, failed: list[FileResult]) -> None:
+    reasons = [(r.path, r.error.kind if r.error else r.status) for r in failed]
+    _list_files(console, f"{len(failed)} file(s) could not be analyzed:", reasons)
+
+
+def _report_violations(console: Console, failed: dict[str, list[str]]) -> None:
+    reasons = [(path, "; ".join(rules)) for path, rules in failed.items()]
+    _list_files(console, f"{len(failed)} file(s) failed --fail-on rules:", reasons)
+
+
+def _list_files(console: Console, heading: str, reasons: list[tuple[str, str]]) -> None:
+    """``heading``, then ``path: reason`` for the first 20 files (if any)."""
     from analyzer.writers import displayed
 
-    if not failed:
+    if not reasons:
         return
-    console.print(f"{len(failed)} file(s) failed --fail-on rules:")
-    for path, rules in list(failed.items())[:limit]:
-        console.print(f"  {displayed(path)}: {'; '.join(rules)}")
-    if len(failed) > limit:
-        console.print(f"  ... and {len(failed) - limit} more")
+    console.print(heading)
+    for path, reason in reasons[:20]:
+        console.print(f"  {displayed(path)}: {reason}")
+    if len(reasons) > 20:
+        console.print(f"  ... and {len(reasons) - 20} more")
 
 
 def _write_junit(
