@@ -17,7 +17,8 @@ from cli.train import evaluate_command, model_group, train_command
 EXIT_CODES = """\b
 Exit codes:
   0    every file analyzed and no --fail-on rule failed
-  1    a --fail-on rule failed (and every file was analyzed)
+  1    a --fail-on rule failed, or --fail-on-change saw a change (and every
+       file was analyzed, or --allow-errors)
   2    usage error (bad option, unusable model file)
   3    at least one file could not be analyzed (unless --allow-errors)
   4    an output file could not be written (it is left as it was)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,9 @@ from rich.text import Text
 
 from analyzer.results import FileResult
 from analyzer.writers import displayed
+
+#: The width of tables written to a pipe or a file.
+PIPED_WIDTH = 1000
 
 LABEL_STYLES = {"speech": "cyan", "music": "magenta", "noise": "yellow", "silence": "dim"}
 
@@ -90,7 +94,12 @@ def summary_line(results: Sequence[FileResult], *, cached: int, seconds: float) 
 def make_console(*, stderr: bool) -> Console:
     """A console for results (stdout) or for log lines (stderr, never wrapped)."""
     # No markup on stderr: file names like "[bold]x.wav" are printed as they are.
-    return Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)
+    if not stderr and not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped (| cat, > file): Rich would cut tables to 80 columns; a table
+        # is as wide as its content instead.
+        console.width = PIPED_WIDTH
+    return console
 
 
 def _scores_table(scores: dict[str, Any], title: str | None = None) -> Table:

@@ -322,13 +322,17 @@ def sigterm_as_exception() -> Iterator[None]:
     "--fail-on-change", is_flag=True, help="With --baseline: exit 1 when anything changed."
 )
 @click.option(
-    "--allow-errors", is_flag=True, help="Exit 0 even if some files could not be analyzed."
+    "--allow-errors",
+    is_flag=True,
+    help="Files that could not be analyzed do not make the exit code 3 (a failed rule still"
+    " gives 1).",
 )
 @click.option(
     "-q",
     "--quiet",
     is_flag=True,
-    help="No progress and no summary (rule violations and changes are still listed).",
+    help="No progress and no summary (rule violations, changes and, for exit 3, the files"
+    " that could not be analyzed are still listed).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="A line per file as it finishes.")
 def scan_command(
@@ -390,6 +394,7 @@ def scan_command(
 
     if not paths and files_from is None:
         raise click.UsageError("give at least one file or folder, or --files-from")
+    quiet, verbose = _quiet_or_verbose(quiet, verbose)
     format = output_format(format, output)
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:
@@ -494,6 +499,19 @@ def scan_command(
             err.print(f"harken: {exc}")
             sys.exit(EXIT_LOCKED)
         raise HarkenUsageError(str(exc)) from None
+
+
+def _quiet_or_verbose(quiet: bool, verbose: bool) -> tuple[bool, bool]:
+    """-q and -v contradict each other: the one on the command line wins over
+    one from the environment or a config file; both there is a usage error."""
+    if not (quiet and verbose):
+        return quiet, verbose
+    ctx = click.get_current_context()
+    typed = click.core.ParameterSource.COMMANDLINE
+    quiet_typed = ctx.get_parameter_source("quiet") == typed
+    if quiet_typed == (ctx.get_parameter_source("verbose") == typed):
+        raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
+    return quiet_typed, not quiet_typed
 
 
 def _segment_spec(

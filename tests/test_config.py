@@ -117,3 +117,15 @@ def test_an_unknown_variable_is_warned_about_with_the_nearest_name(project: Path
     assert f"HARKEN_WHATEVER {ignored}\n" in err
     code, _, err = scan(str(project / "audio"), "-q", "-f", "csv", env={"HARKEN_SCAN_JOBS": "1"})
     assert code == 0 and "warning" not in err
+
+
+def test_quiet_and_verbose_contradict_unless_one_comes_from_the_command_line(
+    project: Path,
+) -> None:
+    code, _, err = scan(str(project / "audio"), "-q", "-v")
+    assert code == EXIT_USAGE and "-q/--quiet and -v/--verbose contradict each other" in err
+    (project / "harken.toml").write_text("quiet = true\n")  # a cron job's setting...
+    code, _, err = scan(str(project / "audio"), "-v", "-f", "csv")  # ...and a person's -v
+    assert code == 0 and "quiet.wav: silence" in err
+    code, _, err = scan(str(project / "audio"), "-q", "-f", "csv", env={"HARKEN_SCAN_VERBOSE": "1"})
+    assert code == 0 and err == ""

@@ -34,7 +34,8 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path / "in"
 
 
-def test_runs_are_recorded_and_reprinted(folder: Path) -> None:
+def test_runs_are_recorded_and_reprinted(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # (a width the user asks for wins)
     _, first, _ = invoke("scan", str(folder), "-j", "1", "-f", "jsonl")
     _, _, _ = invoke("scan", str(folder), "-j", "1", "-q")
     code, out, _ = invoke("runs", "list", "-f", "json")
@@ -54,6 +55,8 @@ def test_runs_are_recorded_and_reprinted(folder: Path) -> None:
     assert invoke("runs", "show", "nonsense")[0] == EXIT_USAGE
     code, out, _ = invoke("runs", "list")
     assert code == 0 and "finished" in out
+    # Piped, the table is as wide as its content, not cut to 80 columns.
+    assert "statuses" in out and "ok 5" in out and "…" not in out
 
 
 def test_a_running_scan_can_be_followed(folder: Path, isolated_cache: Path) -> None:
