@@ -24,6 +24,7 @@ from cli.options import CountRange, NumberRange, cache_dir_option
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from analyzer.delivery import Undelivered
     from analyzer.policy import Rule
     from analyzer.results import FileResult
     from analyzer.scan import Outcome, ScanConfig
@@ -241,7 +242,8 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--changed-only",
     is_flag=True,
-    help="Output only files that were analyzed now (new or changed since they were cached).",
+    help="Output only files analyzed now (new or changed), or analyzed by an earlier run that"
+    " stopped before writing them out.",
 )
 @click.option("--refresh", is_flag=True, help="Analyze every file again and update the cache.")
 @click.option("--retry-failed", is_flag=True, help="Analyze again files whose failure is cached.")
@@ -385,6 +387,7 @@ def scan_command(
     """
     from analyzer.baseline import compare, load_baseline
     from analyzer.cache import default_cache_dir
+    from analyzer.delivery import Undelivered
     from analyzer.discover import discover
     from analyzer.errors import HarkenError
     from analyzer.lock import LockHeld, RunLock
@@ -457,18 +460,31 @@ def scan_command(
         if dry_run:
             _dry_run(files, config, quiet)
             sys.exit(EXIT_OK)
-        with held:
+        with held, _warnings_to(err):
+            undelivered = Undelivered(directory) if directory else None
+            pending = undelivered.listed() if undelivered and changed_only else set()
             run = _run(
-                files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
+                files,
+                config,
+                directory,
+                err,
+                quiet=quiet,
+                verbose=verbose,
+                cache_size=cache_size,
+                undelivered=undelivered,
             )
             results = [o.result for o in run.outcomes]
             failed_rules = _check_rules(rules, results)
-            shown = [o.result for o in run.outcomes if not o.cached] if changed_only else results
+            shown = results
+            if changed_only:  # analyzed now, or by a run that never delivered them
+                shown = [o.result for o in run.outcomes if not o.cached or o.result.path in pending]
             _emit(shown, format, output, segments=spec is not None)
             if labels_dir:  # every file's track, cached or not
                 _write_labels(results, labels_dir)
             if junit:
                 _write_junit(results, failed_rules, junit, run.seconds)
+            if undelivered and run.stopped is None:
+                undelivered.remove(r.path for r in results)
             if not quiet:
                 stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
                 err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
@@ -629,8 +645,10 @@ def _run(
     quiet: bool,
     verbose: bool,
     cache_size: int | None,
+    undelivered: Undelivered | None,
 ) -> Finished:
-    """Scan with progress, a run record, signal handling and the cache size limit."""
+    """Scan with progress, a run record, signal handling and the cache size limit;
+    each file analyzed now is listed as undelivered until the outputs are written."""
     from analyzer.cache import enforce_cache_limit
     from analyzer.errors import ClusterLost
     from analyzer.modelfile import resolve_model
@@ -661,6 +679,8 @@ def _run(
                     progress.advance(cached=outcome.cached, failed=outcome.result.status != "ok")
                     if runlog is not None:
                         runlog.add(outcome.result, cached=outcome.cached)
+                    if undelivered is not None and not outcome.cached:
+                        undelivered.add(outcome.result.path)
                     if verbose:
                         err.print(_verbose_line(outcome.result, outcome.cached))
         except KeyboardInterrupt:

@@ -239,3 +239,57 @@ def test_changed_only_outputs_just_the_new_files(folder: Path) -> None:
     assert code == 0
     assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["added.wav"]
     assert "6 files in" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_changed_only_delivers_what_an_interrupted_run_analyzed(
+    tmp_path: Path, isolated_cache: Path, signum: int
+) -> None:
+    """The nightly job is stopped mid-run (its finished results are cached);
+    rerun to the same file, --changed-only must still output every file."""
+    root = tmp_path / "archive"
+    for i in range(12):
+        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    day = tmp_path / "day.jsonl"
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "HARKEN_FAULT": "hang:n1*"}
+    command = [sys.executable, "-c", "from cli import main; main()", "scan", str(root)]
+    nightly = [*command, "--lock", "--changed-only", "-o", str(day)]
+    proc = subprocess.Popen(
+        [*nightly, "-j", "2", "-v", "--timeout", "600"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    done = 0
+    for line in proc.stderr:  # some files finished (and cached), n10/n11 hang
+        done += ".wav: " in line
+        if done >= 4:
+            break
+    proc.send_signal(signum)
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    env.pop("HARKEN_FAULT")
+    again = subprocess.run([*nightly, "-q"], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    rows = [json.loads(line) for line in day.read_text().splitlines()]
+    assert sorted(Path(r["path"]).name for r in rows) == [f"n{i:02d}.wav" for i in range(12)]
+    # Delivered now: the next night has nothing new to say.
+    third = subprocess.run([*nightly, "-q"], env=env, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0 and day.read_text() == ""
+
+
+def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
+    from analyzer.delivery import Undelivered
+
+    names = ["plain.wav", "new\nline.wav", "latin1-\udce9.wav", 'q"uote.wav']
+    listed = Undelivered(str(tmp_path))
+    for name in names:
+        listed.add(name)
+    with open(tmp_path / "undelivered", "ab") as handle:
+        handle.write(b'"cut sho')  # a crash mid-line
+    assert listed.listed() == set(names)
+    listed.remove(names[:2])
+    assert listed.listed() == set(names[2:])
+    assert Undelivered(str(tmp_path / "nowhere")).listed() == set()
