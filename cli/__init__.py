@@ -35,11 +35,15 @@ EXIT_INTERRUPTED = 130
 
 class HarkenGroup(click.Group):
     """click exits 1 when standard output's reader goes away, which a CI
-    script would read as a failed rule; harken exits 141, as a shell does."""
+    script would read as a failed rule; harken exits 141, as a shell does.
+    A bad value from a variable or a config file says where it came from."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.BadParameter as exc:
+            exc.message += _where_from(exc)
+            raise
         except KeyboardInterrupt:
             # Before the work starts (or while --wait waits): 130, as for Ctrl-C
             # mid-scan, not click's "Aborted!" and 1, which reads as a failed rule.
@@ -49,6 +53,22 @@ class HarkenGroup(click.Group):
             # Nothing more can be written there; keep the exit-time flush quiet.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+
+
+def _where_from(exc: click.BadParameter) -> str:
+    """`` (from HARKEN_SCAN_JOBS)`` or `` (from the config file)``, if not typed."""
+    param, ctx = exc.param, exc.ctx
+    if not isinstance(param, click.Option) or ctx is None or param.name is None:
+        return ""
+    source = ctx.get_parameter_source(param.name)
+    if source == click.core.ParameterSource.ENVIRONMENT:
+        names = param.envvar or f"{ctx.auto_envvar_prefix}_{param.name.upper()}"
+        found = [n for n in ([names] if isinstance(names, str) else names) if n in os.environ]
+        return f" (from {found[0]})" if found else " (from the environment)"
+    if source == click.core.ParameterSource.DEFAULT_MAP:
+        found = find_config(Path.cwd())
+        return f" (from {found[0]})" if found else " (from the config file)"
+    return ""
 
 
 @click.group(

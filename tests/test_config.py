@@ -129,3 +129,14 @@ def test_quiet_and_verbose_contradict_unless_one_comes_from_the_command_line(
     assert code == 0 and "quiet.wav: silence" in err
     code, _, err = scan(str(project / "audio"), "-q", "-f", "csv", env={"HARKEN_SCAN_VERBOSE": "1"})
     assert code == 0 and err == ""
+
+
+def test_a_bad_value_says_which_variable_or_file_it_came_from(project: Path) -> None:
+    code, _, err = scan(str(project / "audio"), env={"HARKEN_SCAN_JOBS": "abc"})
+    assert code == EXIT_USAGE and "'abc' is not a valid integer" in err
+    assert "(from HARKEN_SCAN_JOBS)" in err
+    (project / "harken.toml").write_text('timeout = "soon"\n')
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_USAGE and f"(from {project / 'harken.toml'})" in err
+    code, _, err = scan(str(project / "audio"), "--timeout", "later")
+    assert code == EXIT_USAGE and "(from" not in err
