@@ -42,7 +42,11 @@ class HarkenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.BadParameter as exc:
-            exc.message += _where_from(exc)
+            where = _where_from(exc)
+            if where:
+                raise click.BadParameter(
+                    exc.message + where, ctx=exc.ctx, param=exc.param, param_hint=exc.param_hint
+                ) from None
             raise
         except KeyboardInterrupt:
             # Before the work starts (or while --wait waits): 130, as for Ctrl-C
@@ -66,8 +70,8 @@ def _where_from(exc: click.BadParameter) -> str:
         found = [n for n in ([names] if isinstance(names, str) else names) if n in os.environ]
         return f" (from {found[0]})" if found else " (from the environment)"
     if source == click.core.ParameterSource.DEFAULT_MAP:
-        found = find_config(Path.cwd())
-        return f" (from {found[0]})" if found else " (from the config file)"
+        config = find_config(Path.cwd())
+        return f" (from {config[0]})" if config else " (from the config file)"
     return ""
 
 
