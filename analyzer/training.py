@@ -354,6 +354,30 @@ def cross_validate(
     return oof
 
 
+def fold_accuracies(
+    oof: dict[str, np.ndarray],
+    y: np.ndarray,
+    classes: list[str],
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    names: list[str],
+) -> dict[str, Any]:
+    """Each member's and the ensemble's accuracy on each test fold, with the
+    mean and standard deviation over folds (how ESC-50-style benchmarks report;
+    the pooled accuracy equals the mean only when folds are of one size)."""
+    labels = np.array(classes)
+    accuracy = {
+        name: [float(np.mean(labels[proba[test].argmax(axis=1)] == y[test])) for _, test in folds]
+        for name, proba in oof.items()
+    }
+    return {
+        "folds": names,
+        "clips": [len(test) for _, test in folds],
+        "accuracy": {name: [round(a, 4) for a in values] for name, values in accuracy.items()},
+        "mean": {name: round(float(np.mean(values)), 4) for name, values in accuracy.items()},
+        "std": {name: round(float(np.std(values)), 4) for name, values in accuracy.items()},
+    }
+
+
 def calibrate(
     by_condition: dict[str, dict[str, np.ndarray]],
     codes: np.ndarray,
@@ -486,6 +510,11 @@ def train(
         given = [c.fold for c in clips]
     folds = folds_for(y, groups, given, n_splits=cv, seed=seed)
     leaked = copies_across_folds(folds, feats.digests)
+    # A given fold is named by its value (a source, an official fold); grouped ones by number.
+    fold_names = [
+        str(given[test[0]]) if given[test[0]] is not None else str(i + 1)
+        for i, (_, test) in enumerate(folds)
+    ]
     by_condition = cross_validate(
         feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
     )
@@ -494,6 +523,7 @@ def train(
     scores = {
         name: metrics(y, np.array(classes)[p.argmax(axis=1)], classes) for name, p in oof.items()
     }
+    per_fold = fold_accuracies(oof, y, classes, folds, fold_names)
     threshold = choose_threshold(oof["ensemble"], y, classes)
     X_fit, y_fit = feats.X, y
     if feats.variants is not None:
@@ -525,6 +555,7 @@ def train(
         "identical_clips_joined": duplicates if not (folds_from or dataset.folded) else 0,
         "identical_clips_across_folds": leaked,
         "scores": scores,
+        "per_fold": per_fold,
         "calibration": calibration,
         "unknown_threshold": threshold,
         "worst_mistakes": worst_mistakes([c.path for c in clips], y, oof["ensemble"], classes),
@@ -554,6 +585,7 @@ def train(
                 k: scores["ensemble"][k] for k in ("accuracy", "balanced_accuracy", "macro_f1")
             },
             "members": {m: scores[m]["balanced_accuracy"] for m in members},
+            "mean_fold_accuracy": per_fold["mean"]["ensemble"],
         },
         "calibration": calibration,
         "unknown_threshold": threshold,

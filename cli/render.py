@@ -140,6 +140,8 @@ def _classes_table(m: dict[str, Any]) -> Table:
 def training_report(console: Console, report: dict[str, Any]) -> None:
     """Scores, per-class table with the confusion matrix, worst mistakes."""
     console.print(_scores_table(report["scores"]))
+    if "per_fold" in report:
+        console.print(_folds_table(report["per_fold"]))
     console.print(_classes_table(report["scores"]["ensemble"]))
     if "narrowband_scores" in report:
         title = "the same, every test clip band-limited to 4 kHz"
@@ -175,6 +177,23 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
     if "unknown_threshold" in report:
         notes.append("unknown " + _unknown(report["unknown_threshold"]))
     console.print("; ".join(notes), markup=False)
+
+
+def _folds_table(per_fold: dict[str, Any], shown: int = 10) -> Table:
+    """Accuracy on each test fold (up to ``shown`` of them), mean and spread."""
+    names = per_fold["folds"]
+    table = Table(title="accuracy per test fold", show_edge=False, header_style="bold")
+    table.add_column("")
+    if len(names) <= shown:
+        for name, n in zip(names, per_fold["clips"], strict=True):
+            table.add_column(f"{name} ({n})", justify="right")
+    table.add_column(f"mean of {len(names)}", justify="right")
+    table.add_column("std", justify="right")
+    for member, values in per_fold["accuracy"].items():
+        cells = [f"{v:.3f}" for v in values] if len(names) <= shown else []
+        mean, std = per_fold["mean"][member], per_fold["std"][member]
+        table.add_row(member, *cells, f"{mean:.3f}", f"{std:.3f}")
+    return table
 
 
 def failures(console: Console, report: dict[str, Any]) -> None:
@@ -229,6 +248,13 @@ def model_card(console: Console, card: dict[str, Any]) -> None:
     table.add_column(overflow="fold")
     cv = card.get("cross_validation", {})
     ensemble_cv = cv.get("ensemble") or cv.get("original") or {}
+    cv_scores = [
+        f"{k} {v}"
+        for k, v in ensemble_cv.items()
+        if k in ("accuracy", "balanced_accuracy", "macro_f1")
+    ]
+    if "mean_fold_accuracy" in cv:
+        cv_scores.append(f"mean fold accuracy {cv['mean_fold_accuracy']}")
     rows = [
         ("model", card["id"]),
         ("file", card["path"]),
@@ -239,14 +265,7 @@ def model_card(console: Console, card: dict[str, Any]) -> None:
         ("versions", ", ".join(f"{k} {v}" for k, v in card.get("versions", {}).items())),
         ("created", card.get("created", "")),
         ("training data", _training_data(card.get("training", {}))),
-        (
-            "cross-validation",
-            ", ".join(
-                f"{k} {v}"
-                for k, v in ensemble_cv.items()
-                if k in ("accuracy", "balanced_accuracy", "macro_f1")
-            ),
-        ),
+        ("cross-validation", ", ".join(cv_scores)),
         ("calibration", _calibration(card["calibration"]) if "calibration" in card else "none"),
         ("unknown", _unknown(card.get("unknown_threshold", 0.0))),
     ]

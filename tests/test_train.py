@@ -140,6 +140,21 @@ def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
     report = json.loads(out)
     assert report["fold_source"] == "given" and report["folds"] == 3
     assert "WARNING" not in err
+    # Per test fold, as ESC-50-style benchmarks report: named by the fold column.
+    per_fold = report["per_fold"]
+    assert per_fold["folds"] == ["1", "2", "3"] and sum(per_fold["clips"]) == 18
+    for member in ("logreg", "ensemble"):
+        values = per_fold["accuracy"][member]
+        assert len(values) == 3 and all(0 <= v <= 1 for v in values)
+        assert per_fold["mean"][member] == pytest.approx(sum(values) / 3, abs=1e-4)
+    code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"), "-f", "json")
+    card = json.loads(out)
+    assert card["cross_validation"]["mean_fold_accuracy"] == per_fold["mean"]["ensemble"]
+    code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"))
+    assert "mean fold accuracy" in out
+    args = ["--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "--members", "logreg"]
+    code, out, _ = invoke("train", *args, "-j", "1", "-q")
+    assert code == 0 and "accuracy per test fold" in out and "1 (6)" in out
 
 
 def test_evaluate_and_scan_with_the_trained_model(model: Path, labeled: Path) -> None:
@@ -332,6 +347,7 @@ def test_augmented_training_with_leave_one_source_out(
     right = sum(r["predicted"] == r["label"] for r in oof) / len(oof)
     assert right == pytest.approx(report["scores"]["ensemble"]["accuracy"], abs=1e-3)
     assert report["fold_source"] == "column source" and report["folds"] == 3
+    assert sorted(report["per_fold"]["folds"]) == ["site0", "site1", "site2"]  # the sources
     narrow = report["narrowband_scores"]["ensemble"]
     assert narrow["n"] == len(rows) and 0.0 <= narrow["balanced_accuracy"] <= 1.0
     code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"), "-f", "json")
