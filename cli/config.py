@@ -125,18 +125,20 @@ def option_variables(target: tuple[str, ...], param: click.Option) -> list[str]:
 
 def unknown_variables(group: click.Group, environ: dict[str, str]) -> list[str]:
     """A warning for each ``HARKEN_*`` variable no option reads (a typo is otherwise silent)."""
-    options = {
-        variable
-        for target, command in _commands(group).items()
-        for param in _options(command).values()
-        for variable in option_variables(target, param)
-    }
+    options: set[str] = set()
+    instead: dict[str, str] = {}  # HARKEN_SCAN_CACHE_DIR -> HARKEN_CACHE_DIR, the one read
+    for target, command in _commands(group).items():
+        for param in _options(command).values():
+            variables = option_variables(target, param)
+            options.update(variables)
+            instead["_".join(("HARKEN", *target, str(param.name))).upper()] = variables[0]
     warnings = []
     for name in sorted(environ):
         if name.startswith("HARKEN_") and name not in options | OTHER_VARIABLES:
             import difflib
 
-            close = difflib.get_close_matches(name, options, n=1, cutoff=0.8)
+            close = [instead[name]] if name in instead else []
+            close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.8)
             hint = f"; did you mean {close[0]}?" if close else ""
             warnings.append(f"{name} is not a harken setting and is ignored{hint}")
     return warnings

@@ -109,12 +109,14 @@ def test_rules_from_a_variable_one_per_line(project: Path) -> None:
 
 def test_an_unknown_variable_is_warned_about_with_the_nearest_name(project: Path) -> None:
     env = {"HARKEN_SCAN_JOB": "2", "HARKEN_CACHEDIR": "x", "HARKEN_WHATEVER": "1"}
+    env["HARKEN_TRAIN_CACHE_DIR"] = "y"  # every command's --cache-dir reads HARKEN_CACHE_DIR
     code, out, err = scan(str(project / "audio"), "-q", "-f", "csv", env=env)
     assert code == 0 and out.startswith("path,status")
     ignored = "is not a harken setting and is ignored"
     assert f"HARKEN_SCAN_JOB {ignored}; did you mean HARKEN_SCAN_JOBS?" in err
     assert f"HARKEN_CACHEDIR {ignored}; did you mean HARKEN_CACHE_DIR?" in err
     assert f"HARKEN_WHATEVER {ignored}\n" in err
+    assert f"HARKEN_TRAIN_CACHE_DIR {ignored}; did you mean HARKEN_CACHE_DIR?" in err
     code, _, err = scan(str(project / "audio"), "-q", "-f", "csv", env={"HARKEN_SCAN_JOBS": "1"})
     assert code == 0 and "warning" not in err
 
