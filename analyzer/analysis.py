@@ -311,8 +311,8 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
 
     warm_up(settings)
     if settings.state_dir is not None:  # a pool worker: cap it, never the caller
+        exit_with_parent()  # first: its thread's stack and arena are not the file's budget
         limit_memory(settings.max_memory)
-        exit_with_parent()
     # One BLAS/OpenMP thread: for these small products, thread start-up costs
     # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with
     # both cores busy; extraction ran 3x slower in-process).

@@ -49,12 +49,10 @@ _TRIMMED_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should b
 #: back, not a promise: 0xFFFFFFFF (streamed WAV, RF64), 0x7FFFF000 rounded
 #: down to a block (sox's WAV), 0x7F000008 (sox's AIFF), 0x7FFF0000 (GStreamer).
 _PLACEHOLDER_SIZE = 0x7F000000
-#: RF64 keeps its sizes in a ds64 chunk, and libsndfile logs a shortfall there
-#: in frames: ``Calculated frame count 38000 does not match value from 'ds64'
-#: chunk of 48000``.
-_DS64_FRAMES = re.compile(
-    r"Calculated frame count (\d+) does not match value from 'ds64' chunk of (\d+)"
-)
+#: RF64 keeps its data size in a ds64 chunk (its frame count there is only a
+#: hint, which some writers leave at 0), and libsndfile trims the frames to
+#: the file without a word.
+_DS64_DATA = re.compile(r"^\s*Data size\s*:\s*(\d+)$", re.M)
 #: Sony Wave64 logs its data chunk's declared size (with its 24-byte header)
 #: and the block size, and trims the frames to the file without a word.
 _W64_DATA = re.compile(r"^data : (\d+)$", re.M)
@@ -109,9 +107,8 @@ def declared_shortfall(audio: sf.SoundFile) -> float:
     if match := _TRIMMED_CHUNK.search(info):
         declared, present = int(match[1]), int(match[2])
         placeholder = _PLACEHOLDER_SIZE
-    elif match := _DS64_FRAMES.search(info):
-        present, declared = int(match[1]), int(match[2])
-        declared, present = _bytes(audio, declared), _bytes(audio, present)
+    elif audio.format == "RF64" and (match := _DS64_DATA.search(info)):
+        declared, present = int(match[1]), _bytes(audio, audio.frames)
         placeholder = _PLACEHOLDER_SIZE_64
     elif audio.format == "W64" and (match := _W64_DATA.search(info)):
         declared, present = int(match[1]) - 24, _bytes(audio, audio.frames)

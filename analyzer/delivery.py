@@ -1,84 +1,93 @@
 """``--changed-only``'s memory: results analyzed but not yet delivered.
 
-A result is cached the moment it is analyzed, so the next run does not
-analyze that file again, and ``--changed-only`` (the files analyzed now)
-would never output it if the run that analyzed it did not finish: Ctrl-C,
-SIGTERM, ``kill -9``, an output it could not write. So every file analyzed
-is listed in ``<cache>/undelivered`` as its result arrives; a run that
-finishes and writes its outputs takes its files off; and ``--changed-only``
-also outputs the cached results of the files still listed. A file may then
-reach two outputs (the interrupted run's partial one and the next), but
-none is lost.
+``--changed-only`` outputs the files whose results are new to its stream.
+"Analyzed now" is not enough: a result is cached the moment it is analyzed,
+so one analyzed by a run that never wrote it out (Ctrl-C, SIGTERM,
+``kill -9``, a full disk) or by another run (a manual scan of the same
+folder) would never reach the stream. So once a ``--changed-only`` run has
+used a cache, ``<cache>/undelivered`` lists every file any scan analyzes
+there (just before its result is cached), and a ``--changed-only`` run that
+finishes takes off the files it wrote out. A file may reach two outputs (an
+interrupted run's partial one and the next), never none. Caches that never
+see ``--changed-only`` never get the list.
 
-The list is small (what is in flight or was interrupted) and each change
-holds an ``flock`` on it, so runs that share a cache do not lose each
-other's lines; it is rewritten in place, never replaced, for the same
-reason.
+Changes hold an ``flock`` on ``undelivered.lock``; the list is replaced
+whole (a temporary file, then a rename), so a crash leaves the old list or
+the new one, and each record starts on a fresh line, so a record a crash
+cut short costs only itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
 class Undelivered:
-    """The files of ``cache_dir`` analyzed by runs that did not deliver them."""
+    """The files analyzed in ``cache_dir`` that ``--changed-only`` has not written out."""
 
     def __init__(self, cache_dir: str) -> None:
         self.path = Path(cache_dir) / "undelivered"
+        self._lock_path = Path(cache_dir) / "undelivered.lock"
         self._broken = False  # warned once; the scan goes on without the list
+
+    def start(self) -> None:
+        """Keep the list from now on (a ``--changed-only`` run uses this cache)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked(), open(self.path, "ab"):
+                pass
+        except OSError as exc:
+            self._warn(exc)
 
     def listed(self) -> set[str]:
         """The paths listed now."""
         try:
-            with open(self.path, "rb") as handle:
-                fcntl.flock(handle, fcntl.LOCK_SH)
-                return set(_lines(handle.read()))
+            return set(_records(self.path.read_bytes()))
         except FileNotFoundError:
             return set()
         except OSError as exc:
             self._warn(exc)
             return set()
 
-    def add(self, path: str) -> None:
-        """List ``path`` (its result was just analyzed and cached)."""
-        line = json.dumps(path).encode("ascii") + b"\n"  # (names with newlines, non-UTF-8)
+    def add(self, paths: Iterable[str]) -> None:
+        """List ``paths``, whose results are about to be cached, if the list is kept."""
+        data = _encode(paths)
+        if not data or not self.path.exists():
+            return
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+            with self._locked(), open(self.path, "ab") as handle:
+                handle.write(data)
         except OSError as exc:
             self._warn(exc)
 
     def remove(self, paths: Iterable[str]) -> None:
-        """Take ``paths`` off the list (a finished run delivered them)."""
+        """Take ``paths`` off the list (a finished run wrote them out)."""
         gone = set(paths)
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except FileNotFoundError:
+        if not gone or not self.path.exists():
             return
+        try:
+            with self._locked():
+                listed = _records(self.path.read_bytes())
+                kept = [p for p in listed if p not in gone]
+                if len(kept) < len(listed):
+                    _replace(self.path, _encode(kept))
         except OSError as exc:
             self._warn(exc)
-            return
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the list's lock (``OSError`` if it cannot be had)."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                listed = _lines(handle.read())
-            kept = [p for p in listed if p not in gone]
-            if len(kept) < len(listed):
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, b"".join(json.dumps(p).encode("ascii") + b"\n" for p in kept))
-        except OSError as exc:
-            self._warn(exc)
+            yield
         finally:
             os.close(fd)
 
@@ -92,13 +101,31 @@ class Undelivered:
             )
 
 
-def _lines(data: bytes) -> list[str]:
-    """The listed paths, in order, skipping a line a crash cut short."""
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole: a temporary file beside it, then a rename."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".undelivered-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _encode(paths: Iterable[str]) -> bytes:
+    """A record per path: a newline, then the path as a JSON string (any name fits)."""
+    return b"".join(b"\n" + json.dumps(p).encode("ascii") for p in paths)
+
+
+def _records(data: bytes) -> list[str]:
+    """The listed paths, in order, skipping a record a crash cut short."""
     paths = []
     for line in data.splitlines():
         try:
             path = json.loads(line)
-        except ValueError:
+        except ValueError:  # blank, or cut short
             continue
         if isinstance(path, str):
             paths.append(path)

@@ -109,6 +109,7 @@ def limit_memory(max_memory: int | None) -> None:
 
 #: How often a pool worker checks that harken is still there.
 PARENT_CHECK_INTERVAL = 1.0
+WATCH_STACK = 256 * 1024
 _WATCHED: set[int] = set()
 
 
@@ -129,7 +130,11 @@ def exit_with_parent() -> None:
             time.sleep(PARENT_CHECK_INTERVAL)
         os._exit(1)  # adopted by init: the parent is gone
 
-    threading.Thread(target=watch, name="harken-parent-watch", daemon=True).start()
+    default = threading.stack_size(WATCH_STACK)  # it sleeps and compares: a small stack
+    try:
+        threading.Thread(target=watch, name="harken-parent-watch", daemon=True).start()
+    finally:
+        threading.stack_size(default)
 
 
 def fault_spec() -> str | None:

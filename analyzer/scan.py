@@ -24,6 +24,7 @@ from analyzer.analysis import (
     predict,
 )
 from analyzer.cache import ResultCache, default_cache_dir, hash_file
+from analyzer.delivery import Undelivered
 from analyzer.modelfile import resolve_model
 from analyzer.results import (
     TIMELINE_KEYS,
@@ -166,6 +167,8 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
                 reuse.append(answer)
             else:
                 tasks.append(answer)
+        if directory is not None:  # before any of them is cached (see analyzer.delivery)
+            Undelivered(directory).add([t.path for t in tasks] + [t.path for t, _ in reuse])
         jobs = config.jobs or default_jobs()
         # A model that cannot be loaded is a usage error, found before any file
         # is analyzed: here when this process predicts, else by the first worker

@@ -511,10 +511,8 @@ def train(
     folds = folds_for(y, groups, given, n_splits=cv, seed=seed)
     leaked = copies_across_folds(folds, feats.digests)
     # A given fold is named by its value (a source, an official fold); grouped ones by number.
-    fold_names = [
-        str(given[test[0]]) if given[test[0]] is not None else str(i + 1)
-        for i, (_, test) in enumerate(folds)
-    ]
+    named = all(g is not None for g in given)  # else folds_for made grouped ones
+    fold_names = [str(given[test[0]]) if named else str(i + 1) for i, (_, test) in enumerate(folds)]
     by_condition = cross_validate(
         feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
     )

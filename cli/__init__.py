@@ -44,6 +44,8 @@ class HarkenGroup(click.Group):
         except click.BadParameter as exc:
             where = _where_from(exc)
             if where:
+                if "\n" in exc.message:  # (a rule with a caret under the mistake)
+                    where = "\n" + where.strip()
                 raise click.BadParameter(
                     exc.message + where, ctx=exc.ctx, param=exc.param, param_hint=exc.param_hint
                 ) from None

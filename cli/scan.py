@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -24,7 +25,6 @@ from cli.options import CountRange, NumberRange, cache_dir_option
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from analyzer.delivery import Undelivered
     from analyzer.policy import Rule
     from analyzer.results import FileResult
     from analyzer.scan import Outcome, ScanConfig
@@ -242,8 +242,8 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--changed-only",
     is_flag=True,
-    help="Output only files analyzed now (new or changed), or analyzed by an earlier run that"
-    " stopped before writing them out.",
+    help="Output only results new to --changed-only: files analyzed now (new or changed), or"
+    " since its last run by another scan or by a run that stopped before writing them out.",
 )
 @click.option("--refresh", is_flag=True, help="Analyze every file again and update the cache.")
 @click.option("--retry-failed", is_flag=True, help="Analyze again files whose failure is cached.")
@@ -405,7 +405,7 @@ def scan_command(
     try:
         rules = [parse_rule(text) for text in fail_on]
     except RuleError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+        raise _bad_rule(str(exc)) from None
     spec = _segment_spec(segments, hop, smoothing, labels_dir)
     _check_rule_fields(rules, spec, model)
     if dry_run and output:
@@ -461,30 +461,25 @@ def scan_command(
             _dry_run(files, config, quiet)
             sys.exit(EXIT_OK)
         with held, _warnings_to(err):
-            undelivered = Undelivered(directory) if directory else None
-            pending = undelivered.listed() if undelivered and changed_only else set()
+            stream = Undelivered(directory) if changed_only and directory else None
+            if stream:
+                stream.start()
+            pending = stream.listed() if stream else set()
             run = _run(
-                files,
-                config,
-                directory,
-                err,
-                quiet=quiet,
-                verbose=verbose,
-                cache_size=cache_size,
-                undelivered=undelivered,
+                files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
             )
             results = [o.result for o in run.outcomes]
             failed_rules = _check_rules(rules, results)
             shown = results
-            if changed_only:  # analyzed now, or by a run that never delivered them
+            if changed_only:  # analyzed now, or earlier but never written out
                 shown = [o.result for o in run.outcomes if not o.cached or o.result.path in pending]
             _emit(shown, format, output, segments=spec is not None)
             if labels_dir:  # every file's track, cached or not
                 _write_labels(results, labels_dir)
             if junit:
                 _write_junit(results, failed_rules, junit, run.seconds)
-            if undelivered and run.stopped is None:
-                undelivered.remove(r.path for r in results)
+            if stream and run.stopped is None:
+                stream.remove(r.path for r in shown)
             if not quiet:
                 stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
                 err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
@@ -518,16 +513,21 @@ def scan_command(
 
 
 def _quiet_or_verbose(quiet: bool, verbose: bool) -> tuple[bool, bool]:
-    """-q and -v contradict each other: the one on the command line wins over
-    one from the environment or a config file; both there is a usage error."""
+    """-q and -v contradict each other: as for any option, the command line wins
+    over the environment, which wins over a config file; both from one place
+    is a usage error."""
     if not (quiet and verbose):
         return quiet, verbose
     ctx = click.get_current_context()
-    typed = click.core.ParameterSource.COMMANDLINE
-    quiet_typed = ctx.get_parameter_source("quiet") == typed
-    if quiet_typed == (ctx.get_parameter_source("verbose") == typed):
+    # ParameterSource orders them: COMMANDLINE < ENVIRONMENT < DEFAULT_MAP.
+    quiet_from, verbose_from = (
+        ctx.get_parameter_source("quiet"),
+        ctx.get_parameter_source("verbose"),
+    )
+    if quiet_from == verbose_from:
         raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
-    return quiet_typed, not quiet_typed
+    quiet_wins = quiet_from is not None and verbose_from is not None and quiet_from < verbose_from
+    return quiet_wins, not quiet_wins
 
 
 def _segment_spec(
@@ -560,9 +560,7 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
     segment = [(rule, field) for rule in rules for field in rule.segment_fields()]
     if segment and spec is None:
         rule, field = segment[0]
-        raise click.BadParameter(
-            f"{field} (in {rule.text!r}) needs --segments SECONDS", param_hint="--fail-on"
-        )
+        raise _bad_rule(f"{field} (in {rule.text!r}) needs --segments SECONDS")
     named = [
         (rule, prefix, name)
         for rule in rules
@@ -584,19 +582,25 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
     for rule, prefix, name in named:
         what, known = ("member", card.members) if prefix == "votes" else ("class", card.classes)
         if name not in known:
-            raise click.BadParameter(
-                f"unknown {what} {name!r} in {rule.text!r}; the model's are {', '.join(known)}",
-                param_hint="--fail-on",
+            raise _bad_rule(
+                f"unknown {what} {name!r} in {rule.text!r}; the model's are {', '.join(known)}"
             )
     for rule, field, value in labels:
         # A file's label may also be "unknown" (below --min-confidence); a vote may not.
         unknown = " (and unknown)" if field == "label" else ""
         if value not in card.classes and not (unknown and value == "unknown"):
-            raise click.BadParameter(
+            raise _bad_rule(
                 f"unknown class {value!r} in {rule.text!r}; the model's are"
-                f" {', '.join(card.classes)}{unknown}",
-                param_hint="--fail-on",
+                f" {', '.join(card.classes)}{unknown}"
             )
+
+
+def _bad_rule(message: str) -> click.BadParameter:
+    """A --fail-on error tied to the option, so it can say where a rule from a
+    variable or a config file came from."""
+    ctx = click.get_current_context()
+    option = next(p for p in ctx.command.params if p.name == "fail_on")
+    return click.BadParameter(message, ctx=ctx, param=option)
 
 
 def _write_labels(results: list[FileResult], folder: str) -> None:
@@ -645,10 +649,8 @@ def _run(
     quiet: bool,
     verbose: bool,
     cache_size: int | None,
-    undelivered: Undelivered | None,
 ) -> Finished:
-    """Scan with progress, a run record, signal handling and the cache size limit;
-    each file analyzed now is listed as undelivered until the outputs are written."""
+    """Scan with progress, a run record, signal handling and the cache size limit."""
     from analyzer.cache import enforce_cache_limit
     from analyzer.errors import ClusterLost
     from analyzer.modelfile import resolve_model
@@ -679,8 +681,6 @@ def _run(
                     progress.advance(cached=outcome.cached, failed=outcome.result.status != "ok")
                     if runlog is not None:
                         runlog.add(outcome.result, cached=outcome.cached)
-                    if undelivered is not None and not outcome.cached:
-                        undelivered.add(outcome.result.path)
                     if verbose:
                         err.print(_verbose_line(outcome.result, outcome.cached))
         except KeyboardInterrupt:
@@ -709,6 +709,8 @@ def _dry_run(files: list[str], config: ScanConfig, quiet: bool) -> None:
     counts: Counter[str] = Counter()
     for path, state in plan(files, config):
         counts[state] += 1
+        # Escaped even when piped: a grep's output reaches a terminal too, and a
+        # newline in a name would split its line.
         sys.stdout.write(f"{state}\t{displayed(path)}\n")
     if not quiet:
         summary = ", ".join(f"{n} {state}" for state, n in counts.most_common())
@@ -816,6 +818,7 @@ def _emit(
     except BrokenPipeError:
         raise  # the reader went away: exit 141, as the shell would
     except OSError as exc:
-        if sys.stdout is not None:  # nothing more goes there; keep the exit-time flush quiet
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            # Nothing more goes there; keep the exit-time flush quiet.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None

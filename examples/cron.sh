@@ -3,7 +3,7 @@
 #   15 2 * * *  ARCHIVE=/srv/recordings /opt/harken/examples/cron.sh
 # --lock: a second run while one is going exits 75 at once; --changed-only:
 # the day's output holds only what is new or changed (and what a stopped run
-# analyzed but never wrote out, so nothing is lost); stderr is not a
+# or another scan analyzed but never wrote out, so nothing is lost); stderr is not a
 # terminal, so the log gets timestamped progress lines and one summary line.
 set -u
 ARCHIVE=${ARCHIVE:-/srv/recordings}

@@ -150,6 +150,17 @@ GOOD_FLAC = encoded(chord(2.0, seed=2), "FLAC")
 GOOD_AIFF = encoded(chord(1.0, seed=6), "AIFF", "PCM_16")
 GOOD_AU = encoded(chord(1.0, seed=7), "AU", "PCM_16")
 GOOD_RF64 = encoded(chord(1.0, seed=9), "RF64", "PCM_24")
+
+
+def rf64_sample_count(blob: bytes, count: int) -> bytes:
+    """An RF64 file whose ds64 chunk gives ``count`` as its frame count: only
+    a hint, which some writers leave at 0; the data size is what counts."""
+    data = bytearray(blob)
+    at = data.index(b"ds64") + 8 + 16  # after riffSize and dataSize
+    data[at : at + 8] = struct.pack("<Q", count)
+    return bytes(data)
+
+
 GOOD_W64 = encoded(chord(1.0, seed=10), "W64", "FLOAT")
 GOOD_MP3 = encoded(chord(2.0, seed=8), "MP3")
 SHORT_OGG = encoded(noise(1.0, seed=3), "OGG", "VORBIS")
@@ -215,6 +226,20 @@ DAMAGED = [
     error("truncated-rf64", "damaged/truncated-rf64.wav", truncated(GOOD_RF64), "truncated"),
     error("truncated-w64", "damaged/truncated.w64", truncated(GOOD_W64), "truncated"),
     ok("good-rf64", "damaged/complete-rf64.wav", raw(GOOD_RF64), format="RF64", frames=16000),
+    ok(
+        "rf64-odd-sample-count",
+        "damaged/rf64-sample-count.wav",
+        raw(rf64_sample_count(GOOD_RF64, 32000)),
+        note="ds64's frame count is a hint: the data size says the file is whole",
+        format="RF64",
+        frames=16000,
+    ),
+    error(
+        "truncated-rf64-zero-sample-count",
+        "damaged/truncated-rf64-no-count.wav",
+        truncated(rf64_sample_count(GOOD_RF64, 0)),
+        "truncated",
+    ),
     ok("good-w64", "damaged/complete.w64", raw(GOOD_W64), format="W64", frames=16000),
     ok(
         "wav-missing-pad-byte",

@@ -131,6 +131,10 @@ def test_quiet_and_verbose_contradict_unless_one_comes_from_the_command_line(
     assert code == 0 and "quiet.wav: silence" in err
     code, _, err = scan(str(project / "audio"), "-q", "-f", "csv", env={"HARKEN_SCAN_VERBOSE": "1"})
     assert code == 0 and err == ""
+    # The environment wins over the file, as for any option.
+    (project / "harken.toml").write_text("verbose = true\n")
+    code, _, err = scan(str(project / "audio"), "-f", "csv", env={"HARKEN_SCAN_QUIET": "1"})
+    assert code == 0 and err == ""
 
 
 def test_a_bad_value_says_which_variable_or_file_it_came_from(project: Path) -> None:
@@ -142,3 +146,12 @@ def test_a_bad_value_says_which_variable_or_file_it_came_from(project: Path) -> 
     assert code == EXIT_USAGE and f"(from {project / 'harken.toml'})" in err
     code, _, err = scan(str(project / "audio"), "--timeout", "later")
     assert code == EXIT_USAGE and "(from" not in err
+
+
+def test_a_bad_rule_from_a_file_says_so(project: Path) -> None:
+    (project / "harken.toml").write_text('fail-on = ["label == musik"]\n')
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_USAGE and "unknown class 'musik'" in err
+    assert f"(from {project / 'harken.toml'})" in err
+    code, _, err = scan(str(project / "audio"), env={"HARKEN_SCAN_FAIL_ON": "status == okk"})
+    assert code == EXIT_USAGE and "^\n(from HARKEN_SCAN_FAIL_ON)" in err

@@ -284,12 +284,37 @@ def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
     from analyzer.delivery import Undelivered
 
     names = ["plain.wav", "new\nline.wav", "latin1-\udce9.wav", 'q"uote.wav']
-    listed = Undelivered(str(tmp_path))
-    for name in names:
-        listed.add(name)
-    with open(tmp_path / "undelivered", "ab") as handle:
-        handle.write(b'"cut sho')  # a crash mid-line
+    listed = Undelivered(str(tmp_path / "cache"))
+    listed.add(names)  # not kept until a --changed-only run starts it
+    assert listed.listed() == set()
+    listed.start()
+    listed.add(names[:2])
+    with open(listed.path, "ab") as handle:
+        handle.write(b'\n"cut sho')  # a crash mid-record costs only that record
+    listed.add(names[2:])
     assert listed.listed() == set(names)
     listed.remove(names[:2])
     assert listed.listed() == set(names[2:])
     assert Undelivered(str(tmp_path / "nowhere")).listed() == set()
+
+
+def test_an_unusable_list_is_a_warning_and_the_scan_goes_on(folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    (cache / "undelivered.lock").mkdir(parents=True)  # cannot be opened as a file
+    code, out, err = invoke(
+        "scan", str(folder), "-j", "1", "-f", "jsonl", "--changed-only", "--cache-dir", str(cache)
+    )
+    assert code == 0 and len(out.splitlines()) == 5
+    assert err.count("warning: cannot keep the list of undelivered results") == 1
+
+
+def test_changed_only_also_outputs_what_another_run_analyzed(folder: Path) -> None:
+    """A manual scan analyzes a new file first: the nightly --changed-only run
+    must still write it out (once), though it comes from the cache."""
+    invoke("scan", str(folder), "-j", "1", "-q", "--changed-only", "-f", "jsonl")
+    write(folder / "added.wav", tone(0.7))
+    assert invoke("scan", str(folder), "-j", "1", "-q")[0] == 0  # a person looks first
+    for expected in (["added.wav"], []):
+        code, out, _ = invoke("scan", str(folder), "-j", "1", "-q", "--changed-only", "-f", "jsonl")
+        assert code == 0
+        assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == expected
