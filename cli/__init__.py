@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import Any, TextIO, cast
 
 import click
 
 from cli.config import default_map, effective_settings, find_config, unknown_variables
 from cli.manage import cache_group, runs_group
 from cli.options import format_option, print_json
-from cli.scan import scan_command
+from cli.scan import OutputError, scan_command
 from cli.train import evaluate_command, model_group, train_command
 
 EXIT_CODES = """\b
@@ -39,8 +41,14 @@ class HarkenGroup(click.Group):
     A bad value from a variable or a config file says where it came from."""
 
     def invoke(self, ctx: click.Context) -> object:
+        stdout = _Watched(sys.stdout) if sys.stdout is not None else None
+        if stdout is not None:
+            sys.stdout = cast(TextIO, stdout)
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if stdout is not None:
+                stdout.flush()  # a full disk shows here, not in the exit-time flush
+            return result
         except click.BadParameter as exc:
             where = _where_from(exc)
             if where:
@@ -59,6 +67,41 @@ class HarkenGroup(click.Group):
             # Nothing more can be written there; keep the exit-time flush quiet.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+        except OSError as exc:
+            if stdout is None or stdout.failed is None:
+                raise
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+        finally:
+            if stdout is not None:
+                sys.stdout = stdout.stream
+
+
+class _Watched:
+    """Standard output, noting a write that failed (a full disk): that error
+    is exit 4, as for -o, where any other OSError is a bug to show."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _where_from(exc: click.BadParameter) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import re
 import signal
@@ -806,19 +804,12 @@ def _emit(
                 f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
             ) from None
         return
-    try:
-        if sys.stdout is None:  # started with standard output closed (>&-)
-            raise OSError(errno.EBADF, "standard output is closed")
-        if format == "table":
-            if results:
-                make_console(stderr=False).print(results_table(results))
-        else:
-            write(results, format, sys.stdout, segments=segments)
-        sys.stdout.flush()  # a full disk shows here, not at exit
-    except BrokenPipeError:
-        raise  # the reader went away: exit 141, as the shell would
-    except OSError as exc:
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            # Nothing more goes there; keep the exit-time flush quiet.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+    # A write that fails (a full disk) is exit 4 in cli.HarkenGroup.
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        raise OutputError("cannot write to standard output: it is closed")
+    if format == "table":
+        if results:
+            make_console(stderr=False).print(results_table(results))
+    else:
+        write(results, format, sys.stdout, segments=segments)
+    sys.stdout.flush()  # here, not at exit, where an error would go unreported

@@ -333,7 +333,14 @@ def test_standard_output_that_cannot_be_written_is_exit_4(
         preexec_fn=lambda: os.close(1),
     )
     assert closed.returncode == 4, closed.stderr
-    assert "standard output is closed" in closed.stderr and "Traceback" not in closed.stderr
+    assert "standard output: it is closed" in closed.stderr and "Traceback" not in closed.stderr
+    # Every command that prints: a report, a card, a list.
+    with open("/dev/full", "w") as full:
+        shown = subprocess.run(
+            [*command[:3], "model", "show"], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert shown.returncode == 4 and "cannot write to standard output" in shown.stderr
+    assert "Traceback" not in shown.stderr
 
 
 def test_output_to_dev_stdout_through_a_pipe(audio_dir: Path, tmp_path: Path) -> None:
