@@ -22,9 +22,10 @@ facts by name (``duration``, ``sample_rate``, ``clipping``, …), and
 ``error.message``; with ``--segments`` also ``fraction.<class>`` (the share
 of the file's time in that class's segments) and ``segment_count``. A test
 on a field the record does not have (the confidence of a file that could not
-be analyzed) is false. ``Rule.fields`` names the fields a rule uses, so the
-caller can refuse segment fields without ``--segments`` and unknown classes
-or members.
+be analyzed) is false. ``Rule.fields`` names the fields a rule uses and
+``Rule.values`` the words it compares them with, so the caller can refuse
+segment fields without ``--segments`` and classes or members the model does
+not have; statuses and error kinds are checked here, and ``<`` on a word.
 """
 
 from __future__ import annotations

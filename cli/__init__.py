@@ -36,9 +36,13 @@ EXIT_INTERRUPTED = 130
 
 
 class HarkenGroup(click.Group):
-    """click exits 1 when standard output's reader goes away, which a CI
-    script would read as a failed rule; harken exits 141, as a shell does.
-    A bad value from a variable or a config file says where it came from."""
+    """Exit codes a script can trust, and errors that say where they come from.
+
+    click exits 1 (a failed rule, to a CI script) when standard output's
+    reader goes away, when it cannot be written, or on Ctrl-C; harken exits
+    141 as a shell does, 4 as for any output, and 130. A bad value from a
+    variable or a config file says which one.
+    """
 
     def invoke(self, ctx: click.Context) -> object:
         stdout = _Watched(sys.stdout) if sys.stdout is not None else None

@@ -612,12 +612,12 @@ def _write_labels(results: list[FileResult], folder: str) -> None:
 
 def _report_changes(console: Console, changes: Any, limit: int = 20) -> None:
     """``baseline: 2 new, 1 removed, 3 relabeled`` and the first of each."""
+    from analyzer.writers import displayed
+
     console.print(
         f"baseline: {len(changes.new)} new, {len(changes.removed)} removed,"
         f" {len(changes.changed)} relabeled"
     )
-    from analyzer.writers import displayed
-
     lines = [f"  new      {displayed(p)}" for p in changes.new]
     lines += [f"  removed  {displayed(p)}" for p in changes.removed]
     lines += [f"  relabeled {displayed(p)}: {old} -> {now}" for p, old, now in changes.changed]
