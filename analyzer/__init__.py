@@ -49,7 +49,7 @@ __all__ = [
 
 
 def analyze(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
@@ -59,7 +59,7 @@ def analyze(
 
     Parameters
     ----------
-    paths : iterable of path-like
+    paths : path-like, or an iterable of them
         Files and folders (walked recursively).
     include, exclude : tuple of str
         Glob filters, as ``harken scan --include/--exclude``.
@@ -68,8 +68,9 @@ def analyze(
         ``refresh``, ``retry_failed``, ``model``, ``trust_model``, ``max_duration``,
         ``segments`` (a ``SegmentSpec``: a timeline per file).
     """
+    config = ScanConfig(**options)  # a bad option fails here, before any work
     files = discover(paths, include=include, exclude=exclude)
-    for outcome in scan(files, ScanConfig(**options)):
+    for outcome in scan(files, config):
         yield outcome.result
 
 
@@ -79,6 +80,7 @@ def analyze_file(
     model: str | None = None,
     trust_model: bool = False,
     max_duration: float = DEFAULT_MAX_DURATION,
+    min_confidence: float | None = None,
     segments: SegmentSpec | None = None,
 ) -> FileResult:
     """Analyze one file in this process, without pool or cache.
@@ -88,6 +90,9 @@ def analyze_file(
     path : path-like
     model : str, optional
         A ``.skops`` model file; the shipped default model when omitted.
+    min_confidence : float, optional
+        A result below it is labelled ``unknown``; by default the model
+        card's threshold, as ``analyze`` and ``harken scan`` use.
     segments : SegmentSpec, optional
         Also give the file a timeline, ``result.timeline``
         (``SegmentSpec.make(2.0)``: 2 s windows every second).
@@ -97,11 +102,13 @@ def analyze_file(
     FileResult
         ``status="ok"`` with a prediction, or ``"error"`` with the reason.
     """
-    from analyzer.scan import precheck, read_error
+    from analyzer.scan import precheck, read_error, thresholded, unknown_threshold
 
+    ScanConfig(segments=segments)  # a wrong type fails here, not as an "internal" error
     path = os.fspath(path)
+    ref = resolve_model(model)
     settings = Settings(
-        resolve_model(model),
+        ref,
         max_duration=max_duration,
         trust_model=trust_model,
         segments=segments,
@@ -113,4 +120,6 @@ def analyze_file(
         digest = hash_file(path)
     except OSError as exc:
         return read_error(path, exc)
-    return run_task(Task(0, path, digest), settings).result
+    result = run_task(Task(0, path, digest), settings).result
+    threshold = unknown_threshold(ref, min_confidence)
+    return thresholded(Outcome(result, cached=False), threshold).result

@@ -109,7 +109,7 @@ def read_file_list(source: str) -> list[str]:
 
 
 def discover(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
@@ -124,6 +124,8 @@ def discover(
     ``exclude`` applies to every path, ``include`` only to walked folders.
     """
     found: list[str] = []
+    if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
+        paths = [paths]
     given = [os.fspath(p) for p in paths]
     if files_from is not None:
         given.extend(read_file_list(files_from))

@@ -25,7 +25,7 @@ from analyzer.analysis import (
 )
 from analyzer.cache import ResultCache, default_cache_dir, hash_file
 from analyzer.delivery import Undelivered
-from analyzer.modelfile import resolve_model
+from analyzer.modelfile import ModelRef, resolve_model
 from analyzer.results import (
     TIMELINE_KEYS,
     ErrorInfo,
@@ -72,6 +72,15 @@ class ScanConfig:
     scheduler: str | None = None
     ship_audio: bool = False
     connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        # What the command line's option types check, for the Python API's callers.
+        if self.jobs is not None and self.jobs < 1:
+            raise ValueError(f"jobs must be 1 or more, not {self.jobs}")
+        if self.segments is not None and not isinstance(self.segments, SegmentSpec):
+            raise TypeError(
+                f"segments must be a SegmentSpec (SegmentSpec.make(2.0)), not {self.segments!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -177,14 +186,12 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         local = config.backend != "dask"
         if reuse or (tasks and jobs <= 1 and local):
             ensemble_for(model, trust=config.trust_model)
-        threshold = config.min_confidence
-        if threshold is None:
-            threshold = float(model.card.data.get("unknown_threshold", 0.0))
+        threshold = unknown_threshold(model, config.min_confidence)
         for outcome in known:
-            yield _thresholded(outcome, threshold)
+            yield thresholded(outcome, threshold)
         if reuse:
             for outcome in _predict_cached(reuse, settings, cache, feature_key):
-                yield _thresholded(outcome, threshold)
+                yield thresholded(outcome, threshold)
         outputs = (
             run_tasks(tasks, settings, jobs=jobs)
             if local
@@ -192,7 +199,7 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         )
         for output in outputs:
             store(cache, output, feature_key, model.fingerprint)
-            yield _thresholded(Outcome(output.result, cached=False), threshold)
+            yield thresholded(Outcome(output.result, cached=False), threshold)
     finally:
         cache.close()
 
@@ -222,7 +229,14 @@ def _on_cluster(
 UNKNOWN = "unknown"
 
 
-def _thresholded(outcome: Outcome, threshold: float) -> Outcome:
+def unknown_threshold(model: ModelRef, min_confidence: float | None) -> float:
+    """``min_confidence`` if given, else the model card's threshold (0: none)."""
+    if min_confidence is not None:
+        return min_confidence
+    return float(model.card.data.get("unknown_threshold", 0.0))
+
+
+def thresholded(outcome: Outcome, threshold: float) -> Outcome:
     """Label a prediction ``unknown`` when its confidence is below ``threshold``.
 
     The cache keeps the real label; the threshold applies on the way out.

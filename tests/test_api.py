@@ -57,6 +57,36 @@ def test_analyze_yields_every_file(corpus: list[str], tmp_path: Path) -> None:
     assert {r.path: r.status for r in results}[corpus[4]] == "error"
 
 
+def test_one_path_is_a_path_not_its_characters(corpus: list[str], tmp_path: Path) -> None:
+    folder = Path(corpus[0]).parent
+    assert analyzer.discover(str(folder)) == analyzer.discover([folder])
+    assert analyzer.discover(folder / "tone.wav") == [str(folder / "tone.wav")]
+    results = list(analyzer.analyze(corpus[0], jobs=1, cache_dir=str(tmp_path / "c")))
+    assert [r.path for r in results] == [corpus[0]]
+
+
+def test_both_calls_label_alike_below_the_threshold(corpus: list[str], tmp_path: Path) -> None:
+    """analyze_file applies the model card's unknown threshold, as analyze does."""
+    one = analyzer.analyze_file(corpus[0], min_confidence=1.01)
+    assert one.label == "unknown" and one.prediction is not None and one.prediction.agreement == 0
+    (many,) = analyzer.analyze(
+        corpus[0], jobs=1, cache_dir=str(tmp_path / "c"), min_confidence=1.01
+    )
+    assert many.to_dict()["label"] == one.to_dict()["label"]
+    default = analyzer.analyze_file(corpus[0])
+    (scanned,) = analyzer.analyze(corpus[0], jobs=1, cache_dir=str(tmp_path / "c"))
+    assert default.label == scanned.label and default.confidence == scanned.confidence
+
+
+def test_bad_options_fail_before_any_work(corpus: list[str]) -> None:
+    with pytest.raises(TypeError, match="segments must be a SegmentSpec"):
+        analyzer.analyze_file(corpus[0], segments=2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="segments must be a SegmentSpec"):
+        next(analyzer.analyze(corpus, segments=2.0))
+    with pytest.raises(ValueError, match="jobs must be 1 or more"):
+        next(analyzer.analyze(corpus, jobs=0))
+
+
 def test_public_api_is_listed() -> None:
     for name in ("analyze", "analyze_file", "scan", "ScanConfig", "FileResult", "discover"):
         assert name in analyzer.__all__ and hasattr(analyzer, name)
