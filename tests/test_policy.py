@@ -202,6 +202,20 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     assert run(str(folder), "--fail-on-change")[0] == EXIT_USAGE
     (tmp_path / "junk.json").write_text("{not json")
     assert run(str(folder), "--baseline", str(tmp_path / "junk.json"))[0] == EXIT_USAGE
+    (tmp_path / "object.json").write_text("{}")
+    code, _, err = run(str(folder), "--baseline", str(tmp_path / "object.json"))
+    assert code == EXIT_USAGE and "(a record has no path)" in err
+
+
+def test_baseline_matches_one_file_however_its_folder_is_spelled(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(folder.parent)
+    before = tmp_path / "before.jsonl"
+    assert run(folder.name, "-j", "1", "-o", str(before))[0] == 0
+    for spelling in (f"./{folder.name}", f"{folder.name}//", str(folder)):
+        code, _, err = run(spelling, "-j", "1", "--baseline", str(before), "--fail-on-change")
+        assert code == 0, (spelling, err)
 
 
 def test_an_emptied_folder_still_checks_the_baseline_and_writes_junit(
