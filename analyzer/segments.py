@@ -164,9 +164,9 @@ def window_times(
 ) -> list[tuple[float, float]]:
     """``(start, end)`` in seconds of each of ``n`` windows, cut at ``duration``.
 
-    Counted in samples at ``rate``, as ``WindowVectors`` cuts them, so times
-    do not drift from the frames used when the hop is not a whole number of
-    samples.
+    Counted in samples at ``rate``, as ``WindowVectors`` cuts them, so a
+    window's times are those of the frames it holds (``k`` times the hop
+    rounded to samples, which may differ from ``k * spec.hop`` seconds).
     """
     hop, window = round(spec.hop * rate), round(spec.window * rate)
     return [(k * hop / rate, min((k * hop + window) / rate, duration)) for k in range(n)]
