@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
@@ -158,11 +159,17 @@ def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[Task
     parallel = Parallel(
         n_jobs=max(2, min(jobs, len(batches))), backend="loky", return_as="generator_unordered"
     )
+    running = parallel(delayed(run_batch)(batch, settings) for batch in batches)
     try:
-        for outputs in parallel(delayed(run_batch)(batch, settings) for batch in batches):
+        for outputs in running:
             yield from outputs
     except BrokenProcessPool as exc:  # TerminatedWorkerError is one of these
         raise _PoolBroke(str(exc).splitlines()[0]) from None
+    except GeneratorExit:  # the caller stopped early (broke out of analyze()): no warning
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "[0-9]+ tasks which were still", UserWarning)
+            running.close()
+        raise
 
 
 def _isolated(task: Task, settings: Settings) -> TaskOutput:
