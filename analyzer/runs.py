@@ -4,8 +4,10 @@ A run is a folder's worth of JSON next to the cache (``<cache>/runs/``):
 ``<id>.json`` holds the run's parameters, model, timing and counts per
 status and label, rewritten every few seconds while the run goes on (so
 another shell can follow a long cron run, as the old service's clients
-polled a task), and ``<id>.jsonl`` holds its result records, written when
-it ends. ``harken runs show`` reprints those without analyzing anything.
+polled a task), and ``<id>.jsonl`` holds its result records: appended as
+they come, by the same thread, so a run killed on the way keeps what it
+finished, then rewritten in the files' order when it ends. ``harken runs
+show`` reprints those without analyzing anything.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class RunLog:
         )
         self._statuses: Counter[str] = Counter()
         self._labels: Counter[str] = Counter()
+        self._unwritten: list[FileResult] = []  # added, not yet appended to the .jsonl
+        self._lines: dict[int, str] = {}  # id(result) -> its line, reused at the end
         self._lock = threading.Lock()
         self._dirty = False
         self._stop = threading.Event()
@@ -120,16 +124,19 @@ class RunLog:
             self._statuses[result.status] += 1
             if result.label:
                 self._labels[result.label] += 1
+            self._unwritten.append(result)
             self._dirty = True
 
     def finish(self, results: Iterable[FileResult], *, state: str) -> None:
         """Write the results and the final record."""
         self._stop.set()
         self._writer.join()
+        with self._lock:
+            self._unwritten = []  # the whole file is written below
         try:
             with atomic_output(str(self.folder / f"{self.record.id}.jsonl")) as handle:
                 for result in results:
-                    handle.write(dumps(result) + "\n")
+                    handle.write(self._lines.get(id(result)) or dumps(result) + "\n")
         except OSError as exc:
             _warn(f"could not write the run's results ({exc.strerror or exc})")
         self.record.state = state
@@ -147,11 +154,25 @@ class RunLog:
             self.record.labels = dict(self._labels)
             data = asdict(self.record)
             self._dirty = False
+            unwritten, self._unwritten = self._unwritten, []
+        self._append(unwritten)
         try:
             with atomic_output(str(self.folder / f"{self.record.id}.json")) as handle:
                 json.dump(data, handle, sort_keys=True)
         except OSError as exc:  # the record is a convenience: never fail a scan for it
             _warn(f"could not update the run record ({exc.strerror or exc})")
+
+    def _append(self, results: list[FileResult]) -> None:
+        """Append results to the run's .jsonl (a line a kill cuts short is skipped on reading)."""
+        if not results:
+            return
+        lines = [dumps(result) + "\n" for result in results]
+        self._lines.update((id(r), line) for r, line in zip(results, lines, strict=True))
+        try:
+            with open(self.folder / f"{self.record.id}.jsonl", "a", encoding="utf-8") as handle:
+                handle.writelines(lines)
+        except OSError as exc:
+            _warn(f"could not write the run's results ({exc.strerror or exc})")
 
     def _prune(self) -> None:
         records = sorted(self.folder.glob("*.json"))  # ids sort by start time
@@ -201,9 +222,16 @@ def find_run(cache_dir: str, run: str) -> dict[str, Any]:
 
 
 def run_results(cache_dir: str, record: dict[str, Any]) -> list[FileResult]:
-    """The results a finished run wrote."""
+    """The results a run wrote: all of a finished run's, in the files' order;
+    those a running or interrupted one finished, as they came."""
     path = runs_dir(cache_dir) / f"{record['id']}.jsonl"
     if not path.exists():
         raise UsageError(f"run {record['id']} has no results yet (state: {record['state']})")
+    results = []
     with path.open(encoding="utf-8") as handle:
-        return [FileResult.from_dict(json.loads(line)) for line in handle if line.strip()]
+        for line in handle:
+            try:
+                results.append(FileResult.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue  # blank, or cut short by a kill
+    return results
