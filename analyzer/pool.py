@@ -166,8 +166,10 @@ def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[Task
     except BrokenProcessPool as exc:  # TerminatedWorkerError is one of these
         raise _PoolBroke(str(exc).splitlines()[0]) from None
     except GeneratorExit:  # the caller stopped early (broke out of analyze()): no warning
+        # about the tasks cancelled or finished unused; the filter (process-wide
+        # while it lasts) covers only joblib's warnings, and only this close.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "[0-9]+ tasks which were still", UserWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"joblib\.parallel")
             running.close()
         raise
 

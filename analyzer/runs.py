@@ -104,6 +104,7 @@ class RunLog:
         self._labels: Counter[str] = Counter()
         self._unwritten: list[FileResult] = []  # added, not yet appended to the .jsonl
         self._lines: dict[int, str] = {}  # id(result) -> its line, reused at the end
+        self._cut = False  # the last append failed, maybe halfway through a line
         self._lock = threading.Lock()
         self._dirty = False
         self._stop = threading.Event()
@@ -131,12 +132,11 @@ class RunLog:
         """Write the results and the final record."""
         self._stop.set()
         self._writer.join()
-        with self._lock:
-            self._unwritten = []  # the whole file is written below
         try:
             with atomic_output(str(self.folder / f"{self.record.id}.jsonl")) as handle:
                 for result in results:
                     handle.write(self._lines.get(id(result)) or dumps(result) + "\n")
+            self._unwritten = []  # all of them are in the file now
         except OSError as exc:
             _warn(f"could not write the run's results ({exc.strerror or exc})")
         self.record.state = state
@@ -167,11 +167,15 @@ class RunLog:
         if not results:
             return
         lines = [dumps(result) + "\n" for result in results]
+        # (kept alive by the caller's outcomes until finish, so ids are unique)
         self._lines.update((id(r), line) for r, line in zip(results, lines, strict=True))
         try:
             with open(self.folder / f"{self.record.id}.jsonl", "a", encoding="utf-8") as handle:
-                handle.writelines(lines)
+                # After a failed append, a fresh line: a half one costs only itself.
+                handle.writelines(["\n" * self._cut, *lines])
+            self._cut = False
         except OSError as exc:
+            self._cut = True
             _warn(f"could not write the run's results ({exc.strerror or exc})")
 
     def _prune(self) -> None:

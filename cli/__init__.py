@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -44,47 +47,66 @@ class HarkenGroup(click.Group):
     variable or a config file says which one.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _watched_stdout():  # --help and --version print here
+            return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
-        stdout = _Watched(sys.stdout) if sys.stdout is not None else None
-        if stdout is not None:
-            sys.stdout = cast(TextIO, stdout)
-        try:
-            result = super().invoke(ctx)
-            if stdout is not None:
-                stdout.flush()  # a full disk shows here, not in the exit-time flush
-            return result
-        except click.BadParameter as exc:
-            where = _where_from(exc)
-            if where:
-                if "\n" in exc.message:  # (a rule with a caret under the mistake)
-                    where = "\n" + where.strip()
-                raise click.BadParameter(
-                    exc.message + where, ctx=exc.ctx, param=exc.param, param_hint=exc.param_hint
-                ) from None
-            raise
-        except KeyboardInterrupt:
-            # Before the work starts (or while --wait waits): 130, as for Ctrl-C
-            # mid-scan, not click's "Aborted!" and 1, which reads as a failed rule.
-            click.echo("interrupted", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except BrokenPipeError:
-            # Nothing more can be written there; keep the exit-time flush quiet.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
-        except OSError as exc:
-            if stdout is None or stdout.failed is None:
+        with _watched_stdout():
+            try:
+                return super().invoke(ctx)
+            except click.BadParameter as exc:
+                where = _where_from(exc)
+                if where:
+                    if "\n" in exc.message:  # (a rule with a caret under the mistake)
+                        where = "\n" + where.strip()
+                    raise click.BadParameter(
+                        exc.message + where,
+                        ctx=exc.ctx,
+                        param=exc.param,
+                        param_hint=exc.param_hint,
+                    ) from None
                 raise
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
-            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
-        finally:
-            if stdout is not None:
-                sys.stdout = stdout.stream
+            except KeyboardInterrupt:
+                # Before the work starts (or while --wait waits): 130, as for Ctrl-C
+                # mid-scan, not click's "Aborted!" and 1, which reads as a failed rule.
+                click.echo("interrupted", err=True)
+                raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def _watched_stdout() -> Iterator[None]:
+    """Standard output whose failure is an exit code: 141 when its reader went
+    away, 4 when it cannot be written (a full disk, or closed: ``>&-``)."""
+    stdout = _Watched(sys.stdout if sys.stdout is not None else cast(TextIO, _Closed()))
+    sys.stdout = cast(TextIO, stdout)
+    try:
+        try:
+            yield
+        finally:  # on sys.exit too: a full disk shows here, not in the exit-time flush
+            if stdout.failed is None:
+                stdout.flush()
+    except BrokenPipeError:
+        _to_devnull(stdout)
+        raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+    except OSError as exc:
+        if exc is not stdout.failed:
+            raise
+        _to_devnull(stdout)
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+    finally:
+        sys.stdout = stdout.stream
+
+
+def _to_devnull(stdout: _Watched) -> None:
+    """Nothing more can go to standard output; keep the exit-time flush quiet."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
 
 
 class _Watched:
-    """Standard output, noting a write that failed (a full disk): that error
-    is exit 4, as for -o, where any other OSError is a bug to show."""
+    """Standard output, noting the write that failed: that error is an exit
+    code (``_watched_stdout``); any other OSError is a bug to show."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -97,6 +119,10 @@ class _Watched:
             self.failed = exc
             raise
 
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         try:
             self.stream.flush()
@@ -106,6 +132,16 @@ class _Watched:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
+
+
+class _Closed(io.TextIOBase):
+    """Standard output when the process started without one (``>&-``)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self) -> None:
+        pass  # nothing was written
 
 
 def _where_from(exc: click.BadParameter) -> str:

@@ -95,11 +95,17 @@ def make_console(*, stderr: bool) -> Console:
     """A console for results (stdout) or for log lines (stderr, never wrapped)."""
     # No markup on stderr: file names like "[bold]x.wav" are printed as they are.
     console = Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     if not stderr and not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped (| cat, > file): Rich would cut tables to 80 columns; a table
         # is as wide as its content instead.
         console.width = PIPED_WIDTH
     return console
+
+
+def _broken_pipe() -> None:
+    """Rich would exit 1 (a failed rule, to a CI script); cli.HarkenGroup exits 141."""
+    raise BrokenPipeError
 
 
 def _scores_table(scores: dict[str, Any], title: str | None = None) -> Table:

@@ -804,9 +804,8 @@ def _emit(
                 f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
             ) from None
         return
-    # A write that fails (a full disk) is exit 4 in cli.HarkenGroup.
-    if sys.stdout is None:  # started with standard output closed (>&-)
-        raise OutputError("cannot write to standard output: it is closed")
+    # A write that fails (a full disk, a closed standard output) is exit 4 in
+    # cli.HarkenGroup.
     if format == "table":
         if results:
             make_console(stderr=False).print(results_table(results))

@@ -292,7 +292,11 @@ def test_a_reader_that_goes_away_is_exit_141_not_a_failed_rule(
     import sys
 
     env = {**os.environ, "HARKEN_CACHE_DIR": str(tmp_path / "cache")}
-    for args in (["model", "show", "-f", "json"], ["scan", str(audio_dir), "-f", "jsonl"]):
+    for args in (
+        ["model", "show", "-f", "json"],
+        ["scan", str(audio_dir), "-f", "jsonl"],
+        ["scan", str(audio_dir)],  # a table: Rich would exit 1 on its own
+    ):
         with (tmp_path / "err.txt").open("w+") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-c", "from cli import main; main()", *args],
@@ -317,30 +321,34 @@ def test_standard_output_that_cannot_be_written_is_exit_4(
     import subprocess
     import sys
 
-    env = {**os.environ, "HARKEN_CACHE_DIR": str(tmp_path / "cache")}
-    command = [sys.executable, "-c", "from cli import main; main()", "scan", str(audio_dir)]
-    command += ["-f", format, "-q", "--allow-errors"]
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
-    assert done.returncode == 4, done.stderr
-    assert done.stderr == "Error: cannot write to standard output: No space left on device\n"
-    closed = subprocess.run(
-        command,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=lambda: os.close(1),
-    )
-    assert closed.returncode == 4, closed.stderr
-    assert "standard output: it is closed" in closed.stderr and "Traceback" not in closed.stderr
-    # Every command that prints: a report, a card, a list.
-    with open("/dev/full", "w") as full:
-        shown = subprocess.run(
-            [*command[:3], "model", "show"], stdout=full, stderr=subprocess.PIPE, text=True
+    # Buffered, as a user's shell has it: an unflushed write must not wait for the exit.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["HARKEN_CACHE_DIR"] = str(tmp_path / "cache")
+    harken = [sys.executable, "-c", "from cli import main; main()"]
+    scan = [*harken, "scan", str(audio_dir), "-f", format, "-q", "--allow-errors"]
+    # Every command that prints: results, a plan, a card, a list, the help.
+    for command in (
+        scan,
+        [*harken, "scan", str(audio_dir), "--dry-run", "-q"],
+        [*harken, "model", "show"],
+        [*harken, "--help"],
+        [*harken, "--version"],
+    ):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+        assert done.returncode == 4, (command, done.stderr)
+        assert done.stderr == "Error: cannot write to standard output: No space left on device\n"
+    for command in (scan, [*harken, "config", "show", "-f", "json"]):
+        closed = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=lambda: os.close(1),
         )
-    assert shown.returncode == 4 and "cannot write to standard output" in shown.stderr
-    assert "Traceback" not in shown.stderr
+        assert closed.returncode == 4, (command, closed.stderr)
+        assert closed.stderr == "Error: cannot write to standard output: it is closed\n"
 
 
 def test_output_to_dev_stdout_through_a_pipe(audio_dir: Path, tmp_path: Path) -> None:
