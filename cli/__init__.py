@@ -16,7 +16,7 @@ import click
 from cli.config import default_map, effective_settings, find_config, unknown_variables
 from cli.manage import cache_group, runs_group
 from cli.options import format_option, print_json
-from cli.scan import OutputError, scan_command
+from cli.scan import EXIT_INTERRUPTED, OutputError, scan_command
 from cli.train import evaluate_command, model_group, train_command
 
 EXIT_CODES = """\b
@@ -34,8 +34,6 @@ Exit codes:
 """
 #: What a shell reports for a process killed by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141
-#: ... and by SIGINT (128 + 2).
-EXIT_INTERRUPTED = 130
 
 
 class HarkenGroup(click.Group):
