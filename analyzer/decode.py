@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -41,6 +41,14 @@ MEMORY_PER_SECOND = 16 << 10
 GROWING_SECONDS = 1200.0
 
 Sink = Callable[[np.ndarray], None]
+
+#: libmpg123 prints remarks such as ``part2_3_length (1024) too large for
+#: available bit count (936)`` to the process's standard error for many MP3
+#: files read in blocks (about one read in three), though the samples are
+#: those of a whole read. A pool worker (``mute_decoder_remarks``) sends them
+#: nowhere while it reads an MP3; the caller's own standard error is never
+#: touched, so an in-process scan (``--jobs 1``) still shows them.
+_mute_mp3_remarks = False
 
 #: libsndfile trims a PCM container's data chunk to the bytes present and logs
 #: the size its header declared: ``data : 64000 (should be 31978)``.
@@ -171,6 +179,28 @@ def mp3_declares_length(path: str) -> bool:
     return b"Xing" in frame or b"Info" in frame
 
 
+def mute_decoder_remarks() -> None:
+    """In this pool worker, send what libmpg123 prints while an MP3 is read nowhere."""
+    global _mute_mp3_remarks
+    _mute_mp3_remarks = True
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 (where C libraries write) at /dev/null for a while."""
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _openable(path: str) -> str | BinaryIO:
     """``path`` itself, or an open file when libsndfile could not take the name:
     names that are not valid UTF-8 (soundfile cannot encode them) or too long."""
@@ -250,6 +280,8 @@ def decode(
                 f"{path}: {seconds:.6g} s of audio needs about {needed / 2**20:.0f} MiB,"
                 f" over --max-memory ({max_memory / 2**20:.0f} MiB)",
             )
+        if _mute_mp3_remarks and audio.format == "MP3":
+            stack.enter_context(_stderr_to_devnull())
         meter = SignalMeter(rate)
         resampler = (
             soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
