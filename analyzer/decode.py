@@ -46,8 +46,8 @@ Sink = Callable[[np.ndarray], None]
 #: available bit count (936)`` to the process's standard error for many MP3
 #: files read in blocks (about one read in three), though the samples are
 #: those of a whole read. A pool worker (``mute_decoder_remarks``) sends them
-#: nowhere while it reads an MP3; the caller's own standard error is never
-#: touched, so an in-process scan (``--jobs 1``) still shows them.
+#: nowhere while it reads an MP3 block; the caller's own standard error is
+#: never touched, so work done in its process (one job) still shows them.
 _mute_mp3_remarks = False
 
 #: libsndfile trims a PCM container's data chunk to the bytes present and logs
@@ -280,8 +280,9 @@ def decode(
                 f"{path}: {seconds:.6g} s of audio needs about {needed / 2**20:.0f} MiB,"
                 f" over --max-memory ({max_memory / 2**20:.0f} MiB)",
             )
-        if _mute_mp3_remarks and audio.format == "MP3":
-            stack.enter_context(_stderr_to_devnull())
+        # Only around the reads: fd 2 is the whole process's, and the sink's
+        # (or another thread's) warnings must still get through.
+        muted = _stderr_to_devnull if _mute_mp3_remarks and audio.format == "MP3" else None
         meter = SignalMeter(rate)
         resampler = (
             soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
@@ -290,7 +291,8 @@ def decode(
         )
         while True:
             try:
-                block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                with muted() if muted else contextlib.nullcontext():
+                    block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             except Exception as exc:  # a damaged stream fails mid-read
                 raise DecodeError(
                     "corrupt", f"{path}: decoding failed after {meter.frames / rate:.2f} s ({exc})"
