@@ -96,7 +96,7 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     show_default=True,
     metavar="N",
     help="Add N altered copies of every training clip (cut short, band-limited,"
-    " re-levelled, noised)"
+    " reverberated, noised, re-levelled)"
     " to every fit, and score again on test clips band-limited to 4 kHz.",
 )
 @click.option(

@@ -408,6 +408,50 @@ def test_short_copies_are_excerpts_of_sound_not_of_pauses() -> None:
     assert 10 <= sum(size < long.size for size in sizes) <= 30
 
 
+def test_copies_are_put_in_rooms_and_over_background_noise() -> None:
+    """Speech from amateur and acted recordings was called noise while the
+    copies were clean and dry: some copies now reverberate, and some carry
+    white-to-brown noise 5-30 dB under the sound."""
+    import numpy as np
+
+    from analyzer.augment import (
+        NOISE_LOWEST_HZ,
+        NOISE_SNR_DB,
+        coloured_noise,
+        over_background,
+        reverberate,
+        rms_dbfs,
+    )
+
+    rng = np.random.default_rng(5)
+    click = np.zeros(16000, dtype=np.float32)
+    click[100] = 1.0
+    wet = reverberate(click, 16000, rng)
+    assert wet.size == click.size and abs(wet[100] - 1.0) < 0.2  # the dry sound is kept
+    tail = wet[1700:3300]  # 0.1-0.2 s after the click: the room's, not the click's
+    assert rms_dbfs(tail) > -60
+    assert reverberate(click[:0], 16000, rng).size == 0
+    slopes = []
+    freqs = np.fft.rfftfreq(1 << 15, 1 / 16000)
+    for _ in range(30):
+        hiss = coloured_noise(1 << 15, 16000, rng)
+        power = np.abs(np.fft.rfft(hiss)) ** 2
+        assert power[freqs < NOISE_LOWEST_HZ].max() < 1e-6 * power.max()  # no drift, no rumble
+        low = power[(freqs >= 200) & (freqs < 400)].mean()
+        high = power[(freqs >= 3200) & (freqs < 6400)].mean()  # four octaves up
+        slopes.append(10 * np.log10(low / high) / 4)
+    assert -1.5 < min(slopes) < 2.0 and 4.0 < max(slopes) < 7.5  # dB per octave
+    assert np.mean(slopes) == pytest.approx(3.0, abs=1.0)
+    # The noise is scaled to the clip: the clip stays on top, but not by far.
+    signal = chord(1.0, seed=6)
+    snrs = []
+    for _ in range(40):
+        noisy = over_background(signal, 16000, rng)
+        snrs.append(rms_dbfs(signal) - rms_dbfs(noisy - signal))
+    assert NOISE_SNR_DB[0] <= min(snrs) < 10 and 25 < max(snrs) <= NOISE_SNR_DB[1]
+    assert over_background(signal[:0], 16000, rng).size == 0  # a clip of no samples
+
+
 @pytest.mark.parametrize(
     ("sources", "message"),
     [

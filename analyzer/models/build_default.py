@@ -7,7 +7,7 @@
    examples is an honest check of the model.
 2. ``harken train`` on the rest of the corpus, as a user would run it:
    ``--augment 1`` (one altered copy of every clip in every fit: cut short,
-   band-limited, re-levelled, noised; ``analyzer/augment.py``), grouped
+   band-limited, reverberated, noised, re-levelled; ``analyzer/augment.py``), grouped
    5-fold cross-validation by recording, scored on the clips as they are
    and band-limited to 4 kHz, then the fit on everything
    -> ``default.skops``, and the scores -> ``default-cv.md``.
