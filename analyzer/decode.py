@@ -282,7 +282,7 @@ def decode(
             )
         # Only around the reads: fd 2 is the whole process's, and the sink's
         # (or another thread's) warnings must still get through.
-        muted = _stderr_to_devnull if _mute_mp3_remarks and audio.format == "MP3" else None
+        mute = _mute_mp3_remarks and audio.format == "MP3"
         meter = SignalMeter(rate)
         resampler = (
             soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
@@ -291,7 +291,7 @@ def decode(
         )
         while True:
             try:
-                with muted() if muted else contextlib.nullcontext():
+                with _stderr_to_devnull() if mute else contextlib.nullcontext():
                     block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             except Exception as exc:  # a damaged stream fails mid-read
                 raise DecodeError(

@@ -43,6 +43,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from analyzer.training import metrics
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = [
     "fillets-ng-data",
@@ -93,8 +95,10 @@ SOURCES: dict[str, tuple[str, list[str]]] = {
     "small-games-music": (
         "music",
         [
-            *("solarwolf/**/data/music/*", "chromium-bsu-data/**/music_*"),
-            *("tuxtype-data/**/sounds/amidst*", "tuxtype-data/**/sounds/chiptune*"),
+            "solarwolf/**/data/music/*",
+            "chromium-bsu-data/**/music_*",
+            "tuxtype-data/**/sounds/amidst*",
+            "tuxtype-data/**/sounds/chiptune*",
             "tuxmath-data/**/sounds/0*",
         ],
     ),
@@ -106,7 +110,8 @@ SOURCES: dict[str, tuple[str, list[str]]] = {
     "freedroidrpg-sfx": (
         "noise",
         [
-            *("freedroidrpg-data/**/sound/effects/*", "freedroidrpg-data/**/effects/item_sounds/*"),
+            "freedroidrpg-data/**/sound/effects/*",
+            "freedroidrpg-data/**/effects/item_sounds/*",
             "freedroidrpg-data/**/effects/bullets/*",
         ],
     ),
@@ -115,8 +120,10 @@ SOURCES: dict[str, tuple[str, list[str]]] = {
     "small-games-sfx": (
         "noise",
         [
-            *("solarwolf/**/data/audio/*", "chromium-bsu-data/**/wav/*"),
-            *("tuxtype-data/**/sounds/*", "ri-li-data/**/Sounds/*"),
+            "solarwolf/**/data/audio/*",
+            "chromium-bsu-data/**/wav/*",
+            "tuxtype-data/**/sounds/*",
+            "ri-li-data/**/Sounds/*",
         ],
     ),
 }
@@ -177,6 +184,7 @@ def fetch(work: Path) -> dict[str, str]:
 
 
 def files_of(root: Path, patterns: list[str]) -> list[Path]:
+    """The audio files the patterns match, but for ``NOT_THEIR_FOLDER``."""
     found = {p for pattern in patterns for p in root.glob(pattern)}
     return sorted(
         p
@@ -292,10 +300,10 @@ def peer_labels(python: str, clips: Path, rows: list[dict[str, str]]) -> dict[st
 
 
 def balanced_accuracy(rows: list[dict[str, str]], labels: dict[str, str]) -> float:
-    recall = defaultdict(list)
-    for row in rows:
-        recall[row["label"]].append(labels[row["path"]] == row["label"])
-    return float(np.mean([np.mean(v) for v in recall.values()]))
+    """As ``harken train`` and ``evaluate`` score it; ``unknown`` or a failure is wrong."""
+    truth = np.array([row["label"] for row in rows])
+    answers = np.array([labels[row["path"]] for row in rows])
+    return float(metrics(truth, answers, sorted(set(truth.tolist())))["balanced_accuracy"])
 
 
 def main() -> None:
