@@ -4,14 +4,16 @@ Files are matched by their ``path``, made absolute from the current folder
 (so ``./rec/a.wav``, ``rec//a.wav`` and ``$PWD/rec/a.wav`` are one file); a
 file is ``new`` if the baseline does not list it, ``removed`` if this scan
 did not see it, and ``changed`` if its label differs (status counts as the
-label of a file that could not be analyzed). Reports keep each side's
-spelling.
+label of a file that could not be analyzed). A removed file and a new one
+with the same bytes (``content_hash``) are one file ``moved``: a rename is
+not a deletion. Reports keep each side's spelling.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,23 +23,44 @@ from analyzer.writers import printable
 
 
 @dataclass(frozen=True)
+class Entry:
+    """What a result file says of one file: its outcome and its bytes' hash."""
+
+    outcome: str
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A file found under another name, with its outcome on both sides."""
+
+    before: str  # path in the baseline
+    now: str  # path in this scan
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
 class Changes:
     """Differences between a baseline and this scan."""
 
     new: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[tuple[str, str, str]] = field(default_factory=list)  # path, before, now
+    moved: list[Move] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.removed or self.changed)
+        return bool(self.new or self.removed or self.changed or self.moved)
 
 
-def _outcome(record: dict[str, object]) -> str:
-    return str(record.get("label") or record.get("status") or "?")
+def _entry(record: dict[str, object]) -> Entry:
+    outcome = str(record.get("label") or record.get("status") or "?")
+    digest = record.get("content_hash")
+    return Entry(outcome, digest if isinstance(digest, str) and digest else None)
 
 
-def load_baseline(path: str | Path) -> dict[str, str]:
-    """``path -> label`` (or status) from an earlier JSON list or JSONL output."""
+def load_baseline(path: str | Path) -> dict[str, Entry]:
+    """``path -> Entry`` from an earlier JSON list or JSONL output."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -48,7 +71,7 @@ def load_baseline(path: str | Path) -> dict[str, str]:
             records = json.loads(text)
         else:
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return {str(r["path"]): _outcome(r) for r in records}
+        return {str(r["path"]): _entry(r) for r in records}
     except KeyError:
         raise UsageError(
             f"{path} is not a harken JSON or JSONL result file (a record has no path)"
@@ -57,19 +80,46 @@ def load_baseline(path: str | Path) -> dict[str, str]:
         raise UsageError(f"{path} is not a harken JSON or JSONL result file ({exc})") from None
 
 
-def compare(baseline: dict[str, str], results: list[FileResult]) -> Changes:
-    """What is new, removed or labeled differently now."""
-    before = {os.path.abspath(p): (p, label) for p, label in baseline.items()}
+def _pair_moves(
+    removed: dict[str, tuple[str, Entry]], new: dict[str, tuple[str, Entry]]
+) -> list[Move]:
+    """Pair removed and new files with the same bytes, and take them out of
+    both; several copies pair in path order."""
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(removed):
+        digest = removed[key][1].content_hash
+        if digest:
+            by_hash[digest].append(key)
+    moves = []
+    for key in sorted(new):
+        candidates = by_hash.get(new[key][1].content_hash or "")
+        if candidates:
+            gone = candidates.pop(0)
+            (before, old), (now, entry) = removed.pop(gone), new.pop(key)
+            moves.append(Move(before, now, old.outcome, entry.outcome))
+    return sorted(moves, key=lambda m: m.now)
+
+
+def compare(baseline: dict[str, Entry], results: list[FileResult]) -> Changes:
+    """What is new, removed, moved or labeled differently now."""
+    before = {os.path.abspath(p): (p, entry) for p, entry in baseline.items()}
     now = {
-        os.path.abspath(printable(r.path)): (printable(r.path), r.label or r.status)
+        os.path.abspath(printable(r.path)): (
+            printable(r.path),
+            Entry(r.label or r.status, r.content_hash),
+        )
         for r in results
     }
+    new = {k: now[k] for k in now.keys() - before.keys()}
+    removed = {k: before[k] for k in before.keys() - now.keys()}
+    moved = _pair_moves(removed, new)
     return Changes(
-        new=sorted(now[k][0] for k in now.keys() - before.keys()),
-        removed=sorted(before[k][0] for k in before.keys() - now.keys()),
+        new=sorted(path for path, _ in new.values()),
+        removed=sorted(path for path, _ in removed.values()),
         changed=sorted(
-            (now[k][0], before[k][1], now[k][1])
+            (now[k][0], before[k][1].outcome, now[k][1].outcome)
             for k in now.keys() & before.keys()
-            if before[k][1] != now[k][1]
+            if before[k][1].outcome != now[k][1].outcome
         ),
+        moved=moved,
     )

@@ -23,6 +23,7 @@ from cli.options import CountRange, NumberRange, cache_dir_option
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from analyzer.baseline import Changes
     from analyzer.policy import Rule
     from analyzer.results import FileResult
     from analyzer.scan import Outcome, ScanConfig
@@ -316,7 +317,8 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--baseline",
     type=click.Path(exists=True, dir_okay=False, path_type=str),
-    help="Compare with an earlier JSON/JSONL result: report new, removed and relabeled files.",
+    help="Compare with an earlier JSON/JSONL result: report new, removed, moved and relabeled"
+    " files.",
 )
 @click.option(
     "--fail-on-change", is_flag=True, help="With --baseline: exit 1 when anything changed."
@@ -610,16 +612,19 @@ def _write_labels(results: list[FileResult], folder: str) -> None:
         raise OutputError(f"cannot write label tracks to {folder}: {exc.strerror or exc}") from None
 
 
-def _report_changes(console: Console, changes: Any, limit: int = 20) -> None:
-    """``baseline: 2 new, 1 removed, 3 relabeled`` and the first of each."""
+def _report_changes(console: Console, changes: Changes, limit: int = 20) -> None:
+    """``baseline: 2 new, 1 removed, 1 moved, 3 relabeled`` and the first of each."""
     from analyzer.writers import displayed
 
     console.print(
         f"baseline: {len(changes.new)} new, {len(changes.removed)} removed,"
-        f" {len(changes.changed)} relabeled"
+        f" {len(changes.moved)} moved, {len(changes.changed)} relabeled"
     )
     lines = [f"  new      {displayed(p)}" for p in changes.new]
     lines += [f"  removed  {displayed(p)}" for p in changes.removed]
+    for move in changes.moved:
+        relabeled = f": {move.old} -> {move.new}" if move.old != move.new else ""
+        lines.append(f"  moved    {displayed(move.before)} -> {displayed(move.now)}{relabeled}")
     lines += [f"  relabeled {displayed(p)}: {old} -> {now}" for p, old, now in changes.changed]
     for line in lines[:limit]:
         console.print(line)

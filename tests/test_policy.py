@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from analyzer.baseline import Entry, Move, compare
 from analyzer.policy import RuleError, parse_rule, violations
+from analyzer.results import FileResult, Prediction
 from cli import main
 from cli.scan import EXIT_ERRORS, EXIT_RULES, EXIT_USAGE
 
@@ -193,7 +195,7 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     write(folder / "added.wav", chord(1.0, seed=7))
     code, _, err = run(str(folder), "-j", "1", "--baseline", str(edited))
     assert code == 0
-    assert "baseline: 1 new, 1 removed, 1 relabeled" in err
+    assert "baseline: 1 new, 1 removed, 0 moved, 1 relabeled" in err
     assert "quiet.wav: speech -> silence" in err and "gone.wav" in err and "added.wav" in err
     code, _, _ = run(str(folder), "-j", "1", "--baseline", str(edited), "--fail-on-change")
     assert code == EXIT_RULES
@@ -205,6 +207,51 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     (tmp_path / "object.json").write_text("{}")
     code, _, err = run(str(folder), "--baseline", str(tmp_path / "object.json"))
     assert code == EXIT_USAGE and "(a record has no path)" in err
+
+
+def test_baseline_reports_a_renamed_file_as_moved(folder: Path, tmp_path: Path) -> None:
+    before = tmp_path / "before.jsonl"
+    assert run(str(folder), "-j", "1", "-o", str(before))[0] == 0
+    (folder / "sub" / "notes.wav").rename(folder / "notes-renamed.wav")
+    code, _, err = run(str(folder), "-j", "1", "--baseline", str(before))
+    assert code == 0
+    assert "baseline: 0 new, 0 removed, 1 moved, 0 relabeled" in err
+    assert f"moved    {folder / 'sub' / 'notes.wav'} -> {folder / 'notes-renamed.wav'}" in err
+    code, _, _ = run(str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change")
+    assert code == EXIT_RULES  # a rename is a change of the data set
+
+
+def _result(path: str, label: str, digest: str | None) -> FileResult:
+    prediction = Prediction(label, 0.9, {label: 0.9}, {"svm": label}, 1)
+    return FileResult(path, "ok", prediction=prediction, content_hash=digest)
+
+
+def test_moves_pair_copies_in_path_order_and_keep_label_changes() -> None:
+    baseline = {
+        "/d/a.wav": Entry("speech", "h1"),
+        "/d/b.wav": Entry("speech", "h1"),
+        "/d/c.wav": Entry("music", "h2"),
+        "/d/gone.wav": Entry("not_found", None),
+        "/d/kept.wav": Entry("noise", "h3"),
+    }
+    results = [
+        _result("/e/x.wav", "speech", "h1"),
+        _result("/e/y.wav", "speech", "h1"),
+        _result("/e/z.wav", "speech", "h1"),  # a third copy is new
+        _result("/e/c.wav", "noise", "h2"),
+        _result("/e/other.wav", "noise", None),
+        _result("/d/kept.wav", "noise", "h3"),
+        _result("/e/kept-copy.wav", "noise", "h3"),  # a copy of a file still there: new
+    ]
+    changes = compare(baseline, results)
+    assert changes.moved == [
+        Move("/d/c.wav", "/e/c.wav", "music", "noise"),
+        Move("/d/a.wav", "/e/x.wav", "speech", "speech"),
+        Move("/d/b.wav", "/e/y.wav", "speech", "speech"),
+    ]
+    assert changes.new == ["/e/kept-copy.wav", "/e/other.wav", "/e/z.wav"]
+    assert changes.removed == ["/d/gone.wav"]
+    assert changes.changed == []
 
 
 def test_baseline_matches_one_file_however_its_folder_is_spelled(
