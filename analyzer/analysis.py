@@ -313,9 +313,6 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     if settings.state_dir is not None:  # a pool worker: cap it, never the caller
         exit_with_parent()  # first: its thread's stack and arena are not the file's budget
         limit_memory(settings.max_memory)
-        from analyzer.decode import mute_decoder_remarks
-
-        mute_decoder_remarks()
     # One BLAS/OpenMP thread: for these small products, thread start-up costs
     # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with
     # both cores busy; extraction ran 3x slower in-process).

@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -41,14 +41,6 @@ MEMORY_PER_SECOND = 16 << 10
 GROWING_SECONDS = 1200.0
 
 Sink = Callable[[np.ndarray], None]
-
-#: libmpg123 prints remarks such as ``part2_3_length (1024) too large for
-#: available bit count (936)`` to the process's standard error for many MP3
-#: files read in blocks (about one read in three), though the samples are
-#: those of a whole read. A pool worker (``mute_decoder_remarks``) sends them
-#: nowhere while it reads an MP3 block; the caller's own standard error is
-#: never touched, so work done in its process (one job) still shows them.
-_mute_mp3_remarks = False
 
 #: libsndfile trims a PCM container's data chunk to the bytes present and logs
 #: the size its header declared: ``data : 64000 (should be 31978)``.
@@ -179,26 +171,30 @@ def mp3_declares_length(path: str) -> bool:
     return b"Xing" in frame or b"Info" in frame
 
 
-def mute_decoder_remarks() -> None:
-    """In this pool worker, send what libmpg123 prints while an MP3 is read nowhere."""
-    global _mute_mp3_remarks
-    _mute_mp3_remarks = True
+#: python-soundfile's own binding of libsndfile, internal to it (there since
+#: 0.10); should a release drop it, ``read_block`` falls back on ``SoundFile.read``.
+_LIBSNDFILE_READ = all(hasattr(sf, name) for name in ("_snd", "_ffi", "_error_check"))
 
 
-@contextlib.contextmanager
-def _stderr_to_devnull() -> Iterator[None]:
-    """Point file descriptor 2 (where C libraries write) at /dev/null for a while."""
-    saved = os.dup(2)
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, 2)
-        finally:
-            os.close(null)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+def read_block(audio: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames from where the last read stopped, float32,
+    ``[shape=(frames, channels)]``; none at the end.
+
+    Not ``SoundFile.read``: to keep its read and write positions together it
+    seeks after every read. On an MP3 that seek makes libmpg123 decode again
+    from an earlier frame without that frame's bit reservoir: it prints
+    ``part2_3_length (...) too large for available bit count``, and up to
+    some hundred samples after the block's end come out wrong (0.34 off in a
+    22.05 kHz file read in 65,536-frame blocks). libsndfile's own read, as
+    here, never seeks.
+    """
+    if not _LIBSNDFILE_READ:
+        return audio.read(frames, dtype="float32", always_2d=True)
+    out = np.empty((frames, audio.channels), dtype=np.float32)
+    pointer = sf._ffi.cast("float *", out.ctypes.data)
+    got = sf._snd.sf_readf_float(audio._file, pointer, frames)
+    sf._error_check(sf._snd.sf_error(audio._file))
+    return out[: max(got, 0)]
 
 
 def _openable(path: str) -> str | BinaryIO:
@@ -280,9 +276,6 @@ def decode(
                 f"{path}: {seconds:.6g} s of audio needs about {needed / 2**20:.0f} MiB,"
                 f" over --max-memory ({max_memory / 2**20:.0f} MiB)",
             )
-        # Only around the reads: fd 2 is the whole process's, and the sink's
-        # (or another thread's) warnings must still get through.
-        mute = _mute_mp3_remarks and audio.format == "MP3"
         meter = SignalMeter(rate)
         resampler = (
             soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
@@ -291,8 +284,7 @@ def decode(
         )
         while True:
             try:
-                with _stderr_to_devnull() if mute else contextlib.nullcontext():
-                    block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                block = read_block(audio, BLOCK_FRAMES)
             except Exception as exc:  # a damaged stream fails mid-read
                 raise DecodeError(
                     "corrupt", f"{path}: decoding failed after {meter.frames / rate:.2f} s ({exc})"
