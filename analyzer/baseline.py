@@ -5,8 +5,8 @@ Files are matched by their ``path``, made absolute from the current folder
 file is ``new`` if the baseline does not list it, ``removed`` if this scan
 did not see it, and ``changed`` if its label differs (status counts as the
 label of a file that could not be analyzed). A removed file and a new one
-with the same bytes (``content_hash``) are one file ``moved``: a rename is
-not a deletion. Reports keep each side's spelling.
+with the same bytes (``content_hash``; empty files aside) are one file
+``moved``: a rename is not a deletion. Reports keep each side's spelling.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyzer.cache import hash_bytes
 from analyzer.errors import UsageError
 from analyzer.results import FileResult
 from analyzer.writers import printable
+
+#: Every empty file has these "same bytes"; two of them are not one file moved.
+_EMPTY = hash_bytes(b"")
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,12 @@ def load_baseline(path: str | Path) -> dict[str, Entry]:
 def _pair_moves(
     removed: dict[str, tuple[str, Entry]], new: dict[str, tuple[str, Entry]]
 ) -> list[Move]:
-    """Pair removed and new files with the same bytes, and take them out of
-    both; several copies pair in path order."""
+    """Pair removed and new files with the same bytes (not none), and take
+    them out of both; several copies pair in path order."""
     by_hash: dict[str, list[str]] = defaultdict(list)
     for key in sorted(removed):
         digest = removed[key][1].content_hash
-        if digest:
+        if digest and digest != _EMPTY:
             by_hash[digest].append(key)
     moves = []
     for key in sorted(new):

@@ -169,7 +169,7 @@ def test_mp3_subtype_is_reported(tmp_path: Path) -> None:
 def test_an_mp3_read_in_blocks_is_its_whole_read_and_makes_no_remark(tmp_path: Path) -> None:
     """python-soundfile's ``read`` seeks after every block; on this MP3 that
     seek made libmpg123 print "part2_3_length (...) too large for available bit
-    count" and decode some hundred samples after a block's end wrong (0.34 off)."""
+    count" and decode some hundred samples after a block's end wrong (0.24 off)."""
     import subprocess
     import sys
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.baseline import Entry, Move, compare
+from analyzer.cache import hash_bytes
 from analyzer.policy import RuleError, parse_rule, violations
 from analyzer.results import FileResult, Prediction
 from cli import main
@@ -233,6 +234,7 @@ def test_moves_pair_copies_in_path_order_and_keep_label_changes() -> None:
         "/d/c.wav": Entry("music", "h2"),
         "/d/gone.wav": Entry("not_found", None),
         "/d/kept.wav": Entry("noise", "h3"),
+        "/d/empty.wav": Entry("error", hash_bytes(b"")),
     }
     results = [
         _result("/e/x.wav", "speech", "h1"),
@@ -242,6 +244,7 @@ def test_moves_pair_copies_in_path_order_and_keep_label_changes() -> None:
         _result("/e/other.wav", "noise", None),
         _result("/d/kept.wav", "noise", "h3"),
         _result("/e/kept-copy.wav", "noise", "h3"),  # a copy of a file still there: new
+        FileResult("/e/empty.wav", "error", content_hash=hash_bytes(b"")),  # nothing moved
     ]
     changes = compare(baseline, results)
     assert changes.moved == [
@@ -249,8 +252,8 @@ def test_moves_pair_copies_in_path_order_and_keep_label_changes() -> None:
         Move("/d/a.wav", "/e/x.wav", "speech", "speech"),
         Move("/d/b.wav", "/e/y.wav", "speech", "speech"),
     ]
-    assert changes.new == ["/e/kept-copy.wav", "/e/other.wav", "/e/z.wav"]
-    assert changes.removed == ["/d/gone.wav"]
+    assert changes.new == ["/e/empty.wav", "/e/kept-copy.wav", "/e/other.wav", "/e/z.wav"]
+    assert changes.removed == ["/d/empty.wav", "/d/gone.wav"]
     assert changes.changed == []
 
 
