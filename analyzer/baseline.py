@@ -38,10 +38,10 @@ class Entry:
 class Move:
     """A file found under another name, with its outcome on both sides."""
 
-    before: str  # path in the baseline
-    now: str  # path in this scan
-    old: str
-    new: str
+    old_path: str  # as the baseline has it
+    new_path: str  # as this scan has it
+    old_label: str  # or status
+    new_label: str
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,9 @@ def _pair_moves(
         candidates = by_hash.get(new[key][1].content_hash or "")
         if candidates:
             gone = candidates.pop(0)
-            (before, old), (now, entry) = removed.pop(gone), new.pop(key)
-            moves.append(Move(before, now, old.outcome, entry.outcome))
-    return sorted(moves, key=lambda m: m.now)
+            (old_path, old), (new_path, now) = removed.pop(gone), new.pop(key)
+            moves.append(Move(old_path, new_path, old.outcome, now.outcome))
+    return sorted(moves, key=lambda m: m.new_path)
 
 
 def compare(baseline: dict[str, Entry], results: list[FileResult]) -> Changes:

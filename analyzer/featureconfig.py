@@ -13,8 +13,9 @@ from functools import cache
 from importlib.metadata import version
 from typing import Any
 
-#: Bump when decoding, signal facts or feature code change the numbers for
-#: the same config: it is part of every cache key and of every model card.
+#: Bump when decoding, signal facts or feature code change what the numbers
+#: are for the same config (models must be trained again): it is part of
+#: every cache key and of every model card.
 FEATURE_CODE_VERSION = 8
 #: Bump when a decoding fix changes the samples of some files, not what the
 #: features are: cached analyses are computed again, and models stay valid.

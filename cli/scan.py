@@ -623,8 +623,11 @@ def _report_changes(console: Console, changes: Changes, limit: int = 20) -> None
     lines = [f"  new      {displayed(p)}" for p in changes.new]
     lines += [f"  removed  {displayed(p)}" for p in changes.removed]
     for move in changes.moved:
-        relabeled = f": {move.old} -> {move.new}" if move.old != move.new else ""
-        lines.append(f"  moved    {displayed(move.before)} -> {displayed(move.now)}{relabeled}")
+        paths = f"{displayed(move.old_path)} -> {displayed(move.new_path)}"
+        labels = f"{move.old_label} -> {move.new_label}"
+        lines.append(
+            f"  moved    {paths}" + (f": {labels}" if move.old_label != move.new_label else "")
+        )
     lines += [f"  relabeled {displayed(p)}: {old} -> {now}" for p, old, now in changes.changed]
     for line in lines[:limit]:
         console.print(line)
