@@ -16,7 +16,7 @@ from typing import Any
 
 from analyzer.errors import DecodeError
 from analyzer.featureconfig import FeatureConfig
-from analyzer.guard import FileTimeout, exit_with_parent, fault_spec, guarded, limit_memory
+from analyzer.guard import FileTimeout, fault_spec, guarded, hang_at_start, limit_memory
 from analyzer.modelfile import ModelRef, load_ensemble
 from analyzer.results import (
     ErrorInfo,
@@ -309,9 +309,10 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     """
     from threadpoolctl import threadpool_limits
 
+    if settings.state_dir is not None:  # a pool worker (it watches harken from its start)
+        hang_at_start(settings.faults)
     warm_up(settings)
-    if settings.state_dir is not None:  # a pool worker: cap it, never the caller
-        exit_with_parent()  # first: its thread's stack and arena are not the file's budget
+    if settings.state_dir is not None:  # cap a pool worker, never the caller
         limit_memory(settings.max_memory)
     # One BLAS/OpenMP thread: for these small products, thread start-up costs
     # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with

@@ -19,7 +19,8 @@ instead: it interrupts Python code only.
 ``HARKEN_FAULT`` (read by the parent, passed to workers in their settings)
 injects faults for the fault-injection tests:
 ``crash:GLOB`` (pool and cluster workers only), ``hang:GLOB`` or ``hog:GLOB`` (several
-separated by ``;``), matched against the file's name.
+separated by ``;``), matched against the file's name; ``hang-start`` hangs a
+pool worker before its first file (in its warm-up).
 """
 
 from __future__ import annotations
@@ -140,6 +141,13 @@ def exit_with_parent() -> None:
 def fault_spec() -> str | None:
     """The ``HARKEN_FAULT`` injection spec of this (the parent) process."""
     return os.environ.get("HARKEN_FAULT") or None
+
+
+def hang_at_start(spec: str | None) -> None:
+    """The ``hang-start`` fault: never get past a pool worker's warm-up."""
+    if spec and "hang-start" in spec.split(";"):
+        while True:
+            time.sleep(0.05)
 
 
 def _inject_fault(path: str, spec: str | None, *, in_worker: bool) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from analyzer.analysis import Settings, Task, TaskOutput, run_batch
-from analyzer.guard import kill_overdue, read_markers
+from analyzer.guard import exit_with_parent, kill_overdue, read_markers
 from analyzer.results import error_result
 
 #: Most files in one pool task: the ensemble predicts a batch in one call.
@@ -157,7 +157,14 @@ def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[Task
     # At least two workers even for one batch: n_jobs=1 would run it in this
     # process, where a crash or the watchdog would end harken itself.
     parallel = Parallel(
-        n_jobs=max(2, min(jobs, len(batches))), backend="loky", return_as="generator_unordered"
+        n_jobs=max(2, min(jobs, len(batches))),
+        backend="loky",
+        return_as="generator_unordered",
+        # Each worker watches harken from its first moment, before its imports
+        # and the model load: after a kill -9 in that second or two it would
+        # otherwise wait out loky's idle timeout. (Before the memory cap, too:
+        # the watch thread's stack and arena are not a file's budget.)
+        initializer=exit_with_parent,
     )
     running = parallel(delayed(run_batch)(batch, settings) for batch in batches)
     try:

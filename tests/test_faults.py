@@ -241,6 +241,33 @@ def test_workers_end_soon_after_harken_is_killed(tmp_path: Path, isolated_cache:
     assert left == []
 
 
+def test_workers_killed_in_their_warm_up_end_too(tmp_path: Path, isolated_cache: Path) -> None:
+    """A harken killed while its workers start (imports, the model) must not
+    leave them behind either: they watch it from their first moment."""
+    root = tmp_path / "few"
+    for i in range(4):
+        write(root / f"n{i}.wav", noise(0.3, seed=i))
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "HARKEN_FAULT": "hang-start"}
+    cmd = [sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-j", "2"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while len(_session_processes(proc.pid)) < 3 and time.monotonic() < deadline:  # and workers
+        time.sleep(0.1)
+    time.sleep(3.0)  # the workers are up and hang in their warm-up
+    assert proc.poll() is None
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _session_processes(proc.pid)
+    for pid in left:  # (don't leave them to the next test)
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
     """Ctrl-C while joblib is still being imported: the clean-up must not start
     (or import) a pool, which gave a traceback and exit 1."""
