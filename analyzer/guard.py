@@ -20,7 +20,7 @@ instead: it interrupts Python code only.
 injects faults for the fault-injection tests:
 ``crash:GLOB`` (pool and cluster workers only), ``hang:GLOB`` or ``hog:GLOB`` (several
 separated by ``;``), matched against the file's name; ``hang-start`` hangs a
-pool worker before its first file (in its warm-up).
+pool worker before its first file (before its warm-up).
 """
 
 from __future__ import annotations
@@ -114,17 +114,20 @@ WATCH_STACK = 256 * 1024
 _WATCHED: set[int] = set()
 
 
-def exit_with_parent() -> None:
-    """End this pool worker soon after harken itself ends, however it ends.
+def exit_with_parent(parent: int | None = None) -> None:
+    """End this pool worker soon after harken itself (``parent``, by default
+    this process's parent) ends, however it ends.
 
     After ``kill -9`` nobody shuts the pool down, and loky's idle workers
     would live on for minutes, holding the caller's standard output and
-    error open (a ``| tee`` in CI would wait for them). Once per process.
+    error open (a ``| tee`` in CI would wait for them). Harken's pid is
+    given, not read here: a worker already orphaned when this runs would
+    take init for its parent and watch it forever. Once per process.
     """
     if os.getpid() in _WATCHED:
         return
     _WATCHED.add(os.getpid())
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -144,7 +147,7 @@ def fault_spec() -> str | None:
 
 
 def hang_at_start(spec: str | None) -> None:
-    """The ``hang-start`` fault: never get past a pool worker's warm-up."""
+    """The ``hang-start`` fault: never get to a pool worker's warm-up."""
     if spec and "hang-start" in spec.split(";"):
         while True:
             time.sleep(0.05)

@@ -165,6 +165,7 @@ def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[Task
         # otherwise wait out loky's idle timeout. (Before the memory cap, too:
         # the watch thread's stack and arena are not a file's budget.)
         initializer=exit_with_parent,
+        initargs=(os.getpid(),),
     )
     running = parallel(delayed(run_batch)(batch, settings) for batch in batches)
     try:
