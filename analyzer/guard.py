@@ -114,9 +114,9 @@ WATCH_STACK = 256 * 1024
 _WATCHED: set[int] = set()
 
 
-def exit_with_parent(parent: int | None = None) -> None:
-    """End this pool worker soon after harken itself (``parent``, by default
-    this process's parent) ends, however it ends.
+def exit_with_parent(parent: int) -> None:
+    """End this pool worker soon after harken itself (pid ``parent``) ends,
+    however it ends.
 
     After ``kill -9`` nobody shuts the pool down, and loky's idle workers
     would live on for minutes, holding the caller's standard output and
@@ -127,7 +127,6 @@ def exit_with_parent(parent: int | None = None) -> None:
     if os.getpid() in _WATCHED:
         return
     _WATCHED.add(os.getpid())
-    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -209,6 +209,18 @@ def test_signal_mid_run_keeps_finished_results(
     assert again.stderr.count("(cached)") >= len(rows)
 
 
+def _left_behind(sid: int, wait: float = 30.0) -> list[int]:
+    """Processes of session ``sid`` still alive ``wait`` seconds after its
+    leader died (then killed, so as not to be left to the next test)."""
+    deadline = time.monotonic() + wait
+    while _session_processes(sid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _session_processes(sid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
 def test_workers_end_soon_after_harken_is_killed(tmp_path: Path, isolated_cache: Path) -> None:
     """kill -9 leaves nobody to shut the pool down; its workers must not live on
     for loky's idle minutes, holding the caller's pipes open."""
@@ -232,13 +244,7 @@ def test_workers_end_soon_after_harken_is_killed(tmp_path: Path, isolated_cache:
     proc.kill()
     proc.wait()
     proc.stderr.close()
-    deadline = time.monotonic() + 30
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _session_processes(proc.pid)
-    for pid in left:  # (don't leave them to the next test)
-        os.kill(pid, signal.SIGKILL)
-    assert left == []
+    assert _left_behind(proc.pid) == []
 
 
 def test_workers_killed_in_their_warm_up_end_too(tmp_path: Path, isolated_cache: Path) -> None:
@@ -259,13 +265,7 @@ def test_workers_killed_in_their_warm_up_end_too(tmp_path: Path, isolated_cache:
     assert proc.poll() is None
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 30
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _session_processes(proc.pid)
-    for pid in left:  # (don't leave them to the next test)
-        os.kill(pid, signal.SIGKILL)
-    assert left == []
+    assert _left_behind(proc.pid) == []
 
 
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
