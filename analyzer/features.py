@@ -351,7 +351,8 @@ class _Summary:
         if sum(c.shape[1] for c in self.block) >= self.keep:
             self._texture_block()
         offset = (-(self.count - chunk.shape[1])) % self.stride  # first multiple of stride
-        self.chunks.append(chunk[:, offset :: self.stride])
+        # A copy: a strided view would hold the whole chunk, stride times more.
+        self.chunks.append(chunk[:, offset :: self.stride].copy())
         while sum(c.shape[1] for c in self.chunks) > self.keep:
             sample = np.concatenate(self.chunks, axis=1)
             self.chunks = [sample[:, ::2].copy()]  # a copy frees the whole sample
