@@ -7,6 +7,7 @@ key imports neither numpy nor librosa.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -16,7 +17,7 @@ from typing import Any
 #: Bump when decoding, signal facts or feature code change what the numbers
 #: are for the same config (models must be trained again): it is part of
 #: every cache key and of every model card.
-FEATURE_CODE_VERSION = 8
+FEATURE_CODE_VERSION = 9
 #: Bump when a decoding fix changes the samples of some files, not what the
 #: features are: cached analyses are computed again, and models stay valid.
 #: 2: MP3s read in blocks came out wrong after some block boundaries.
@@ -40,6 +41,9 @@ TEXTURE_NAMES = (
     "pitch_step",
     "pitch_steady",
 )
+#: Modulation frequency bands, in Hz, of the level envelopes (``analyzer.modulation``):
+#: slow swells, phrases, syllables and beats, fast flutter and roughness.
+MODULATION_EDGES_HZ = (0.25, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class FeatureConfig:
         MFCCs per frame (their deltas are added too).
     percentiles : tuple of int
         Percentiles summarising each descriptor, beside mean and std.
+    n_bands : int
+        Coarse bands the mel bands are pooled into (``n_mels`` must be a
+        multiple): each frame's level in each, against its mean over them.
     """
 
     sample_rate: int = 16000
@@ -66,6 +73,13 @@ class FeatureConfig:
     n_mels: int = 64
     n_mfcc: int = 20
     percentiles: tuple[int, ...] = (10, 50, 90)
+    n_bands: int = 16
+
+    def __post_init__(self) -> None:
+        if self.n_bands < 1 or self.n_mels % self.n_bands:
+            raise ValueError(
+                f"n_mels ({self.n_mels}) must be a multiple of n_bands ({self.n_bands})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,17 +99,30 @@ class FeatureConfig:
         mfcc = [f"mfcc{i}" for i in range(self.n_mfcc)]
         delta = [f"delta_mfcc{i}" for i in range(self.n_mfcc)]
         contrast = [f"contrast{i}" for i in range(CONTRAST_BANDS + 1)]
-        return [*mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db", *TEXTURE_ROWS]
+        bands = [f"band{i}" for i in range(self.n_bands)]
+        return [*mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db", *bands, *TEXTURE_ROWS]
+
+    def modulated_rows(self) -> list[str]:
+        """Descriptor rows whose modulation spectrum is part of the vector."""
+        return ["rms_db", *(f"band{i}" for i in range(self.n_bands))]
+
+    def modulation_names(self) -> list[str]:
+        edges = [f"{edge:g}" for edge in MODULATION_EDGES_HZ]
+        return [
+            f"{row}_mod_{lo}_{hi}hz"
+            for row in self.modulated_rows()
+            for lo, hi in itertools.pairwise(edges)
+        ]
 
     def feature_names(self) -> list[str]:
         """Names of the vector's entries, in order."""
         stats = ["mean", "std", *(f"p{p}" for p in self.percentiles)]
         rows = [f"{row}_{stat}" for stat in stats for row in self.descriptor_names()]
-        return [*rows, *TEXTURE_NAMES]
+        return [*rows, *TEXTURE_NAMES, *self.modulation_names()]
 
     @property
     def n_features(self) -> int:
-        return len(self.descriptor_names()) * (2 + len(self.percentiles)) + len(TEXTURE_NAMES)
+        return len(self.feature_names())
 
 
 @cache

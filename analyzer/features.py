@@ -4,7 +4,8 @@
 cache key built from them. ``FeatureStream`` turns a mono signal, pushed in
 blocks, into per-frame descriptors (every spectral one from the same STFT
 frames), summarised by mean, standard deviation and percentiles, then the
-texture of the whole stretch (``analyzer.texture``). Digital silence at
+texture and modulation of the whole stretch (``analyzer.texture``,
+``analyzer.modulation``). Digital silence at
 either end of a file is left out of its summary (``QUIET_EDGE_DB``).
 """
 
@@ -15,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from analyzer import spectral, texture
+from analyzer import modulation, spectral, texture
 from analyzer.featureconfig import (
     CONTRAST_BANDS,
     CONTRAST_FMIN,
@@ -64,16 +65,15 @@ def frame_descriptors(
     -------
     np.ndarray [shape=(base_rows(config), n_frames)]
         MFCCs, centroid, bandwidth, roll-off, flatness, contrast, ZCR, RMS dB,
-        then periodicity, pitch and onset (``analyzer.texture``).
+        the coarse bands' shape, then periodicity, pitch and onset (``analyzer.texture``).
     np.ndarray [shape=(n_mels,)]
         The last frame's mel spectrum (dB), the next chunk's ``previous_log_mel``.
     """
     sr, n_fft = config.sample_rate, config.n_fft
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     magnitude = np.abs(np.fft.rfft(frames * _window(n_fft), axis=1)).T
-    log_mel = spectral.power_to_db(
-        spectral.mel_filters(sr, n_fft, config.n_mels) @ np.square(magnitude)
-    )
+    mel_power = spectral.mel_filters(sr, n_fft, config.n_mels) @ np.square(magnitude)
+    log_mel = spectral.power_to_db(mel_power)
     rows = [
         spectral.mfcc(log_mel, config.n_mfcc),
         spectral.centroid_and_bandwidth(magnitude, freqs),
@@ -82,6 +82,7 @@ def frame_descriptors(
         spectral.contrast(magnitude, sr, n_fft, fmin=CONTRAST_FMIN, n_bands=CONTRAST_BANDS),
         zero_crossing_rate(frames)[np.newaxis, :],
         spectral.rms_db(magnitude, n_fft)[np.newaxis, :],
+        spectral.band_shape(mel_power, config.n_bands),
         texture.frame_rows(magnitude, log_mel, previous_log_mel, sr),
     ]
     return np.vstack([r.astype(np.float32, copy=False) for r in rows]), log_mel[:, -1]
@@ -139,7 +140,7 @@ def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = 
 
 
 #: Frames whose descriptors are all kept for an exact summary: 2**15 frames is
-#: about 17.5 min at the default 16 kHz / hop 512 (6.9 MB). Longer files are
+#: about 17.5 min at the default 16 kHz / hop 512 (9.6 MB). Longer files are
 #: summarised in bounded memory (``_Summary``).
 KEEP_FRAMES = 1 << 15
 #: Frames either side of a frame that its MFCC delta depends on (width 9).
@@ -289,8 +290,9 @@ class _Summary:
     chunk), while percentiles come from a systematic sample of the frames,
     every ``stride``-th one, with the stride doubled whenever the sample
     reaches ``keep`` frames (so it holds ``keep / 2`` to ``keep`` frames).
-    The texture entries are then the frame-weighted mean of the texture of
-    consecutive blocks of ``keep`` frames (pulse and pitch steps are local).
+    The texture and modulation entries are then the frame-weighted mean of
+    those of consecutive blocks of ``keep`` frames (pulse, pitch steps and
+    modulations are local).
     """
 
     def __init__(self, keep: int, config: FeatureConfig) -> None:
@@ -302,9 +304,9 @@ class _Summary:
         self.stride = 1
         self.mean: np.ndarray | None = None
         self.m2: np.ndarray | None = None
-        self.block: list[np.ndarray] = []  # frames of the texture block under way
-        self.texture_sum = np.zeros(len(texture.TEXTURE_NAMES))
-        self.texture_frames = 0
+        self.block: list[np.ndarray] = []  # ``_stretch_rows`` of the block under way
+        self.stretch_sum = np.zeros(len(texture.TEXTURE_NAMES) + len(config.modulation_names()))
+        self.stretch_frames = 0
         self.quiet: list[np.ndarray] = []  # a quiet run at the end, held back
         self._level = _edge_rows(config)[0]
 
@@ -320,8 +322,8 @@ class _Summary:
             self.chunks = [kept]
             if kept.shape[1]:
                 self._moments(kept)
-                self.block = [kept[list(_texture_rows(self.config))]]
-                self._texture_block()
+                self.block = [kept[list(_stretch_rows(self.config))]]
+                self._stretch_block()
         self._take(self._past_quiet(chunk))
 
     def _past_quiet(self, chunk: np.ndarray) -> np.ndarray:
@@ -343,13 +345,13 @@ class _Summary:
         return np.concatenate(run, axis=1)
 
     def _take(self, chunk: np.ndarray) -> None:
-        """Merge columns into the moments, the texture and the sample."""
+        """Merge columns into the moments, the stretch entries and the sample."""
         if chunk.shape[1] == 0:
             return
         self._moments(chunk)
-        self.block.append(chunk[list(_texture_rows(self.config))])
+        self.block.append(chunk[list(_stretch_rows(self.config))])
         if sum(c.shape[1] for c in self.block) >= self.keep:
-            self._texture_block()
+            self._stretch_block()
         offset = (-(self.count - chunk.shape[1])) % self.stride  # first multiple of stride
         # A copy: a strided view would hold the whole chunk, stride times more.
         self.chunks.append(chunk[:, offset :: self.stride].copy())
@@ -358,11 +360,11 @@ class _Summary:
             self.chunks = [sample[:, ::2].copy()]  # a copy frees the whole sample
             self.stride *= 2
 
-    def _texture_block(self) -> None:
-        """Add the texture of the block under way (its onset and pitch rows) to the sum."""
-        onset, pitch = np.concatenate(self.block, axis=1)
-        self.texture_sum += texture.texture(onset, pitch, self.config) * onset.size
-        self.texture_frames += onset.size
+    def _stretch_block(self) -> None:
+        """Add the texture and modulation of the block under way to the sum."""
+        rows = np.concatenate(self.block, axis=1)
+        self.stretch_sum += _stretch_entries(rows, self.config) * rows.shape[1]
+        self.stretch_frames += rows.shape[1]
         self.block = []
 
     def _moments(self, chunk: np.ndarray) -> None:
@@ -400,19 +402,20 @@ class _Summary:
             [self.mean, std, np.percentile(sample, self.config.percentiles, axis=1).T]
         )
         if self.block:
-            self._texture_block()
-        textures = self.texture_sum / self.texture_frames
-        vector = np.concatenate([table.T.reshape(-1), textures]).astype(np.float32)
+            self._stretch_block()
+        stretch = self.stretch_sum / self.stretch_frames
+        vector = np.concatenate([table.T.reshape(-1), stretch]).astype(np.float32)
         return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
-    """Mean, std and percentiles of every descriptor row, then the texture of
-    the whole stretch (``analyzer.texture``) -> one vector.
+    """Mean, std and percentiles of every descriptor row, then the texture and
+    modulation of the whole stretch -> one vector.
 
     ``rows`` is a ``[shape=(n_rows, frames)]`` array or any iterable of rows;
     the vector holds every row's mean, then every row's std, then each
-    percentile of every row, then ``TEXTURE_NAMES``.
+    percentile of every row, then ``TEXTURE_NAMES``, then the modulation
+    entries (``config.modulation_names()``).
     """
     if isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[1] > 0:
         # One call per statistic (a window's vector is 35x faster this way);
@@ -429,7 +432,9 @@ def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
         table = np.array(
             [[row.mean(), row.std(), *np.percentile(row, config.percentiles)] for row in rows]
         )
-    vector = np.concatenate([table.T.reshape(-1).astype(np.float32), texture_of(rows, config)])
+    vector = np.concatenate(
+        [table.T.reshape(-1).astype(np.float32), _stretch_entries_of(rows, config)]
+    )
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -441,15 +446,25 @@ def _edge_rows(config: FeatureConfig) -> tuple[int, int, int]:
 
 
 @cache
-def _texture_rows(config: FeatureConfig) -> tuple[int, int]:
+def _stretch_rows(config: FeatureConfig) -> tuple[int, ...]:
+    """Rows the entries of a whole stretch are made of: onset, pitch, then the
+    modulated ones."""
     names = config.descriptor_names()
-    return names.index("onset"), names.index("pitch")
+    wanted = ["onset", "pitch", *config.modulated_rows()]
+    return tuple(names.index(name) for name in wanted)
 
 
-def texture_of(rows: np.ndarray | list[np.ndarray], config: FeatureConfig) -> np.ndarray:
-    """``analyzer.texture.texture`` of a stretch of descriptor rows."""
-    onset, pitch = _texture_rows(config)
-    return texture.texture(rows[onset], rows[pitch], config)
+def _stretch_entries(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Texture and modulation of the ``_stretch_rows`` of a stretch, in that order."""
+    return np.concatenate(
+        [texture.texture(rows[0], rows[1], config), modulation.modulation(rows[2:], config)]
+    )
+
+
+def _stretch_entries_of(rows: np.ndarray | list[np.ndarray], config: FeatureConfig) -> np.ndarray:
+    """``analyzer.texture.texture`` and ``analyzer.modulation.modulation`` of a
+    stretch of descriptor rows."""
+    return _stretch_entries(np.vstack([rows[r] for r in _stretch_rows(config)]), config)
 
 
 def extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:

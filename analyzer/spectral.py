@@ -149,6 +149,20 @@ def rms_db(magnitude: np.ndarray, n_fft: int) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(rms, AMIN))
 
 
+def band_shape(mel_power: np.ndarray, n_bands: int) -> np.ndarray:
+    """Each frame's level (dB) in ``n_bands`` coarse bands of adjacent mel
+    bands, less its mean over them, ``[shape=(n_bands, n_frames)]``.
+
+    Not a librosa descriptor. The MFCCs keep only a smooth outline of the
+    spectrum; these rows keep where its energy sits and, over time, how each
+    band moves apart from the overall level (``rms_db`` has that).
+    """
+    n_mels, n_frames = mel_power.shape
+    pooled = mel_power.reshape(n_bands, n_mels // n_bands, n_frames).sum(axis=1)
+    levels = power_to_db(pooled)
+    return levels - levels.mean(axis=0, keepdims=True)
+
+
 def delta(rows: np.ndarray) -> np.ndarray:
     """``librosa.feature.delta(rows, width=9)`` along frames (narrower when there are few).
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from analyzer.featureconfig import TEXTURE_NAMES
+from analyzer.featureconfig import MODULATION_EDGES_HZ, TEXTURE_NAMES
 from analyzer.features import FeatureConfig, FeatureStream, extract, summarise
 
 from signals import chord, noise, silence, tone
@@ -18,9 +18,10 @@ CHANGES = {
     "sample_rate": 22050,
     "n_fft": 2048,
     "hop_length": 256,
-    "n_mels": 40,
+    "n_mels": 48,
     "n_mfcc": 13,
     "percentiles": (25, 50, 75),
+    "n_bands": 8,
 }
 
 
@@ -83,6 +84,7 @@ def test_to_dict_is_plain_json() -> None:
         "n_mels": 64,
         "n_mfcc": 20,
         "percentiles": [10, 50, 90],
+        "n_bands": 16,
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -120,7 +122,8 @@ def test_feature_names_are_unique_and_counted() -> None:
 def test_n_features_follows_the_config(config: FeatureConfig) -> None:
     assert config.n_features == len(config.feature_names())
     per_row = len(config.descriptor_names()) * (2 + len(config.percentiles))
-    assert config.n_features == per_row + len(TEXTURE_NAMES)
+    modulation = len(config.modulated_rows()) * (len(MODULATION_EDGES_HZ) - 1)
+    assert config.n_features == per_row + len(TEXTURE_NAMES) + modulation
 
 
 # --- extraction ---------------------------------------------------------------------------

@@ -85,7 +85,10 @@ def test_notes_hold_their_pitch_and_a_glide_does_not() -> None:
     assert value(gliding, "pitch_spread") > 0.1
 
 
-def test_texture_entries_come_last_in_the_vector() -> None:
-    assert NAMES[-len(TEXTURE_NAMES) :] == list(TEXTURE_NAMES)
+def test_texture_entries_come_after_the_row_statistics() -> None:
+    start = len(CONFIG.descriptor_names()) * (2 + len(CONFIG.percentiles))
+    texture = slice(start, start + len(TEXTURE_NAMES))
+    assert NAMES[texture] == list(TEXTURE_NAMES)
+    assert NAMES[texture.stop :] == CONFIG.modulation_names()
     vector = extract(silence(3.0), CONFIG)
-    assert not vector[-len(TEXTURE_NAMES) :].any()  # nothing to describe in silence
+    assert not vector[texture].any()  # nothing to describe in silence
