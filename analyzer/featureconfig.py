@@ -17,7 +17,7 @@ from typing import Any
 #: Bump when decoding, signal facts or feature code change what the numbers
 #: are for the same config (models must be trained again): it is part of
 #: every cache key and of every model card.
-FEATURE_CODE_VERSION = 9
+FEATURE_CODE_VERSION = 10
 #: Bump when a decoding fix changes the samples of some files, not what the
 #: features are: cached analyses are computed again, and models stay valid.
 #: 2: MP3s read in blocks came out wrong after some block boundaries.
@@ -42,7 +42,8 @@ TEXTURE_NAMES = (
     "pitch_steady",
 )
 #: Modulation frequency bands, in Hz, of the level envelopes (``analyzer.modulation``):
-#: slow swells, phrases, syllables and beats, fast flutter and roughness.
+#: slow swells, phrases, syllables and beats, fast flutter (up to the frame rate's
+#: Nyquist frequency, 15.6 Hz at the defaults).
 MODULATION_EDGES_HZ = (0.25, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 

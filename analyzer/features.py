@@ -363,7 +363,7 @@ class _Summary:
     def _stretch_block(self) -> None:
         """Add the texture and modulation of the block under way to the sum."""
         rows = np.concatenate(self.block, axis=1)
-        self.stretch_sum += _stretch_entries(rows, self.config) * rows.shape[1]
+        self.stretch_sum += _stretch_sums(rows, self.config) * rows.shape[1]
         self.stretch_frames += rows.shape[1]
         self.block = []
 
@@ -403,7 +403,7 @@ class _Summary:
         )
         if self.block:
             self._stretch_block()
-        stretch = self.stretch_sum / self.stretch_frames
+        stretch = _stretch_entries(self.stretch_sum / self.stretch_frames)
         vector = np.concatenate([table.T.reshape(-1), stretch]).astype(np.float32)
         return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -454,17 +454,28 @@ def _stretch_rows(config: FeatureConfig) -> tuple[int, ...]:
     return tuple(names.index(name) for name in wanted)
 
 
-def _stretch_entries(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Texture and modulation of the ``_stretch_rows`` of a stretch, in that order."""
+def _stretch_sums(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Texture and modulation power of the ``_stretch_rows`` of a stretch, in
+    that order: what blocks of a long file average, frame-weighted (the
+    power, not its log, so that a block with an event counts as much as
+    that event)."""
     return np.concatenate(
-        [texture.texture(rows[0], rows[1], config), modulation.modulation(rows[2:], config)]
+        [texture.texture(rows[0], rows[1], config), modulation.band_power(rows[2:], config)]
+    )
+
+
+def _stretch_entries(sums: np.ndarray) -> np.ndarray:
+    """The vector's entries from ``_stretch_sums`` (or a mean of them)."""
+    textures = len(texture.TEXTURE_NAMES)
+    return np.concatenate([sums[:textures], modulation.log_power(sums[textures:])]).astype(
+        np.float32
     )
 
 
 def _stretch_entries_of(rows: np.ndarray | list[np.ndarray], config: FeatureConfig) -> np.ndarray:
-    """``analyzer.texture.texture`` and ``analyzer.modulation.modulation`` of a
-    stretch of descriptor rows."""
-    return _stretch_entries(np.vstack([rows[r] for r in _stretch_rows(config)]), config)
+    """``analyzer.texture.texture`` and the modulation of a stretch of descriptor rows."""
+    selected = np.vstack([rows[r] for r in _stretch_rows(config)])
+    return _stretch_entries(_stretch_sums(selected, config))
 
 
 def extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:

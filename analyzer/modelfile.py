@@ -118,6 +118,10 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
             f"{path} was built with feature code version {code}, this harken computes"
             f" version {FEATURE_CODE_VERSION}; retrain the model with this version."
         )
+    try:
+        FeatureConfig.from_dict(card["feature_config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: its model card's feature config is not valid ({exc})") from None
     return ModelRef(path=path, fingerprint=fingerprint_of(data), card=ModelCard(card))
 
 

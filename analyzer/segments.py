@@ -41,7 +41,7 @@ DEFAULT_SMOOTHING = 0.03
 SEGMENT_CODE_VERSION = 2
 #: Shortest window: below half a second the descriptors' statistics are noise.
 MIN_WINDOW = 0.5
-#: Shortest hop: 4 windows a second already make 28800 window vectors (30 MB) for 2 h.
+#: Shortest hop: 4 windows a second already make 28800 window vectors (53 MB) for 2 h.
 MIN_HOP = 0.25
 
 

@@ -153,10 +153,10 @@ def test_bounded_summary_stays_within_its_documented_tolerance() -> None:
     assert approx[textures] == pytest.approx(truth[textures], abs=0.01)
     fraction = 5 * n + TEXTURE_NAMES.index("pitched_fraction")
     assert approx[fraction] == pytest.approx(truth[fraction], abs=1e-6)
-    # Modulation, as log10 of a power: block by block, it is within 60 % of
-    # the whole stretch's (the blocks resolve the slowest band less finely).
+    # Modulation, as log10 of a power: the blocks' mean power is within 20 %
+    # of the whole stretch's (0.074 measured; blocks resolve the slowest band less finely).
     modulation = slice(textures.stop, None)
-    assert approx[modulation] == pytest.approx(truth[modulation], abs=0.2)
+    assert approx[modulation] == pytest.approx(truth[modulation], abs=0.1)
     np.testing.assert_allclose(approx_t[:2], truth_t[:2], rtol=1e-4, atol=1e-4)
     frames = exact.descriptors()
     for r in range(n):

@@ -497,6 +497,39 @@ def test_model_files_that_are_not_harken_ensembles_are_refused(
     assert code == EXIT_USAGE and "card lacks classes" in err
 
 
+def test_a_model_of_another_feature_code_or_an_invalid_config_is_refused(
+    model: Path, labeled: Path, tmp_path: Path
+) -> None:
+    """A card from feature code 8 (before ``n_bands``) says to retrain; a card
+    whose feature config cannot be built is a clear error, not a traceback."""
+    import zipfile
+
+    from analyzer.featureconfig import FEATURE_CODE_VERSION
+
+    card = json.loads(zipfile.ZipFile(model).read("harken/card.json"))
+    assert card["feature_code_version"] == FEATURE_CODE_VERSION
+    old_config = {k: v for k, v in card["feature_config"].items() if k != "n_bands"}
+    edits = {
+        "old.skops": ({"feature_code_version": 8, "feature_config": old_config}, "retrain"),
+        "bad.skops": (
+            {"feature_config": {**card["feature_config"], "n_mels": 40}},
+            "feature config is not valid (n_mels (40) must be a multiple of n_bands (16))",
+        ),
+        "odd.skops": (
+            {"feature_config": {**card["feature_config"], "colour": "blue"}},
+            "feature config is not valid",
+        ),
+    }
+    for name, (changes, message) in edits.items():
+        edited = tmp_path / name
+        with zipfile.ZipFile(edited, "w") as archive:
+            archive.writestr("harken/card.json", json.dumps({**card, **changes}))
+        code, _, err = invoke("model", "show", str(edited))
+        assert code == EXIT_USAGE and message in err, (name, err)
+        code, _, err = invoke("scan", str(labeled / "tones"), "--model", str(edited), "-j", "1")
+        assert code == EXIT_USAGE and message in err, (name, err)
+
+
 def test_a_model_file_replaced_after_the_run_started_is_refused(
     model: Path, tmp_path: Path
 ) -> None:
