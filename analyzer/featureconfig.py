@@ -100,14 +100,20 @@ class FeatureConfig:
         mfcc = [f"mfcc{i}" for i in range(self.n_mfcc)]
         delta = [f"delta_mfcc{i}" for i in range(self.n_mfcc)]
         contrast = [f"contrast{i}" for i in range(CONTRAST_BANDS + 1)]
-        bands = [f"band{i}" for i in range(self.n_bands)]
-        return [*mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db", *bands, *TEXTURE_ROWS]
+        return [
+            *mfcc, *delta, *SPECTRAL_SHAPE, *contrast, "zcr", "rms_db", *self._band_rows(),
+            *TEXTURE_ROWS,
+        ]  # fmt: skip
+
+    def _band_rows(self) -> list[str]:
+        return [f"band{i}" for i in range(self.n_bands)]
 
     def modulated_rows(self) -> list[str]:
         """Descriptor rows whose modulation spectrum is part of the vector."""
-        return ["rms_db", *(f"band{i}" for i in range(self.n_bands))]
+        return ["rms_db", *self._band_rows()]
 
     def modulation_names(self) -> list[str]:
+        """Names of the modulation entries: every modulated row, then every band."""
         edges = [f"{edge:g}" for edge in MODULATION_EDGES_HZ]
         return [
             f"{row}_mod_{lo}_{hi}hz"

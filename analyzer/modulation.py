@@ -17,7 +17,6 @@ is smoothed by the frames, and what passes of it folds into the bands below
 from __future__ import annotations
 
 import itertools
-from functools import cache
 
 import numpy as np
 
@@ -36,8 +35,10 @@ POWER_FLOOR = 1e-6
 TAPER = 0.2
 
 
-@cache
 def _taper(n: int) -> np.ndarray:
+    """Not cached: stretches come in every length, and a cache per length
+    would grow without bound in a long-lived worker; it costs far less than
+    the FFT it goes with."""
     import scipy.signal
 
     return scipy.signal.windows.tukey(n, TAPER, sym=True)
