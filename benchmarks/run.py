@@ -305,12 +305,38 @@ def bench_startup(work: Path, repeat: int) -> dict[str, float]:
     python = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat)
     help_time = timed(lambda: harken("--help"), repeat)
     scan_empty = timed(lambda: harken("scan", str(empty), "-q"), repeat)
+    imports, load = model_load(repeat)
     return {
         "python_s": round(python, 3),
         "help_s": round(help_time, 3),
         "scan_empty_s": round(scan_empty, 3),
         "help_over_python": round(help_time / python, 2),
+        "model_imports_s": round(imports, 3),
+        "model_load_s": round(load, 3),
     }
+
+
+#: Times, in a fresh interpreter, the imports a worker needs for the model and
+#: then the default model's load (which every pool worker does once).
+MODEL_LOAD = (
+    "import time; t = time.perf_counter()\n"
+    "from analyzer.modelfile import load_ensemble, resolve_model\n"
+    "import sklearn.ensemble, skops.io\n"
+    "ref = resolve_model(None); u = time.perf_counter()\n"
+    "load_ensemble(ref); v = time.perf_counter()\n"
+    "print(u - t, v - u)\n"
+)
+
+
+def model_load(repeat: int) -> tuple[float, float]:
+    """Median seconds of the model's imports and of the default model's load."""
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", MODEL_LOAD], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.split()
+        runs.append((float(out[0]), float(out[1])))
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def write_long(path: Path, seconds: int, rate: int = 48000) -> None:
@@ -517,6 +543,9 @@ def report(results: dict[str, object], *, quick: bool) -> None:
         f" {w['warm_s']} s | {w['warm_s'] / w['help_s']:.1f}x | well under 1.5 s |",
         f"| start-up: `harken --help` | `python -c pass` {s['python_s']} s | {s['help_s']} s |"
         f" {s['help_over_python']}x | <= 0.3 s |",
+        f"| default model load, once per worker | its imports {s['model_imports_s']} s |"
+        f" {s['model_load_s']} s | {s['model_load_s'] / s['model_imports_s']:.1f}x |"
+        " well under 1 s |",
         f"| start-up: `harken scan EMPTY` | `python -c pass` {s['python_s']} s |"
         f" {s['scan_empty_s']} s | {s['scan_empty_s'] / s['python_s']:.1f}x | <= 0.3 s |",
         f"| memory, {m['hours']} h of 48 kHz stereo | 10 s file {m['baseline_rss_mb']} MB |"
