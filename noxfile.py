@@ -17,7 +17,7 @@ PATHS = ["analyzer", "cli", "tests", "benchmarks", "examples", "noxfile.py"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite, on the Python that runs nox (or ``-p 3.X``)."""
+    """The test suite, on the Python that runs nox (or ``--force-python 3.X``)."""
     session.install(".[dask]", *TEST_DEPS)  # the cluster tests need dask.distributed
     session.run("pytest", *session.posargs)
 

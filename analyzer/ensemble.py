@@ -14,18 +14,22 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
+from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from analyzer.boosting import PackedGradientBoosting
 from analyzer.calibration import with_temperature
 from analyzer.results import Prediction
 
 #: Members a new ensemble can be built from, by name.
 MEMBER_NAMES = ("logreg", "svm", "extra_trees", "gboost")
 DEFAULT_MEMBERS = MEMBER_NAMES
+#: Training rows a fitted ensemble keeps with its members' answers to them,
+#: so a load can check that it still answers the same (``answer_drift``).
+PROBE_ROWS = 16
 
 
 def make_member(name: str, *, random_state: int = 0) -> Any:
@@ -60,7 +64,8 @@ def make_member(name: str, *, random_state: int = 0) -> Any:
             random_state=random_state,
         )
     if name == "gboost":
-        return HistGradientBoostingClassifier(
+        # scikit-learn's booster, saved as a few arrays so it loads fast.
+        return PackedGradientBoosting(
             max_iter=300,
             learning_rate=0.08,
             max_leaf_nodes=24,
@@ -95,7 +100,25 @@ class VotingEnsemble(ClassifierMixin, BaseEstimator):
         self.members_ = [(name, clone(est).fit(X, codes)) for name, est in self.members]
         self.n_features_in_ = X.shape[1]
         self.temperature_ = 1.0
+        picked = np.linspace(0, X.shape[0] - 1, min(PROBE_ROWS, X.shape[0])).astype(int)
+        self.probe_rows_ = np.array(X[picked])
+        self.probe_answers_ = self._member_stack(self.probe_rows_)
         return self
+
+    def _member_stack(self, X: np.ndarray) -> np.ndarray:
+        return np.stack(list(self.member_probabilities(X).values()))
+
+    def answer_drift(self) -> float | None:
+        """How far the members' answers to the probe rows kept at fit now are
+        from the answers they gave then (largest absolute difference); None for
+        files written before probes existed.
+
+        Loaded under another scikit-learn version, a model may still load but
+        answer differently; this tells.
+        """
+        if not hasattr(self, "probe_rows_"):
+            return None
+        return float(np.max(np.abs(self._member_stack(self.probe_rows_) - self.probe_answers_)))
 
     def calibrate(self, temperature: float) -> VotingEnsemble:
         """Scale the vote by ``temperature`` (``analyzer.calibration``), fitted on

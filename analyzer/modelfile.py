@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import cache
@@ -24,12 +25,20 @@ CARD_MEMBER = "harken/card.json"
 #: Card entries harken reads; a card without them is not one of its models.
 REQUIRED_CARD_KEYS = ("classes", "members", "feature_config")
 DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "default.skops"
+#: Largest difference from its saved answers a loaded model may show (float
+#: noise across machines is far smaller; a changed algorithm far larger).
+ANSWER_TOLERANCE = 1e-6
 
 #: Types harken's own model files contain beyond those skops trusts by default:
-#: the ensemble itself and scikit-learn internals of its members.
+#: the ensemble itself and scikit-learn internals of its members. skops trusts
+#: the boosting losses by itself with scikit-learn 1.9, not with 1.7 (the
+#: newest for Python 3.10).
 TRUSTED_TYPES = frozenset(
     {
+        "analyzer.boosting.PackedGradientBoosting",
         "analyzer.ensemble.VotingEnsemble",
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss._loss.CyHalfMultinomialLoss",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -147,6 +156,7 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
         The file holds untrusted types (and ``trust`` is false) or cannot be read.
     """
     import skops.io as sio
+    from sklearn.exceptions import InconsistentVersionWarning
     from skops.io.exceptions import UntrustedTypesFoundException
 
     from analyzer.ensemble import VotingEnsemble
@@ -164,12 +174,16 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
                 f" {ref.model_id}); run again"
             )
     try:
-        if trust:
-            loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-        else:
-            # Trusting the allow-list up front parses the file once, not twice:
-            # skops audits every type before it builds anything.
-            loaded = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+        with warnings.catch_warnings():
+            # scikit-learn warns for every estimator saved by another version of
+            # it; whether the model still answers the same is checked below.
+            warnings.simplefilter("ignore", InconsistentVersionWarning)
+            if trust:
+                loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+            else:
+                # Trusting the allow-list up front parses the file once, not
+                # twice: skops audits every type before it builds anything.
+                loaded = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
     except UntrustedTypesFoundException:
         unknown = sorted(set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES)
         raise ModelError(
@@ -177,13 +191,41 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
             " Load it only if you trust its author (--trust-model)."
         ) from None
     except Exception as exc:
-        raise ModelError(f"{ref.path}: the model could not be loaded ({exc})") from None
+        raise ModelError(
+            f"{ref.path}: the model could not be loaded ({exc}).{_versions_hint(ref)}"
+        ) from None
     if not isinstance(loaded, VotingEnsemble):
         raise ModelError(
             f"{ref.path} holds a {type(loaded).__name__}, not a harken ensemble;"
             " train a model with harken train"
         )
+    try:
+        drift = loaded.answer_drift()
+    except Exception as exc:
+        raise ModelError(
+            f"{ref.path}: the model fails to answer ({exc}).{_versions_hint(ref)}"
+        ) from None
+    if drift is not None and drift > ANSWER_TOLERANCE:
+        raise ModelError(
+            f"{ref.path} no longer gives the answers it was saved with (they differ by up to"
+            f" {drift:.2g}).{_versions_hint(ref)}"
+        )
     return loaded
+
+
+def _versions_hint(ref: ModelRef) -> str:
+    """What to do when a model does not work here, naming the scikit-learn it
+    was built with when that is not the one installed."""
+    from sklearn import __version__ as installed
+
+    versions = ref.card.data.get("versions")
+    built = versions.get("scikit-learn") if isinstance(versions, dict) else None
+    if not built or built == installed:
+        return " Retrain it with harken train."
+    return (
+        f" It was built with scikit-learn {built}, this is {installed}: install"
+        f" scikit-learn=={built}, or retrain the model here with harken train."
+    )
 
 
 def save_model(ensemble: Any, path: str | Path, card: dict[str, Any]) -> ModelRef:

@@ -545,6 +545,61 @@ def test_a_model_file_replaced_after_the_run_started_is_refused(
         load_ensemble(ref)
 
 
+def _resaved(model: Path, target: Path, edit: Callable[[Any], None], **card: Any) -> Path:
+    """``model`` loaded, changed by ``edit`` and saved again with ``card`` entries."""
+    import zipfile
+
+    from analyzer.modelfile import save_model
+
+    ensemble = load_ensemble(resolve_model(model))
+    edit(ensemble)
+    saved = json.loads(zipfile.ZipFile(model).read("harken/card.json"))
+    save_model(ensemble, target, {**saved, **card})
+    return target
+
+
+def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_path: Path) -> None:
+    """A model file keeps a few training rows with its members' answers; loaded
+    where it answers otherwise (another scikit-learn), it is refused with what
+    to do, not used."""
+    import numpy as np
+    import sklearn
+
+    from analyzer.errors import ModelError
+
+    ensemble = load_ensemble(resolve_model(model))
+    assert ensemble.answer_drift() == 0.0
+    assert ensemble.probe_answers_.shape == (4, ensemble.probe_rows_.shape[0], 3)
+
+    def shift(e: Any) -> None:
+        e.probe_answers_ = e.probe_answers_ + 0.01
+
+    def narrow(e: Any) -> None:
+        e.probe_rows_ = e.probe_rows_[:, :5]
+
+    def forget(e: Any) -> None:
+        del e.probe_rows_, e.probe_answers_
+
+    here = {"versions": {"scikit-learn": sklearn.__version__}}
+    old = {"versions": {"scikit-learn": "1.0.2"}}
+    cases = [
+        (shift, here, r"no longer gives the answers it was saved with \(they differ by up to"
+         r" 0\.01\)\. Retrain it with harken train\."),
+        (shift, old, rf"It was built with scikit-learn 1\.0\.2, this is {sklearn.__version__}:"
+         r" install scikit-learn==1\.0\.2, or retrain the model here with harken train\."),
+        (narrow, old, r"the model fails to answer \(.*features.*\)\. It was built with"),
+    ]  # fmt: skip
+    for i, (edit, card, message) in enumerate(cases):
+        edited = _resaved(model, tmp_path / f"m{i}.skops", edit, **card)
+        with pytest.raises(ModelError, match=message):
+            load_ensemble(resolve_model(edited))
+    # A file from before probes existed loads unchecked.
+    unprobed = load_ensemble(resolve_model(_resaved(model, tmp_path / "old.skops", forget)))
+    assert unprobed.answer_drift() is None
+    rows = np.asarray(ensemble.probe_rows_)
+    assert np.array_equal(unprobed.predict_proba(rows), ensemble.predict_proba(rows))
+
+
 def test_byte_identical_clips_never_straddle_a_fold(labeled: Path, tmp_path: Path) -> None:
     """The same file under two names is one recording, whatever the groups say."""
     import shutil
