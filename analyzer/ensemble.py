@@ -101,7 +101,7 @@ class VotingEnsemble(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.temperature_ = 1.0
         picked = np.linspace(0, X.shape[0] - 1, min(PROBE_ROWS, X.shape[0])).astype(int)
-        self.probe_rows_ = np.array(X[picked])
+        self.probe_rows_ = np.array(np.asarray(X)[picked])
         self.probe_answers_ = self._member_stack(self.probe_rows_)
         return self
 

@@ -566,6 +566,7 @@ def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_pat
     import sklearn
 
     from analyzer.errors import ModelError
+    from analyzer.modelfile import ModelWarning
 
     ensemble = load_ensemble(resolve_model(model))
     assert ensemble.answer_drift() == 0.0
@@ -573,6 +574,9 @@ def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_pat
 
     def shift(e: Any) -> None:
         e.probe_answers_ = e.probe_answers_ + 0.01
+
+    def spoil(e: Any) -> None:
+        e.probe_answers_ = e.probe_answers_ * np.nan
 
     def narrow(e: Any) -> None:
         e.probe_rows_ = e.probe_rows_[:, :5]
@@ -586,16 +590,21 @@ def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_pat
         (shift, here, r"no longer gives the answers it was saved with \(they differ by up to"
          r" 0\.01\)\. Retrain it with harken train\."),
         (shift, old, rf"It was built with scikit-learn 1\.0\.2, this is {sklearn.__version__}:"
-         r" install scikit-learn==1\.0\.2, or retrain the model here with harken train\."),
+         r" retrain it here with harken train, or install scikit-learn==1\.0\.2\."),
+        (spoil, here, r"differ by up to nan\)"),
         (narrow, old, r"the model fails to answer \(.*features.*\)\. It was built with"),
     ]  # fmt: skip
     for i, (edit, card, message) in enumerate(cases):
         edited = _resaved(model, tmp_path / f"m{i}.skops", edit, **card)
         with pytest.raises(ModelError, match=message):
             load_ensemble(resolve_model(edited))
-    # A file from before probes existed loads unchecked.
+    # A file from before probes existed loads unchecked, with a warning where
+    # another scikit-learn built it.
     unprobed = load_ensemble(resolve_model(_resaved(model, tmp_path / "old.skops", forget)))
     assert unprobed.answer_drift() is None
+    elsewhere = _resaved(model, tmp_path / "older.skops", forget, **old)
+    with pytest.warns(ModelWarning, match="saved before harken models checked their own"):
+        load_ensemble(resolve_model(elsewhere))
     rows = np.asarray(ensemble.probe_rows_)
     assert np.array_equal(unprobed.predict_proba(rows), ensemble.predict_proba(rows))
 
