@@ -5,9 +5,11 @@ each back through numpy's header parser and its own type audit: about 0.2 ms
 an array. A fitted ``HistGradientBoostingClassifier`` holds iterations x
 classes tree predictors of three arrays each, plus one bin-threshold array
 per feature: the boosting member held 4,066 of the default model's 4,667
-arrays, and most of the second every pool worker spent loading it. ``PackedGradientBoosting`` stores
-them as a few concatenated arrays and rebuilds the same objects when loaded,
-so its answers do not change; pickling (joblib, Dask) goes the same way.
+arrays, and most of the second every pool worker spent loading it.
+``PackedGradientBoosting`` stores them as a few concatenated arrays and
+rebuilds the same objects when loaded, so its answers do not change;
+pickling (joblib, Dask) goes the same way. It leaves out its loss, rebuilt
+on load, whose compiled class scikit-learn 1.7 and 1.9 name differently.
 """
 
 from __future__ import annotations
