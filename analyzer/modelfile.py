@@ -137,7 +137,17 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
         FeatureConfig.from_dict(card["feature_config"])
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelError(f"{path}: its model card's feature config is not valid ({exc})") from None
-    return ModelRef(path=path, fingerprint=fingerprint_of(data), card=ModelCard(card))
+    ref = ModelRef(path=path, fingerprint=fingerprint_of(data), card=ModelCard(card))
+    # Said here, once, by the process that resolves the model: pool workers
+    # load it too, and each would say it again.
+    if not card.get("answers_checked") and _built_elsewhere(ref):
+        warnings.warn(
+            f"{path} was saved before harken models checked their own answers,"
+            f" so nothing tells whether they are still right here.{_what_to_do(ref)}",
+            ModelWarning,
+            stacklevel=4,
+        )
+    return ref
 
 
 def fingerprint_of(data: bytes) -> str:
@@ -210,9 +220,7 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
 
 
 def _check_answers(ensemble: Any, ref: ModelRef) -> None:
-    """Refuse a model whose answers to its probe rows changed since it was
-    saved; warn about an older file that cannot tell, under another
-    scikit-learn."""
+    """Refuse a model whose answers to its probe rows changed since it was saved."""
     from threadpoolctl import threadpool_limits
 
     try:
@@ -224,14 +232,7 @@ def _check_answers(ensemble: Any, ref: ModelRef) -> None:
         raise ModelError(
             f"{ref.path}: the model fails to answer ({exc}).{_what_to_do(ref)}"
         ) from None
-    if drift is None:
-        if _built_elsewhere(ref):
-            warnings.warn(
-                f"{ref.path} was saved before harken models checked their own answers,"
-                f" so nothing tells whether they are still right here.{_what_to_do(ref)}",
-                ModelWarning,
-                stacklevel=4,
-            )
+    if drift is None:  # saved before probes existed (``resolve_model`` warned)
         return
     if not drift <= ANSWER_TOLERANCE:  # NaN answers fail too
         raise ModelError(
@@ -241,9 +242,11 @@ def _check_answers(ensemble: Any, ref: ModelRef) -> None:
 
 
 def _built_elsewhere(ref: ModelRef) -> tuple[str, str] | None:
-    """``(scikit-learn the model was built with, the one installed)`` when they differ."""
-    from sklearn import __version__ as installed
+    """``(scikit-learn the model was built with, the one installed)`` when they
+    differ; asks the installed package's metadata, so scikit-learn is not imported."""
+    from importlib.metadata import version
 
+    installed = version("scikit-learn")
     versions = ref.card.data.get("versions")
     built = versions.get("scikit-learn") if isinstance(versions, dict) else None
     return (str(built), installed) if built and built != installed else None
@@ -270,7 +273,11 @@ def save_model(ensemble: Any, path: str | Path, card: dict[str, Any]) -> ModelRe
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     sio.dump(ensemble, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
-    full_card = {**card, "feature_code_version": FEATURE_CODE_VERSION}
+    full_card = {
+        **card,
+        "feature_code_version": FEATURE_CODE_VERSION,
+        "answers_checked": hasattr(ensemble, "probe_rows_"),
+    }
     with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(CARD_MEMBER, json.dumps(full_card, indent=2, sort_keys=True))
     tmp.replace(target)

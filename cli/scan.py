@@ -460,7 +460,7 @@ def scan_command(
         if dry_run:
             _dry_run(files, config, quiet)
             sys.exit(EXIT_OK)
-        with held, _warnings_to(err):
+        with held, warnings_to(err):
             stream = Undelivered(directory) if changed_only and directory else None
             if stream:
                 stream.start()
@@ -670,7 +670,7 @@ def _run(
     stopped: int | None = None
     evicted = 0
     progress = ScanProgress(err, len(files), enabled=not quiet)
-    with _warnings_to(err):
+    with warnings_to(err):
         runlog = None
         if directory is not None:
             model_id = resolve_model(config.model).model_id
@@ -773,8 +773,9 @@ def _write_junit(
 
 
 @contextmanager
-def _warnings_to(console: Console) -> Iterator[None]:
-    """Show library warnings (a cache that cannot be used) as one plain line each."""
+def warnings_to(console: Console) -> Iterator[None]:
+    """Show library warnings (a cache that cannot be used, a model too old to
+    check its answers) as one plain line each."""
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         console.print(f"warning: {message}")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cli.options import CountRange, cache_dir_option, format_option, print_json
-from cli.scan import HarkenUsageError, OutputError, check_output_folder
+from cli.scan import HarkenUsageError, OutputError, check_output_folder, warnings_to
 
 DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
 
@@ -272,7 +272,7 @@ def evaluate_command(
     dataset = _dataset(data, manifest, group_pattern, min_classes=1)
     progress, tick = _progress(len(dataset.clips), quiet)
     try:
-        with progress:
+        with progress, warnings_to(make_console(stderr=True)):
             report = evaluate(
                 dataset,
                 resolve_model(model),
@@ -305,7 +305,8 @@ def model_show(model: str | None, format: str) -> None:
     from cli.render import make_console, model_card
 
     try:
-        ref = resolve_model(model)
+        with warnings_to(make_console(stderr=True)):
+            ref = resolve_model(model)
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
     card = {**ref.card.data, "fingerprint": ref.fingerprint, "id": ref.model_id, "path": ref.path}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -602,9 +604,20 @@ def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_pat
     # another scikit-learn built it.
     unprobed = load_ensemble(resolve_model(_resaved(model, tmp_path / "old.skops", forget)))
     assert unprobed.answer_drift() is None
-    elsewhere = _resaved(model, tmp_path / "older.skops", forget, **old)
     with pytest.warns(ModelWarning, match="saved before harken models checked their own"):
-        load_ensemble(resolve_model(elsewhere))
+        elsewhere = _resaved(model, tmp_path / "older.skops", forget, **old)
+    assert load_ensemble(resolve_model(elsewhere)).answer_drift() is None  # said once only
+    # A scan says so once, not again from every pool worker that loads it.
+    clips = tmp_path / "clips"
+    for i in range(4):
+        write(clips / f"tone{i}.wav", tone(0.5, freq=300.0 + 100 * i))
+    scan = subprocess.run(
+        [sys.executable, "-c", "from cli import main; main()", "scan", str(clips),
+         "--model", str(elsewhere), "-j", "2", "-q", "--no-cache"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert scan.returncode == 0, scan.stderr
+    assert scan.stderr.count("saved before harken models checked") == 1, scan.stderr
     rows = np.asarray(ensemble.probe_rows_)
     assert np.array_equal(unprobed.predict_proba(rows), ensemble.predict_proba(rows))
 
