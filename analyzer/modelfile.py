@@ -232,7 +232,7 @@ def _check_answers(ensemble: Any, ref: ModelRef) -> None:
         raise ModelError(
             f"{ref.path}: the model fails to answer ({exc}).{_what_to_do(ref)}"
         ) from None
-    if drift is None:  # saved before probes existed (``resolve_model`` warned)
+    if drift is None:  # saved before probes (``_resolve`` warned if built elsewhere)
         return
     if not drift <= ANSWER_TOLERANCE:  # NaN answers fail too
         raise ModelError(
