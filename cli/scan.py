@@ -407,7 +407,9 @@ def scan_command(
     except RuleError as exc:
         raise _bad_rule(str(exc)) from None
     spec = _segment_spec(segments, hop, smoothing, labels_dir)
-    _check_rule_fields(rules, spec, model)
+    err = make_console(stderr=True)
+    with warnings_to(err):  # reading the model card may warn
+        _check_rule_fields(rules, spec, model)
     if dry_run and output:
         raise click.UsageError("--dry-run prints its plan on standard output; -o does not apply")
     if fail_on_change and not baseline:
@@ -418,7 +420,6 @@ def scan_command(
         before = load_baseline(baseline) if baseline else None
     except HarkenError as exc:
         raise click.BadParameter(str(exc), param_hint="--baseline") from None
-    err = make_console(stderr=True)
     files = discover(paths, include=include, exclude=exclude, files_from=files_from)
     if not files:
         if not quiet:
