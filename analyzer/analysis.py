@@ -16,7 +16,14 @@ from typing import Any
 
 from analyzer.errors import DecodeError
 from analyzer.featureconfig import FeatureConfig
-from analyzer.guard import FileTimeout, fault_spec, guarded, hang_at_start, limit_memory
+from analyzer.guard import (
+    FileTimeout,
+    busy,
+    fault_spec,
+    guarded,
+    hang_at_start,
+    limit_memory,
+)
 from analyzer.modelfile import ModelRef, load_ensemble
 from analyzer.results import (
     ErrorInfo,
@@ -309,16 +316,18 @@ def run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     """
     from threadpoolctl import threadpool_limits
 
-    if settings.state_dir is not None:  # a pool worker (it watches harken from its start)
-        hang_at_start(settings.faults)
-    warm_up(settings)
-    if settings.state_dir is not None:  # cap a pool worker, never the caller
-        limit_memory(settings.max_memory)
-    # One BLAS/OpenMP thread: for these small products, thread start-up costs
-    # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with
-    # both cores busy; extraction ran 3x slower in-process).
-    with threadpool_limits(limits=1):
-        return _run_batch(tasks, settings)
+    # (a pool worker stuck outside its files is ended too: see analyzer.guard)
+    with busy(settings.state_dir, tasks[0].index if tasks else -1):
+        if settings.state_dir is not None:  # a pool worker (it watches harken from its start)
+            hang_at_start(settings.faults)
+        warm_up(settings)
+        if settings.state_dir is not None:  # cap a pool worker, never the caller
+            limit_memory(settings.max_memory)
+        # One BLAS/OpenMP thread: for these small products, thread start-up costs
+        # more than it saves (gradient boosting: 9 ms a call alone, 150 ms with
+        # both cores busy; extraction ran 3x slower in-process).
+        with threadpool_limits(limits=1):
+            return _run_batch(tasks, settings)
 
 
 def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:

@@ -1,11 +1,14 @@
 """Fault isolation around one file: in-flight markers, timeouts, a memory cap.
 
 A pool worker writes ``running <index>`` to a marker file named after its
-pid in the scan's state folder when it starts a file, and removes it when
-the file is done. The parent's monitor (``analyzer.pool``) reads the markers:
-a file running past its timeout gets its marker rewritten to ``timeout`` and
-its worker killed (a decoder stuck in C code cannot be stopped any other
-way); after a worker dies, the markers name the files that were in flight.
+pid in the scan's state folder when it starts a file, and ``busy <index>``
+(the batch's first file) while it works on a batch outside its files:
+starting up, loading the model, predicting. The parent's monitor
+(``analyzer.pool``) reads the markers: a file running past its timeout gets
+its marker rewritten to ``timeout`` and its worker killed (a decoder stuck in
+C code cannot be stopped any other way); a worker busy past its own limit
+gets ``stuck`` and is killed too, and no file is blamed. After a worker dies,
+the markers name the files that were in flight.
 The memory cap is an address-space limit (``RLIMIT_AS``), so an allocation
 that would pass it fails with ``MemoryError`` instead of waking the OOM
 killer.
@@ -20,7 +23,7 @@ instead: it interrupts Python code only.
 injects faults for the fault-injection tests:
 ``crash:GLOB`` (pool and cluster workers only), ``hang:GLOB`` or ``hog:GLOB`` (several
 separated by ``;``), matched against the file's name; ``hang-start`` hangs a
-pool worker before its first file (before its warm-up).
+pool worker before its first file (before its warm-up; it is ``busy``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def _write(path: str, text: str) -> None:
 
 
 def read_markers(state_dir: str) -> dict[int, str]:
-    """``index -> "running" | "timeout"`` for every marker left in ``state_dir``."""
+    """``index -> "running" | "busy" | "timeout" | "stuck"`` for every marker
+    left in ``state_dir``."""
     found: dict[int, str] = {}
     for name in os.listdir(state_dir):
         try:
@@ -63,11 +67,13 @@ def read_markers(state_dir: str) -> dict[int, str]:
     return found
 
 
-def kill_overdue(state_dir: str, timeout: float) -> list[int]:
-    """Kill every worker whose current file started more than ``timeout`` s ago.
+def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[int]:
+    """Kill every worker whose current file started more than ``timeout`` s
+    ago, or that has been busy outside its files for ``busy_timeout`` s.
 
-    Its marker is rewritten to ``timeout <index>`` first, so the parent knows
-    why the worker died. Returns the indexes of the files given up.
+    Its marker is rewritten to ``timeout <index>`` (or ``stuck <index>``)
+    first, so the parent knows why the worker died. Returns the indexes of
+    the files (or the batches' first files) given up.
     """
     now = time.time()
     given_up = []
@@ -79,12 +85,13 @@ def kill_overdue(state_dir: str, timeout: float) -> list[int]:
                 state, index = handle.read().split()
         except (OSError, ValueError):  # gone (the file finished) or being written
             continue
-        if state != "running" or now - started <= timeout:
+        limit = {"running": timeout, "busy": busy_timeout}.get(state)
+        if limit is None or now - started <= limit:
             continue
         try:
             if os.stat(marker).st_mtime != started:  # moved on to another file meanwhile
                 continue
-            _write(marker, f"timeout {index}")
+            _write(marker, f"{'timeout' if state == 'running' else 'stuck'} {index}")
             os.kill(int(name), signal.SIGKILL)
         except (OSError, ValueError):
             continue
@@ -169,6 +176,29 @@ def _inject_fault(path: str, spec: str | None, *, in_worker: bool) -> None:
                 del hog
 
 
+#: This worker's ``busy`` marker text while it works on a batch.
+_between: list[str] = []
+
+
+@contextlib.contextmanager
+def busy(state_dir: str | None, index: int) -> Iterator[None]:
+    """Mark a pool worker busy with the batch whose first file is ``index``
+    (``state_dir`` set), so that hanging outside its files (imports, the model
+    load, a prediction) ends too. Elsewhere it does nothing."""
+    if state_dir is None:
+        yield
+        return
+    marker = os.path.join(state_dir, str(os.getpid()))
+    _between.append(f"busy {index}")
+    _write(marker, _between[-1])
+    try:
+        yield
+    finally:
+        _between.pop()
+        with contextlib.suppress(OSError):
+            os.unlink(marker)
+
+
 @contextlib.contextmanager
 def guarded(
     path: str,
@@ -194,7 +224,10 @@ def guarded(
             yield
         finally:
             with contextlib.suppress(OSError):
-                os.unlink(marker)
+                if _between:  # back to the batch, whose clock starts again
+                    _write(marker, _between[-1])
+                else:
+                    os.unlink(marker)
         return
     with _deadline(path, timeout):
         _inject_fault(path, faults, in_worker=in_worker)

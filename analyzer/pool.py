@@ -42,6 +42,11 @@ MAX_BATCH = 16
 MAX_UNEXPLAINED_BREAKS = 3
 #: Seconds between two looks at the in-flight markers for overdue files.
 MONITOR_INTERVAL = 0.25
+#: Seconds a worker may work outside any file of its batch (start-up, the
+#: model load, a prediction: normally a few) before it counts as stuck, or
+#: the timeout if that is longer: a short --timeout is for files, not for
+#: a busy machine's imports.
+BUSY_TIMEOUT = 120.0
 
 
 def default_jobs() -> int:
@@ -109,9 +114,14 @@ def _kill_workers() -> None:
 
 
 def _monitor(state_dir: str, timeout: float, stop: threading.Event) -> None:
-    """Kill workers stuck on one file past ``timeout`` until ``stop`` is set."""
+    """Kill workers stuck on one file past ``timeout``, or outside their files
+    past ``BUSY_TIMEOUT``, until ``stop`` is set."""
     while not stop.wait(MONITOR_INTERVAL):
-        kill_overdue(state_dir, timeout)
+        kill_overdue(state_dir, timeout, _busy_limit(timeout))
+
+
+def _busy_limit(timeout: float | None) -> float:
+    return max(timeout or 0.0, BUSY_TIMEOUT)
 
 
 def _supervise(queue: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
@@ -133,15 +143,26 @@ def _supervise(queue: list[Task], settings: Settings, jobs: int) -> Iterator[Tas
             ]
             for task in timed_out:
                 yield _timeout(task, settings)
-            suspects = [] if timed_out else [by_index[i] for i in markers if i in by_index]
+            # Files in flight are suspects; a batch a stuck worker had (its
+            # "busy" marker) just goes back in the queue.
+            running = [i for i, state in markers.items() if state == "running" and i in by_index]
+            suspects = [] if timed_out else [by_index[i] for i in running]
             for task in suspects:
                 yield _isolated(task, settings)
             settled = {t.index for t in timed_out + suspects}
             queue = [t for t in remaining if t.index not in settled]
             unexplained = 0 if settled or answered else unexplained + 1
             if unexplained >= MAX_UNEXPLAINED_BREAKS:
+                why = str(broke)
+                if "stuck" in markers.values():
+                    why = (
+                        f"a worker stopped for over {_busy_limit(settings.timeout):g} s"
+                        " outside any file: starting up or loading the model"
+                    )
                 for task in queue:
-                    yield crashed_output(task, settings, f"the worker pool keeps failing ({broke})")
+                    yield _given_up(
+                        task, settings, "crashed", f"the worker pool keeps failing ({why})"
+                    )
                 return
 
 

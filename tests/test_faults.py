@@ -268,6 +268,23 @@ def test_workers_killed_in_their_warm_up_end_too(tmp_path: Path, isolated_cache:
     assert _left_behind(proc.pid) == []
 
 
+def test_workers_stuck_outside_any_file_are_ended_too(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that hangs before its first file (in its imports, or loading
+    the model: a deadlock there was seen with an old threadpoolctl) is killed
+    like one stuck on a file, no file is blamed, and a pool that keeps doing
+    so ends the run with a row for every file instead of waiting forever."""
+    monkeypatch.setenv("HARKEN_FAULT", "hang-start")
+    monkeypatch.setattr("analyzer.pool.BUSY_TIMEOUT", 1.0)
+    start = time.monotonic()
+    code, rows, _ = run(str(folder), "-j", "2", "--timeout", "0.5")
+    assert time.monotonic() - start < 120
+    assert code == EXIT_ERRORS and len(rows) == 24
+    assert set(status_of(rows).values()) == {("crashed", "crashed")}
+    assert "1 s outside any file: starting up or loading the model" in rows[0]["error"]["message"]
+
+
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
     """Ctrl-C while joblib is still being imported: the clean-up must not start
     (or import) a pool, which gave a traceback and exit 1."""
