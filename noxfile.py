@@ -1,4 +1,4 @@
-"""Development sessions: tests, lint, typing, bench.
+"""Development sessions: tests, oldest, lint, typing, bench.
 
 ``nox -s tests`` installs harken (not editable, so the packaged model file is
 what gets tested) into a fresh virtual environment and runs pytest.
@@ -19,6 +19,14 @@ PATHS = ["analyzer", "cli", "tests", "benchmarks", "examples", "noxfile.py"]
 def tests(session: nox.Session) -> None:
     """The test suite, on the Python that runs nox (or ``--force-python 3.X``)."""
     session.install(".[dask]", *TEST_DEPS)  # the cluster tests need dask.distributed
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def oldest(session: nox.Session) -> None:
+    """The test suite with the oldest library versions pyproject.toml allows
+    (``tests/oldest-versions.txt``), so its floors are known to work."""
+    session.install("-c", "tests/oldest-versions.txt", ".[dask]", *TEST_DEPS)
     session.run("pytest", *session.posargs)
 
 

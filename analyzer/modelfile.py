@@ -47,6 +47,8 @@ TRUSTED_TYPES = frozenset(
         "sklearn._loss._loss.CyHalfMultinomialLoss",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
+        # (newer skops trust this one by default; skops 0.10 does not)
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.tree._tree.Tree",
     }

@@ -520,14 +520,24 @@ def _quiet_or_verbose(quiet: bool, verbose: bool) -> tuple[bool, bool]:
     if not (quiet and verbose):
         return quiet, verbose
     ctx = click.get_current_context()
-    # ParameterSource orders them: COMMANDLINE < ENVIRONMENT < DEFAULT_MAP.
     quiet_from, verbose_from = (
         ctx.get_parameter_source("quiet"),
         ctx.get_parameter_source("verbose"),
     )
     if quiet_from == verbose_from:
         raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
-    quiet_wins = quiet_from is not None and verbose_from is not None and quiet_from < verbose_from
+    # The command line wins over the environment, which wins over a config
+    # file (by position: click 8.2.0's ParameterSource has no order).
+    order = [
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.ENVIRONMENT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    ]
+    quiet_wins = (
+        quiet_from in order
+        and verbose_from in order
+        and order.index(quiet_from) < order.index(verbose_from)
+    )
     return quiet_wins, not quiet_wins
 
 
