@@ -23,6 +23,7 @@ from analyzer.guard import (
     guarded,
     hang_at_start,
     limit_memory,
+    still_busy,
 )
 from analyzer.modelfile import ModelRef, load_ensemble
 from analyzer.results import (
@@ -354,14 +355,18 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
     ensemble_for(settings.model, trust=settings.trust_model)
     start = time.perf_counter()
     try:
+        still_busy(settings.state_dir)
         predictions = predict(np.stack([vector for _, _, vector, _, _ in good]), settings)
         # One call per file for its windows: a file's windows are many rows already.
-        timelines = [
-            timeline(windows, partial.facts.duration, settings)
-            if windows is not None and partial.facts is not None
-            else None
-            for _, partial, _, windows, _ in good
-        ]
+        timelines = []
+        for _, partial, _, windows, _ in good:
+            still_busy(settings.state_dir)
+            facts = partial.facts
+            timelines.append(
+                timeline(windows, facts.duration, settings)
+                if windows is not None and facts is not None
+                else None
+            )
     except Exception as exc:
         for task, partial, _, _, _ in good:
             message = f"{task.path}: the model failed: {type(exc).__name__}: {exc}"

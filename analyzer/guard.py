@@ -190,13 +190,21 @@ def busy(state_dir: str | None, index: int) -> Iterator[None]:
         return
     marker = os.path.join(state_dir, str(os.getpid()))
     _between.append(f"busy {index}")
-    _write(marker, _between[-1])
     try:
+        _write(marker, _between[-1])
         yield
     finally:
         _between.pop()
         with contextlib.suppress(OSError):
             os.unlink(marker)
+
+
+def still_busy(state_dir: str | None) -> None:
+    """Restart this worker's busy clock: each long step outside the files
+    (predicting a batch, a file's timeline) gets the whole limit."""
+    if state_dir is not None and _between:
+        with contextlib.suppress(OSError):
+            _write(os.path.join(state_dir, str(os.getpid())), _between[-1])
 
 
 @contextlib.contextmanager

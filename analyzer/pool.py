@@ -23,6 +23,7 @@ caller) as they arrived.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -42,11 +43,16 @@ MAX_BATCH = 16
 MAX_UNEXPLAINED_BREAKS = 3
 #: Seconds between two looks at the in-flight markers for overdue files.
 MONITOR_INTERVAL = 0.25
-#: Seconds a worker may work outside any file of its batch (start-up, the
-#: model load, a prediction: normally a few) before it counts as stuck, or
-#: the timeout if that is longer: a short --timeout is for files, not for
-#: a busy machine's imports.
+#: Seconds a worker may work outside any file of its batch in one step
+#: (start-up with the model load, a prediction, a file's timeline: normally
+#: seconds) before it counts as stuck, or the timeout if that is longer: a
+#: short --timeout is for files, not for a busy machine's imports.
 BUSY_TIMEOUT = 120.0
+#: What a row says when its worker got stuck outside the files.
+STUCK = (
+    "a worker stopped for over {limit:g} s outside any file"
+    " (starting up, loading the model or predicting)"
+)
 
 
 def default_jobs() -> int:
@@ -80,15 +86,14 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
         return
     state_dir = tempfile.mkdtemp(prefix="harken-inflight-")
     stop = threading.Event()
-    monitor = None
-    if settings.timeout:
-        monitor = threading.Thread(
-            target=_monitor,
-            args=(state_dir, settings.timeout, stop),
-            name="harken-timeouts",
-            daemon=True,
-        )
-        monitor.start()
+    # (also with no --timeout: a worker stuck outside its files is still ended)
+    monitor = threading.Thread(
+        target=_monitor,
+        args=(state_dir, settings.timeout or math.inf, stop),
+        name="harken-timeouts",
+        daemon=True,
+    )
+    monitor.start()
     try:
         yield from _supervise(list(tasks), replace(settings, state_dir=state_dir), jobs)
     except BaseException:  # Ctrl-C, SIGTERM, or the caller walked away: no worker survives
@@ -96,8 +101,7 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
         raise
     finally:
         stop.set()
-        if monitor is not None:
-            monitor.join()
+        monitor.join()
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
@@ -121,7 +125,7 @@ def _monitor(state_dir: str, timeout: float, stop: threading.Event) -> None:
 
 
 def _busy_limit(timeout: float | None) -> float:
-    return max(timeout or 0.0, BUSY_TIMEOUT)
+    return max(timeout, BUSY_TIMEOUT) if timeout and math.isfinite(timeout) else BUSY_TIMEOUT
 
 
 def _supervise(queue: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
@@ -143,22 +147,18 @@ def _supervise(queue: list[Task], settings: Settings, jobs: int) -> Iterator[Tas
             ]
             for task in timed_out:
                 yield _timeout(task, settings)
-            # Files in flight are suspects; a batch a stuck worker had (its
-            # "busy" marker) just goes back in the queue.
+            # Files in flight are suspects, unless the break is explained (a
+            # file timed out, a worker got stuck): then they go back in the queue.
+            stuck = "stuck" in markers.values()
             running = [i for i, state in markers.items() if state == "running" and i in by_index]
-            suspects = [] if timed_out else [by_index[i] for i in running]
+            suspects = [] if timed_out or stuck else [by_index[i] for i in running]
             for task in suspects:
                 yield _isolated(task, settings)
             settled = {t.index for t in timed_out + suspects}
             queue = [t for t in remaining if t.index not in settled]
             unexplained = 0 if settled or answered else unexplained + 1
             if unexplained >= MAX_UNEXPLAINED_BREAKS:
-                why = str(broke)
-                if "stuck" in markers.values():
-                    why = (
-                        f"a worker stopped for over {_busy_limit(settings.timeout):g} s"
-                        " outside any file: starting up or loading the model"
-                    )
+                why = STUCK.format(limit=_busy_limit(settings.timeout)) if stuck else str(broke)
                 for task in queue:
                     yield _given_up(
                         task, settings, "crashed", f"the worker pool keeps failing ({why})"
@@ -211,6 +211,14 @@ def _isolated(task: Task, settings: Settings) -> TaskOutput:
         markers = read_markers(settings.state_dir or "")
         if markers.get(task.index) == "timeout":
             return _timeout(task, settings)
+        if markers.get(task.index) == "stuck":  # not the file's doing
+            limit = _busy_limit(settings.timeout)
+            return _given_up(
+                task,
+                settings,
+                "crashed",
+                f"no worker could analyze it: {STUCK.format(limit=limit)}",
+            )
         return crashed_output(task, settings, f"its worker process died ({exc})")
 
 

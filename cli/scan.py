@@ -527,7 +527,7 @@ def _quiet_or_verbose(quiet: bool, verbose: bool) -> tuple[bool, bool]:
     if quiet_from == verbose_from:
         raise click.UsageError("-q/--quiet and -v/--verbose contradict each other; give one")
     # The command line wins over the environment, which wins over a config
-    # file (by position: click 8.2.0's ParameterSource has no order).
+    # file (by position: ParameterSource has no order before click 8.3.3).
     order = [
         click.core.ParameterSource.COMMANDLINE,
         click.core.ParameterSource.ENVIRONMENT,
