@@ -358,15 +358,14 @@ def _run_batch(tasks: list[Task], settings: Settings) -> list[TaskOutput]:
         still_busy(settings.state_dir)
         predictions = predict(np.stack([vector for _, _, vector, _, _ in good]), settings)
         # One call per file for its windows: a file's windows are many rows already.
-        timelines = []
+        timelines: list[Timeline | None] = []
         for _, partial, _, windows, _ in good:
-            still_busy(settings.state_dir)
             facts = partial.facts
-            timelines.append(
-                timeline(windows, facts.duration, settings)
-                if windows is not None and facts is not None
-                else None
-            )
+            if windows is None or facts is None:
+                timelines.append(None)
+                continue
+            still_busy(settings.state_dir)  # (a 2 h file's timeline takes seconds)
+            timelines.append(timeline(windows, facts.duration, settings))
     except Exception as exc:
         for task, partial, _, _, _ in good:
             message = f"{task.path}: the model failed: {type(exc).__name__}: {exc}"
