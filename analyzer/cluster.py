@@ -14,7 +14,8 @@ differs from the local pool:
 - A worker that dies has its tasks retried elsewhere by the scheduler. A
   task that keeps killing workers comes back as ``KilledWorker`` naming its
   key, which carries the batch's number: that batch's files are then run
-  alone, and a file that still kills its worker is ``crashed``.
+  alone, and a file that still kills its workers, by itself on the cluster,
+  is ``crashed``.
 - A timeout is raised inside the worker's task thread (``analyzer.guard``),
   which stops Python code but not a decoder stuck in C. ``--max-memory``
   is checked against the file's header but not enforced by an address-space
@@ -190,17 +191,25 @@ class _ModelPlugin(WorkerPlugin):
 def _supervise(
     queue: list[Task], settings: Settings, client: Any, ship_audio: bool
 ) -> Iterator[TaskOutput]:
-    """Run batches until every task has its output, isolating files that kill workers."""
+    """Run batches until every task has its output, isolating files that kill workers.
+
+    A worker's death counts against every task it held, so a file running
+    beside the culprit can be named too: a file named while others ran gets
+    a round of its own before it is called ``crashed``.
+    """
     alone: set[int] = set()  # suspects of a killed batch: one file per batch now
+    trial: Task | None = None  # a file named while others ran: next, it runs by itself
     unexplained = 0
     while queue:
-        batches = _batches(queue, alone, sum(client.nthreads().values()), ship_audio)
+        if trial is not None:
+            batches = [[trial]]
+        else:
+            batches = _batches(queue, alone, sum(client.nthreads().values()), ship_audio)
         answered: set[int] = set()
         try:
             for output in _run_parallel(batches, settings, client, ship_audio):
                 answered.add(output.index)
                 yield output
-            return
         except KilledWorker as exc:
             _cancel_everything(client)  # joblib leaves the other batches running
             queue = [t for t in queue if t.index not in answered]
@@ -208,14 +217,22 @@ def _supervise(
             if culprit is None:  # a key we cannot read: every file is a suspect
                 unexplained += 1
                 culprit = queue
-            if unexplained >= MAX_UNEXPLAINED_BREAKS or len(culprit) == 1:
+            by_itself = len(batches) == 1
+            if unexplained >= MAX_UNEXPLAINED_BREAKS or (len(culprit) == 1 and by_itself):
                 reason = f"it killed {exc.allowed_failures + 1} Dask workers"
                 for task in culprit:
                     yield crashed_output(task, settings, reason)
                 gone = {t.index for t in culprit}
                 queue = [t for t in queue if t.index not in gone]
+                trial = None
+            elif len(culprit) == 1:
+                trial = culprit[0]
             else:
                 alone |= {t.index for t in culprit}
+                trial = None
+            continue
+        queue = [t for t in queue if t.index not in answered]
+        trial = None
 
 
 def _batches(

@@ -133,7 +133,8 @@ def test_ship_audio_serves_workers_that_cannot_see_the_files(
 def test_a_file_that_keeps_killing_workers_is_crashed(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # On harken's own LocalCluster: this kills workers (8 times) on purpose.
+    # On harken's own LocalCluster: this kills workers (up to 12 times) on purpose:
+    # 4 with its batch, 4 alone beside others, 4 by itself.
     write(folder / "boom.wav", tone(0.5))
     monkeypatch.setenv("HARKEN_FAULT", "crash:boom.wav")
     code, rows, _ = scan(str(folder), "--no-cache", "--backend", "dask", "-j", "2")
