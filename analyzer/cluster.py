@@ -214,9 +214,9 @@ def _supervise(
             _cancel_everything(client)  # joblib leaves the other batches running
             queue = [t for t in queue if t.index not in answered]
             culprit = _killed_batch(exc, batches)
-            if culprit is None:  # a key we cannot read: every file is a suspect
+            if culprit is None:  # a key we cannot read: every file of the round is a suspect
                 unexplained += 1
-                culprit = queue
+                culprit = [t for batch in batches for t in batch if t.index not in answered]
             by_itself = len(batches) == 1
             if unexplained >= MAX_UNEXPLAINED_BREAKS or (len(culprit) == 1 and by_itself):
                 reason = f"it killed {exc.allowed_failures + 1} Dask workers"
@@ -231,6 +231,8 @@ def _supervise(
                 alone |= {t.index for t in culprit}
                 trial = None
             continue
+        if trial is None:  # every batch answered
+            return
         queue = [t for t in queue if t.index not in answered]
         trial = None
 
