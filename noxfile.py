@@ -11,7 +11,7 @@ import nox
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 
-TEST_DEPS = ["pytest>=7", "hypothesis>=6", "pytest-cov>=4"]
+TEST_DEPS = ["pytest>=7", "hypothesis>=6", "pytest-cov>=4", "pytest-timeout>=2.1"]
 PATHS = ["analyzer", "cli", "tests", "benchmarks", "examples", "noxfile.py"]
 
 

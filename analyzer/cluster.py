@@ -22,6 +22,11 @@ differs from the local pool:
   cap, which would cap the whole worker: Dask workers have ``--memory-limit``.
 - Ctrl-C (or any early exit) cancels every task the scan submitted. A lost
   scheduler ends the scan with ``ClusterLost``; what finished is kept.
+- A Dask nanny gives up on its worker when the worker dies again while it
+  starts (a file that kills workers can do that), and a LocalCluster does
+  not replace a nanny that gave up: harken's own LocalCluster is scaled
+  back to its size. A cluster left with no worker for ``NO_WORKER_TIMEOUT``
+  seconds ends the scan with ``ClusterLost``: its tasks would wait forever.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, replace
@@ -51,6 +58,10 @@ from analyzer.results import error_result
 CONNECT_TIMEOUT = 10.0
 #: Most bytes of audio one batch carries with ``ship_audio``.
 MAX_SHIPPED_BATCH = 64 << 20
+#: Seconds a scan waits on a cluster with no worker at all before it ends.
+NO_WORKER_TIMEOUT = 60.0
+#: Seconds between two looks at the cluster's workers.
+WATCH_INTERVAL = 1.0
 #: The joblib backend name of ``_DaskBackend``.
 BACKEND = "harken-dask"
 
@@ -85,17 +96,19 @@ def run_on_cluster(
     if not tasks:
         return
     settings = replace(settings, state_dir=None, on_cluster=True)
-    with _quiet_client(), _connect(cluster) as client:
+    with _quiet_client(), _connect(cluster) as (client, local):
         plugin = _ModelPlugin(settings) if settings.model is not None else None
         if plugin is not None:
             client.register_plugin(plugin)
+        watch = _WorkerWatch(client, local, cluster.workers)
         try:
-            yield from _supervise(list(tasks), settings, client, cluster.ship_audio)
+            with watch:
+                yield from _supervise(list(tasks), settings, client, cluster.ship_audio)
         except (CancelledError, OSError, TimeoutError) as exc:  # what a lost scheduler raises
             _cancel_everything(client)
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ClusterLost(
-                f"lost the Dask cluster at {client.scheduler.address} ({first})"
+                watch.gave_up or f"lost the Dask cluster at {client.scheduler.address} ({first})"
             ) from None
         except BaseException:  # Ctrl-C, SIGTERM, or the caller walked away
             _cancel_everything(client)
@@ -120,8 +133,9 @@ def _quiet_client() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _connect(cluster: Cluster) -> Iterator[Any]:
-    """A client of the scheduler (or of a new LocalCluster) with at least one worker."""
+def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
+    """A client of the scheduler (or of a new LocalCluster, also given) with at
+    least one worker."""
     local = None
     if cluster.scheduler is None:
         local = LocalCluster(
@@ -151,12 +165,64 @@ def _connect(cluster: Cluster) -> Iterator[Any]:
                 f" start one with: dask worker {address}"
             ) from None
         try:
-            yield client
+            yield client, local
         finally:
             client.close()
     finally:
         if local is not None:
-            local.close()
+            # The scan is over: a failed close must not lose it. (dask 2025.1
+            # can raise closing a nanny it lost while it restarted its worker.)
+            with contextlib.suppress(Exception):
+                local.close()
+
+
+class _WorkerWatch:
+    """Looks at the cluster's workers from a thread while a scan waits on them.
+
+    Scales harken's own LocalCluster (``local``) back to ``workers`` when a
+    nanny gave up; cancels the scan's tasks, with the reason in ``gave_up``,
+    when the cluster had no worker for ``NO_WORKER_TIMEOUT`` seconds.
+    """
+
+    def __init__(self, client: Any, local: LocalCluster | None, workers: int) -> None:
+        self.client = client
+        self.local = local
+        self.workers = workers
+        self.gave_up: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="harken-worker-watch", daemon=True)
+
+    def __enter__(self) -> _WorkerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # not joined: a look may wait on a lost scheduler, and ends by itself
+        self._stop.set()
+
+    def _watch(self) -> None:
+        empty_since: float | None = None
+        while not self._stop.wait(WATCH_INTERVAL):
+            try:
+                present = len(self.client.nthreads())
+            except Exception:  # a lost scheduler is the scan's to report
+                continue
+            if self.local is not None and present < self.workers:
+                # a no-op until the LocalCluster forgets the nanny that gave up
+                # (distributed.deploy.lost-worker-timeout, 15 s), then a new nanny
+                self.local.scale(self.workers)
+            if present:
+                empty_since = None
+                continue
+            now = time.monotonic()
+            empty_since = now if empty_since is None else empty_since
+            if now - empty_since >= NO_WORKER_TIMEOUT:
+                self.gave_up = (
+                    f"the Dask cluster at {self.client.scheduler.address} has had no worker"
+                    f" for {NO_WORKER_TIMEOUT:g} s"
+                )
+                _cancel_everything(self.client)
+                return
 
 
 def _checked(address: str | None) -> str:

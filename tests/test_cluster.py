@@ -24,12 +24,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import analyzer.cluster as cluster_module
 from cli import main
 from cli.scan import EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE
 
 from signals import chord, default_sigint, noise, silence, tone, write
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +285,58 @@ def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
     assert "lost the Dask cluster" in err and "finished results are cached" in err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert 3 <= len(rows) < 150 and {r["status"] for r in rows} == {"ok"}
+
+
+def test_a_cluster_left_without_workers_ends_the_scan(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One worker with no nanny: the file that kills it leaves the cluster empty.
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
+    scheduler_cmd += ["--port", str(port), "--dashboard-address", ":0"]
+    worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny"]
+    worker_cmd += ["--nthreads", "1", "--dashboard-address", ":0"]
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    write(folder / "boom.wav", tone(0.5))
+    monkeypatch.setenv("HARKEN_FAULT", "crash:boom.wav")
+    monkeypatch.setattr(cluster_module, "NO_WORKER_TIMEOUT", 2.0)
+    with (
+        subprocess.Popen(scheduler_cmd, **quiet) as scheduler,
+        subprocess.Popen(worker_cmd, **quiet) as worker,
+    ):
+        try:
+            with distributed.Client(address, timeout=60, set_as_default=False) as watcher:
+                watcher.wait_for_workers(1, timeout=60)
+            code, rows, err = scan(
+                str(folder), "--no-cache", "--backend", "dask", "--scheduler", address
+            )
+            assert worker.wait(timeout=10) != 0  # the fault killed it
+        finally:
+            worker.kill()
+            scheduler.kill()
+    assert code == EXIT_UNAVAILABLE
+    assert f"the Dask cluster at {address} has had no worker for 2 s" in err
+    assert "boom.wav" not in {Path(r["path"]).name for r in rows}
+
+
+def test_a_nanny_that_gave_up_is_replaced_on_harkens_own_cluster() -> None:
+    # A nanny gives up when its new worker dies while it starts; the
+    # LocalCluster does not replace it. The watch scales the cluster back.
+    with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "0.2s"}),
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=":0", silence_logs=logging.CRITICAL,
+        ) as local,
+        distributed.Client(local, set_as_default=False) as client,
+    ):  # fmt: skip
+        first = set(client.nthreads())
+        nanny = next(iter(local.workers.values()))
+        local.sync(nanny.close)
+        with cluster_module._WorkerWatch(client, local, workers=1) as watch:
+            client.wait_for_workers(1, timeout=60)
+        assert set(client.nthreads()) != first and watch.gave_up is None
 
 
 def test_segment_timelines_match_the_local_pool(tmp_path: Path, cluster: Any) -> None:
