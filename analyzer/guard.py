@@ -91,12 +91,28 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
         try:
             if os.stat(marker).st_mtime != started:  # moved on to another file meanwhile
                 continue
+            if not _is_my_child(int(name)):  # a dead worker's marker: its pid may be reused
+                os.remove(marker)
+                continue
             _write(marker, f"{'timeout' if state == 'running' else 'stuck'} {index}")
             os.kill(int(name), signal.SIGKILL)
         except (OSError, ValueError):
             continue
         given_up.append(int(index))
     return given_up
+
+
+def _is_my_child(pid: int) -> bool:
+    """Whether ``pid`` is a child of this process: pool workers are, and a
+    marker left by one that died must not get another process killed.
+    Where there is no /proc to ask, every pid is taken for a worker."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")
+    # "pid (name) state ppid ...": the name may hold spaces and parentheses
+    return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
 
 
 def limit_memory(max_memory: int | None) -> None:

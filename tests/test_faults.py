@@ -373,6 +373,35 @@ def test_markers_say_what_a_worker_does_and_overdue_ones_are_ended(tmp_path: Pat
             p.wait()
 
 
+def test_an_overdue_marker_of_a_process_not_ours_kills_nothing(tmp_path: Path) -> None:
+    """A marker left by a worker that died names a pid the system may give to
+    another process: kill_overdue must not kill it, and drops the marker."""
+    from analyzer.guard import kill_overdue
+
+    state = tmp_path / "state"
+    state.mkdir()
+    # A grandchild, whose parent is gone once it has printed the pid.
+    spawn = (
+        "import subprocess, sys; print(subprocess.Popen([sys.executable, '-c', "
+        "'import time; time.sleep(60)'], stdout=subprocess.DEVNULL).pid)"
+    )
+    stranger = int(
+        subprocess.run(
+            [sys.executable, "-c", spawn], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    try:
+        marker = state / str(stranger)
+        marker.write_text("running 5")
+        old = time.time() - 10
+        os.utime(marker, (old, old))
+        assert kill_overdue(str(state), 5.0, 5.0) == []
+        assert not marker.exists()
+        os.kill(stranger, 0)  # still alive
+    finally:
+        os.kill(stranger, signal.SIGKILL)
+
+
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
     """Ctrl-C while joblib is still being imported: the clean-up must not start
     (or import) a pool, which gave a traceback and exit 1."""
