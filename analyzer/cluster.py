@@ -60,10 +60,13 @@ CONNECT_TIMEOUT = 10.0
 MAX_SHIPPED_BATCH = 64 << 20
 #: Seconds a scan waits on a cluster with no worker at all before it ends.
 NO_WORKER_TIMEOUT = 60.0
-#: Seconds between two looks at the cluster's workers.
+#: Seconds between two looks at the cluster's workers, and most one may take.
 WATCH_INTERVAL = 1.0
+LOOK_TIMEOUT = 5.0
 #: The joblib backend name of ``_DaskBackend``.
 BACKEND = "harken-dask"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,10 @@ def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
         if local is not None:
             # The scan is over: a failed close must not lose it. (dask 2025.1
             # can raise closing a nanny it lost while it restarted its worker.)
-            with contextlib.suppress(Exception):
+            try:
                 local.close()
+            except Exception:
+                logger.debug("closing the LocalCluster failed", exc_info=True)
 
 
 class _WorkerWatch:
@@ -197,20 +202,21 @@ class _WorkerWatch:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # not joined: a look may wait on a lost scheduler, and ends by itself
         self._stop.set()
+        self._thread.join(timeout=2 * LOOK_TIMEOUT)
 
     def _watch(self) -> None:
         empty_since: float | None = None
         while not self._stop.wait(WATCH_INTERVAL):
             try:
-                present = len(self.client.nthreads())
+                present = len(self.client.nthreads(callback_timeout=LOOK_TIMEOUT))
+                if self.local is not None and present < self.workers:
+                    # a no-op until the LocalCluster forgets the nanny that gave up
+                    # (distributed.deploy.lost-worker-timeout, 15 s), then a new nanny
+                    self.local.scale(self.workers)
             except Exception:  # a lost scheduler is the scan's to report
+                logger.debug("cannot look at the cluster's workers", exc_info=True)
                 continue
-            if self.local is not None and present < self.workers:
-                # a no-op until the LocalCluster forgets the nanny that gave up
-                # (distributed.deploy.lost-worker-timeout, 15 s), then a new nanny
-                self.local.scale(self.workers)
             if present:
                 empty_since = None
                 continue
@@ -339,7 +345,9 @@ def _run_parallel(
         delayed(_ClusterBatch(number))(batch, settings, _read_audio(batch) if ship_audio else None)
         for number, batch in enumerate(batches)
     )
-    with parallel_config(backend=BACKEND, client=client):
+    # wait_for_workers_timeout=0: a round that starts with no worker waits
+    # for one (joblib's own 10 s wait would end the scan); _WorkerWatch decides
+    with parallel_config(backend=BACKEND, client=client, wait_for_workers_timeout=0):
         # batch_size=1: one joblib call per dask task, so a task key names one batch
         parallel = Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")
         for outputs in parallel(calls):

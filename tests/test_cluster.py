@@ -292,10 +292,10 @@ def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
     assert 3 <= len(rows) < 150 and {r["status"] for r in rows} == {"ok"}
 
 
-def test_a_cluster_left_without_workers_ends_the_scan(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_cluster_left_without_workers_ends_the_scan(tmp_path: Path, folder: Path) -> None:
     # One worker with no nanny: the file that kills it leaves the cluster empty.
+    # With allowed-failures 0 its batch comes back at once, so the next round
+    # starts with no worker, where joblib's own wait (10 s) must not answer first.
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
@@ -303,25 +303,33 @@ def test_a_cluster_left_without_workers_ends_the_scan(
     worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny"]
     worker_cmd += ["--nthreads", "1", "--dashboard-address", ":0"]
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    strict = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
     write(folder / "boom.wav", tone(0.5))
-    monkeypatch.setenv("HARKEN_FAULT", "crash:boom.wav")
-    monkeypatch.setattr(cluster_module, "NO_WORKER_TIMEOUT", 2.0)
+    out = tmp_path / "out.jsonl"
+    scan_cmd = [
+        *(sys.executable, "-c"),
+        "import analyzer.cluster as c; c.NO_WORKER_TIMEOUT = 12.0; from cli import main; main()",
+        *("scan", str(folder), "--no-cache", "--backend", "dask", "--scheduler", address),
+        *("-o", str(out)),
+    ]
     with (
-        subprocess.Popen(scheduler_cmd, **quiet) as scheduler,
+        subprocess.Popen(scheduler_cmd, env=strict, **quiet) as scheduler,
         subprocess.Popen(worker_cmd, **quiet) as worker,
     ):
         try:
             with distributed.Client(address, timeout=60, set_as_default=False) as watcher:
                 watcher.wait_for_workers(1, timeout=60)
-            code, rows, err = scan(
-                str(folder), "--no-cache", "--backend", "dask", "--scheduler", address
-            )
+            done = subprocess.run(
+                scan_cmd, env={**os.environ, "HARKEN_FAULT": "crash:boom.wav"},
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
             assert worker.wait(timeout=10) != 0  # the fault killed it
         finally:
             worker.kill()
             scheduler.kill()
-    assert code == EXIT_UNAVAILABLE
-    assert f"the Dask cluster at {address} has had no worker for 2 s" in err
+    assert done.returncode == EXIT_UNAVAILABLE, done.stderr
+    assert f"the Dask cluster at {address} has had no worker for 12 s" in done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert "boom.wav" not in {Path(r["path"]).name for r in rows}
 
 
