@@ -60,8 +60,9 @@ CONNECT_TIMEOUT = 10.0
 MAX_SHIPPED_BATCH = 64 << 20
 #: Seconds a scan waits on a cluster with no worker at all before it ends.
 NO_WORKER_TIMEOUT = 60.0
-#: Seconds between two looks at the cluster's workers, and most one may take.
+#: Seconds between two looks at the cluster's workers.
 WATCH_INTERVAL = 1.0
+#: Most seconds one look may take (a lost scheduler does not answer).
 LOOK_TIMEOUT = 5.0
 #: The joblib backend name of ``_DaskBackend``.
 BACKEND = "harken-dask"
@@ -210,13 +211,16 @@ class _WorkerWatch:
         while not self._stop.wait(WATCH_INTERVAL):
             try:
                 present = len(self.client.nthreads(callback_timeout=LOOK_TIMEOUT))
-                if self.local is not None and present < self.workers:
-                    # a no-op until the LocalCluster forgets the nanny that gave up
-                    # (distributed.deploy.lost-worker-timeout, 15 s), then a new nanny
-                    self.local.scale(self.workers)
             except Exception:  # a lost scheduler is the scan's to report
                 logger.debug("cannot look at the cluster's workers", exc_info=True)
                 continue
+            if self.local is not None and present < self.workers:
+                try:
+                    # a no-op until the LocalCluster forgets the nanny that gave up
+                    # (distributed.deploy.lost-worker-timeout, 15 s), then a new nanny
+                    self.local.scale(self.workers)
+                except Exception:  # the clock below still runs
+                    logger.debug("cannot scale the LocalCluster", exc_info=True)
             if present:
                 empty_since = None
                 continue

@@ -91,8 +91,9 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
         try:
             if os.stat(marker).st_mtime != started:  # moved on to another file meanwhile
                 continue
-            if not _is_my_child(int(name)):  # a dead worker's marker: its pid may be reused
-                os.remove(marker)
+            # A dead worker's marker: its pid may be reused. The marker stays,
+            # for the parent to read when it learns of the death.
+            if not _is_my_child(int(name)):
                 continue
             _write(marker, f"{'timeout' if state == 'running' else 'stuck'} {index}")
             os.kill(int(name), signal.SIGKILL)

@@ -375,31 +375,34 @@ def test_markers_say_what_a_worker_does_and_overdue_ones_are_ended(tmp_path: Pat
 
 def test_an_overdue_marker_of_a_process_not_ours_kills_nothing(tmp_path: Path) -> None:
     """A marker left by a worker that died names a pid the system may give to
-    another process: kill_overdue must not kill it, and drops the marker."""
+    another process: kill_overdue must not kill it (and leaves the marker for
+    the parent, which reads it when it learns of the death)."""
     from analyzer.guard import kill_overdue
 
     state = tmp_path / "state"
     state.mkdir()
-    # A grandchild, whose parent is gone once it has printed the pid.
+    # Not our child but our child's (so also where this process is a subreaper).
     spawn = (
-        "import subprocess, sys; print(subprocess.Popen([sys.executable, '-c', "
-        "'import time; time.sleep(60)'], stdout=subprocess.DEVNULL).pid)"
+        "import subprocess, sys, time; print(subprocess.Popen([sys.executable, '-c',"
+        " 'import time; time.sleep(60)'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL).pid, flush=True); time.sleep(60)"
     )
-    stranger = int(
-        subprocess.run(
-            [sys.executable, "-c", spawn], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    try:
-        marker = state / str(stranger)
-        marker.write_text("running 5")
-        old = time.time() - 10
-        os.utime(marker, (old, old))
-        assert kill_overdue(str(state), 5.0, 5.0) == []
-        assert not marker.exists()
-        os.kill(stranger, 0)  # still alive
-    finally:
-        os.kill(stranger, signal.SIGKILL)
+    with subprocess.Popen(
+        [sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True
+    ) as middle:
+        assert middle.stdout is not None
+        stranger = int(middle.stdout.readline())
+        try:
+            marker = state / str(stranger)
+            marker.write_text("running 5")
+            old = time.time() - 10
+            os.utime(marker, (old, old))
+            assert kill_overdue(str(state), 5.0, 5.0) == []
+            assert marker.read_text() == "running 5"
+            os.kill(stranger, 0)  # still alive
+        finally:
+            os.kill(stranger, signal.SIGKILL)
+            middle.kill()
 
 
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
