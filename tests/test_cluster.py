@@ -249,6 +249,18 @@ def test_scheduler_needs_the_dask_backend(folder: Path) -> None:
     assert code == EXIT_USAGE and "--backend dask" in err
 
 
+QUIET: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
+def cluster_commands(port: int, *worker_options: str) -> tuple[list[str], list[str]]:
+    """Commands that start a scheduler on ``port`` and one single-thread worker of it."""
+    scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
+    scheduler += ["--port", str(port), "--dashboard-address", ":0"]
+    worker = [sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}"]
+    worker += ["--nthreads", "1", "--dashboard-address", ":0", *worker_options]
+    return scheduler, worker
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -263,14 +275,10 @@ def test_a_lost_scheduler_ends_the_scan_keeping_what_finished(
         write(root / f"n{i:03d}.wav", noise(2.0, seed=i))
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
-    scheduler_cmd += ["--port", str(port), "--dashboard-address", ":0"]
-    worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address]
-    worker_cmd += ["--nthreads", "1", "--dashboard-address", ":0"]
-    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler_cmd, worker_cmd = cluster_commands(port)
     with (
-        subprocess.Popen(scheduler_cmd, **quiet) as scheduler,
-        subprocess.Popen(worker_cmd, **quiet) as worker,
+        subprocess.Popen(scheduler_cmd, **QUIET) as scheduler,
+        subprocess.Popen(worker_cmd, **QUIET) as worker,
     ):
         with distributed.Client(address, timeout=60, set_as_default=False) as watcher:
             watcher.wait_for_workers(1, timeout=60)  # started: now the scan's own timeout is short
@@ -298,11 +306,7 @@ def test_a_cluster_left_without_workers_ends_the_scan(tmp_path: Path, folder: Pa
     # starts with no worker, where joblib's own wait (10 s) must not answer first.
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
-    scheduler_cmd += ["--port", str(port), "--dashboard-address", ":0"]
-    worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny"]
-    worker_cmd += ["--nthreads", "1", "--dashboard-address", ":0"]
-    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler_cmd, worker_cmd = cluster_commands(port, "--no-nanny")
     strict = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
     write(folder / "boom.wav", tone(0.5))
     out = tmp_path / "out.jsonl"
@@ -313,8 +317,8 @@ def test_a_cluster_left_without_workers_ends_the_scan(tmp_path: Path, folder: Pa
         *("-o", str(out)),
     ]
     with (
-        subprocess.Popen(scheduler_cmd, env=strict, **quiet) as scheduler,
-        subprocess.Popen(worker_cmd, **quiet) as worker,
+        subprocess.Popen(scheduler_cmd, env=strict, **QUIET) as scheduler,
+        subprocess.Popen(worker_cmd, **QUIET) as worker,
     ):
         try:
             with distributed.Client(address, timeout=60, set_as_default=False) as watcher:
