@@ -93,7 +93,7 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
                 continue
             # A dead worker's marker: its pid may be reused. The marker stays,
             # for the parent to read when it learns of the death.
-            if not _is_my_child(int(name)):
+            if not _is_my_worker(int(name), started):
                 continue
             _write(marker, f"{'timeout' if state == 'running' else 'stuck'} {index}")
             os.kill(int(name), signal.SIGKILL)
@@ -103,17 +103,34 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
     return given_up
 
 
-def _is_my_child(pid: int) -> bool:
-    """Whether ``pid`` is a child of this process: pool workers are, and a
-    marker left by one that died must not get another process killed.
-    Where there is no /proc to ask, every pid is taken for a worker."""
+#: Seconds a marker may seem older than the process that wrote it (clock jitter).
+START_SLACK = 1.0
+
+
+def _is_my_worker(pid: int, marked: float) -> bool:
+    """Whether ``pid`` is the pool worker that wrote a marker at ``marked``
+    (epoch seconds): a child of this process that already ran then. A marker
+    left by a worker that died names a pid the system may give to another
+    process, or to a new worker or thread of ours; neither may be killed for it.
+    Where there is no /proc to ask, every pid is taken for the worker."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             stat = handle.read()
     except FileNotFoundError:
         return not os.path.isdir("/proc/self")
-    # "pid (name) state ppid ...": the name may hold spaces and parentheses
-    return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
+    # "pid (name) state ppid ... starttime ...": the name may hold spaces and
+    # parentheses; starttime (field 22) is in clock ticks after boot.
+    fields = stat.rsplit(")", 1)[1].split()
+    started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return int(fields[1]) == os.getpid() and started <= marked + START_SLACK
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
 
 
 def limit_memory(max_memory: int | None) -> None:

@@ -23,6 +23,7 @@ caller) as they arrived.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -48,6 +49,9 @@ MONITOR_INTERVAL = 0.25
 #: seconds) before it counts as stuck, or the timeout if that is longer: a
 #: short --timeout is for files, not for a busy machine's imports.
 BUSY_TIMEOUT = 120.0
+#: The in-flight markers' folder in the temporary folder: this, the scan's
+#: pid, a dash and a random part.
+STATE_PREFIX = "harken-inflight-"
 #: What a row says when its worker got stuck outside the files.
 STUCK = (
     "a worker stopped for over {limit:g} s outside any file"
@@ -84,7 +88,8 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
         for batch in make_batches(tasks, jobs=1):
             yield from run_batch(batch, replace(settings, state_dir=None))
         return
-    state_dir = tempfile.mkdtemp(prefix="harken-inflight-")
+    _sweep_state_dirs()
+    state_dir = tempfile.mkdtemp(prefix=f"{STATE_PREFIX}{os.getpid()}-")
     stop = threading.Event()
     # (also with no --timeout: a worker stuck outside its files is still ended)
     monitor = threading.Thread(
@@ -103,6 +108,34 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
         stop.set()
         monitor.join()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _sweep_state_dirs() -> None:
+    """Remove the markers' folders of scans that ended without removing
+    their own (``kill -9``, the OOM killer): each is named after its scan's
+    pid, and a folder whose pid is alive (or reused) is kept."""
+    try:
+        with os.scandir(tempfile.gettempdir()) as listing:
+            entries = list(listing)
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name.removeprefix(STATE_PREFIX).partition("-")[0]
+        if entry.name.startswith(STATE_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                mine = entry.stat(follow_symlinks=False).st_uid == os.getuid()
+                if mine and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's
+        return True
+    return True
 
 
 def _kill_workers() -> None:

@@ -346,6 +346,8 @@ def test_markers_say_what_a_worker_does_and_overdue_ones_are_ended(tmp_path: Pat
         assert time.time() - mine.stat().st_mtime < 5
     assert not mine.exists()
 
+    # A marker older than its process is a dead worker's: the sleepers start
+    # first, and the overdue markers are not backdated but left to age.
     sleepers = [
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(4)
     ]
@@ -358,11 +360,11 @@ def test_markers_say_what_a_worker_does_and_overdue_ones_are_ended(tmp_path: Pat
         }
         for pid, text in markers.items():
             (state / str(pid)).write_text(text)
-        old = time.time() - 10
-        for pid in list(markers)[:2]:
-            os.utime(state / str(pid), (old, old))
-        assert kill_overdue(str(state), math.inf, 60.0) == []  # no --timeout, busy 10 s
-        assert sorted(kill_overdue(str(state), 5.0, 5.0)) == [1, 2]
+        time.sleep(1.5)
+        for pid in list(markers)[2:]:
+            (state / str(pid)).write_text(markers[pid])  # fresh
+        assert kill_overdue(str(state), math.inf, 60.0) == []  # no --timeout, busy 1.5 s
+        assert sorted(kill_overdue(str(state), 1.0, 1.0)) == [1, 2]
         assert [p.wait(10) for p in sleepers[:2]] == [-signal.SIGKILL] * 2
         assert [p.poll() for p in sleepers[2:]] == [None, None]
         texts = [(state / str(p.pid)).read_text() for p in sleepers]
@@ -394,15 +396,58 @@ def test_an_overdue_marker_of_a_process_not_ours_kills_nothing(tmp_path: Path) -
         stranger = int(middle.stdout.readline())
         try:
             marker = state / str(stranger)
-            marker.write_text("running 5")
-            old = time.time() - 10
-            os.utime(marker, (old, old))
-            assert kill_overdue(str(state), 5.0, 5.0) == []
+            marker.write_text("running 5")  # after the stranger started, as a worker's would be
+            time.sleep(1.2)
+            assert kill_overdue(str(state), 1.0, 1.0) == []
             assert marker.read_text() == "running 5"
             os.kill(stranger, 0)  # still alive
         finally:
             os.kill(stranger, signal.SIGKILL)
             middle.kill()
+
+
+def test_an_overdue_marker_older_than_its_process_kills_nothing(tmp_path: Path) -> None:
+    """A dead worker's pid given to a new worker (or a thread) of ours: the
+    marker was written before that process started, so it is not its
+    marker, and it must not be killed for it."""
+    from analyzer.guard import kill_overdue
+
+    state = tmp_path / "state"
+    state.mkdir()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as newcomer:
+        try:
+            marker = state / str(newcomer.pid)
+            marker.write_text("running 6")
+            old = time.time() - 10  # the dead worker's file started 10 s ago
+            os.utime(marker, (old, old))
+            assert kill_overdue(str(state), 5.0, 5.0) == []
+            assert marker.read_text() == "running 6"
+            assert newcomer.poll() is None
+        finally:
+            newcomer.kill()
+
+
+def test_a_scan_removes_the_markers_folders_of_killed_scans(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan killed with -9 leaves its markers' folder in the temporary
+    folder; the next pool scan removes it, not one of a scan still running,
+    and leaves none of its own."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        pass
+    killed = temp / f"harken-inflight-{gone.pid}-x1y2z3"
+    running = temp / f"harken-inflight-{os.getpid()}-a1b2c3"
+    for path in (killed, running):
+        path.mkdir()
+        (path / "4242").write_text("running 3")
+    unrelated = temp / "harken-inflight-0anajt4o"  # an older harken's: no pid
+    unrelated.mkdir()
+    code, rows, _ = run(str(folder), "-j", "2")
+    assert code == 0 and len(rows) == 24
+    assert sorted(p.name for p in temp.iterdir()) == sorted([running.name, unrelated.name])
 
 
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
