@@ -11,6 +11,7 @@ either end of a file is left out of its summary (``QUIET_EDGE_DB``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
@@ -100,19 +101,29 @@ def spectral_change(deltas: np.ndarray) -> np.ndarray:
 
 
 #: Frames quieter than this (RMS, dBFS) at either end of a file are left out of
-#: its summary, unless they are most of it: padding, an MP3 decoder's delay or
-#: a track's lead-in say nothing of its content. (The corpus's music never
-#: starts with digital silence while its speech and effects often do; a model
-#: counted on it: 200 ms of leading zeros sent a third of the corpus's own
-#: music clips to noise or speech.)
+#: its summary: padding, an MP3 decoder's delay or a track's lead-in say
+#: nothing of its content. (The corpus's music never starts with digital
+#: silence while its speech and effects often do; a model counted on it:
+#: 200 ms of leading zeros sent a third of the corpus's own music clips to
+#: noise or speech.)
 QUIET_EDGE_DB = -80.0
+#: ...unless what is left would be shorter than this, in s: a click in
+#: digital silence is silence. A sound padded to seconds with zeros (a word,
+#: a footstep, a bark, as data sets pad their clips) is that sound: when
+#: padding over half a file kept it whole, such speech and music clips from
+#: sources the corpus never saw were all called noise or silence.
+MIN_SOUND_S = 0.125
 
 
-def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = True) -> np.ndarray:
+def without_quiet_edges(
+    rows: np.ndarray, config: FeatureConfig, *, end: bool = True, window: bool = False
+) -> np.ndarray:
     """Descriptor columns ``[shape=(n_rows, frames)]`` without the frames under
     ``QUIET_EDGE_DB`` at the start (and, with ``end``, the end); all of them
-    when those are most of the frames: a file of digital silence and a
-    moment of sound is silence, as a listener would say.
+    when what would be left is both under ``MIN_SOUND_S`` and under half
+    the frames: a click in zeros. A ``window`` of a timeline keeps them
+    whenever under half would be left: a sliver of sound at its edge belongs
+    to the next window, and heard alone it made a segment of its own.
 
     The frames next to a cut are then measured as at a file's own edges: the
     first has no onset, and the MFCC deltas near a cut (and the change made
@@ -123,7 +134,10 @@ def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = 
     if loud.size == 0:
         return rows
     first, last = int(loud[0]), int(loud[-1]) + 1 if end else rows.shape[1]
-    if (first == 0 and last == rows.shape[1]) or 2 * (last - first) < rows.shape[1]:
+    least = rows.shape[1] / 2
+    if not window:
+        least = min(least, _min_sound_frames(config))
+    if (first == 0 and last == rows.shape[1]) or last - first < least:
         return rows
     kept = rows[:, first:last].copy()
     n_mfcc, width = config.n_mfcc, kept.shape[1]
@@ -137,6 +151,10 @@ def without_quiet_edges(rows: np.ndarray, config: FeatureConfig, *, end: bool = 
     kept[n_mfcc : 2 * n_mfcc, near_cut] = deltas[:, near_cut]
     kept[change, near_cut] = spectral_change(deltas[:, near_cut])
     return kept
+
+
+def _min_sound_frames(config: FeatureConfig) -> int:
+    return math.ceil(MIN_SOUND_S * config.sample_rate / config.hop_length)
 
 
 #: Frames whose descriptors are all kept for an exact summary: 2**15 frames is
@@ -392,7 +410,8 @@ class _Summary:
             frames = np.concatenate(self.chunks, axis=1)
             return summarise(without_quiet_edges(frames, self.config), self.config)
         held = sum(c.shape[1] for c in self.quiet)
-        if 2 * held > self.count + held:  # mostly digital silence: that is what it is
+        if self.count < min(_min_sound_frames(self.config), (self.count + held) / 2):
+            # a moment of sound, then digital silence: silence, as in an exact summary
             self._take(np.concatenate(self.quiet, axis=1))
             self.quiet = []
         assert self.mean is not None and self.m2 is not None

@@ -3,7 +3,8 @@
 A file is cut into windows of ``window`` seconds every ``hop`` seconds. Each
 window gets a feature vector (``summarise`` over the window's frames, without
 digital silence at its ends unless that is most of it, so it is what the
-model sees for a clip of that length) and the model's
+model sees for a clip of that length; a sliver of sound at a window's edge
+belongs to the next one) and the model's
 probabilities. A sticky hidden Markov model (Viterbi over the windows'
 probabilities, with a small probability of a change of class from one window
 to the next) smooths the labels, so a timeline does not flicker at window
@@ -135,7 +136,7 @@ class WindowVectors:
         from analyzer.features import summarise, without_quiet_edges
 
         lo, hi = first - self._first, end - self._first
-        frames = without_quiet_edges(self._frames[:, lo:hi], self.config)
+        frames = without_quiet_edges(self._frames[:, lo:hi], self.config, window=True)
         self.vectors.append(summarise(frames, self.config))
 
     def finish(self, samples: int) -> np.ndarray:

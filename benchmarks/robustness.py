@@ -29,9 +29,13 @@ import soundfile as sf
 import soxr
 
 REPO = Path(__file__).resolve().parent.parent
-#: name -> (rate, format, libsndfile compression level or None, seconds of zeros before, after).
-#: Compression levels give about these bitrates for MP3 (CBR): 0.8 -> 45 kbit/s
-#: at 16 kHz, 80 at 22.05 kHz; 0.9 -> 26 kbit/s at 16 kHz, 60 at 44.1 kHz.
+#: name -> (rate, format, libsndfile compression level or None, seconds of zeros
+#: before, after). Compression levels give about these bitrates for MP3 (CBR):
+#: 0.8 -> 45 kbit/s at 16 kHz, 80 at 22.05 kHz; 0.9 -> 26 kbit/s at 16 kHz, 60 at
+#: 44.1 kHz. ``PADDED`` zeros fill a clip up to ``PAD_TO`` seconds, as data sets
+#: pad their short clips (the share of the zeros that go first, the rest after).
+PAD_TO = 5.0
+PADDED = {"zeros: padded to 5 s, sound first": 0.0, "zeros: padded to 5 s, sound mid-way": 0.5}
 FORMS = {
     "as they are (16 kHz WAV)": (16000, "WAV", None, 0.0, 0.0),
     "8 kHz FLAC": (8000, "FLAC", None, 0.0, 0.0),
@@ -42,6 +46,7 @@ FORMS = {
     "8 kHz MP3, ~18 kbit/s": (8000, "MP3", 0.8, 0.0, 0.0),
     "zeros: 50 ms before and after": (16000, "WAV", None, 0.05, 0.05),
     "zeros: 200 ms before, 100 ms after": (16000, "WAV", None, 0.2, 0.1),
+    **{name: (16000, "WAV", None, first, 1.0 - first) for name, first in PADDED.items()},
 }
 
 
@@ -63,9 +68,12 @@ def clips(corpus: Path | None, per_class: int) -> list[tuple[Path, str]]:
 def write_forms(job: tuple[int, Path, str, Path]) -> None:
     number, path, label, out = job
     signal, rate = sf.read(path, dtype="float32")
-    for index, (new_rate, fmt, level, before, after) in enumerate(FORMS.values()):
+    for index, (name, (new_rate, fmt, level, before, after)) in enumerate(FORMS.items()):
         converted = soxr.resample(signal, rate, new_rate) if new_rate != rate else signal
         shape = signal.shape[1:]
+        if name in PADDED:  # shares of what fills the clip up to PAD_TO
+            fill = max(0.0, PAD_TO - converted.shape[0] / new_rate)
+            before, after = before * fill, after * fill
         zeros = [np.zeros((int(s * new_rate), *shape), np.float32) for s in (before, after)]
         target = out / str(index) / label / f"{number}.{fmt.lower()}"
         target.parent.mkdir(parents=True, exist_ok=True)

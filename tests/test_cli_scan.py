@@ -249,26 +249,28 @@ def test_examples_are_labeled_right() -> None:
 
 def test_examples_in_other_formats_rates_and_with_silent_ends(tmp_path: Path) -> None:
     """What users' files look like and the corpus's do not: another rate and
-    container, an MP3 decoder's delay, and digital silence before and after
-    (the corpus's music never has any; a model that learned so called such
-    music noise)."""
+    container, an MP3 decoder's delay, digital silence before and after (the
+    corpus's music never has any; a model that learned so called such music
+    noise), and a clip padded with zeros to 10 s, most of it zeros (as data
+    sets pad short clips; once called silence or noise)."""
     import soundfile as sf
     import soxr
 
     for clip in sorted((REPO / "examples" / "audio").glob("*.ogg")):
         signal, rate = sf.read(clip, dtype="float32")
-        for name, out_rate, fmt, pad in (
-            ("padded", 44100, "WAV", 0.5),
-            ("mp3", 22050, "MP3", 0.0),
-            ("narrow", 8000, "FLAC", 0.2),
+        for name, out_rate, fmt, before, after in (
+            ("padded", 44100, "WAV", 0.5, 0.5),
+            ("mp3", 22050, "MP3", 0.0, 0.0),
+            ("narrow", 8000, "FLAC", 0.2, 0.2),
+            ("to-10-s", 16000, "WAV", 1.0, 9.0 - len(signal) / rate),
         ):
             converted = soxr.resample(signal, rate, out_rate)
-            zeros = np.zeros(int(pad * out_rate), dtype=np.float32)
+            zeros = [np.zeros(int(pad * out_rate), dtype=np.float32) for pad in (before, after)]
             target = tmp_path / name / f"{clip.stem}.{fmt.lower()}"
-            write(target, np.concatenate([zeros, converted, zeros]), out_rate, format=fmt)
+            write(target, np.concatenate([zeros[0], converted, zeros[1]]), out_rate, format=fmt)
     code, out, _ = run(str(tmp_path), "-j", "2", "-f", "jsonl")
     rows = records(out)
-    assert code == 0 and len(rows) == 3 * len(list((REPO / "examples" / "audio").glob("*.ogg")))
+    assert code == 0 and len(rows) == 4 * len(list((REPO / "examples" / "audio").glob("*.ogg")))
     wrong = [r["path"] for r in rows if Path(r["path"]).name.split("-")[0] != r["label"]]
     assert wrong == []
 

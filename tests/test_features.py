@@ -226,11 +226,40 @@ def test_a_file_of_digital_silence_is_summarised_whole() -> None:
     mean = config.feature_names().index("rms_db_mean")
     vector = extract(np.zeros(16000, np.float32), config)
     assert np.isfinite(vector).all() and vector[mean] < -150
-    # A moment of sound in seconds of zeros is silence too: nothing is left out.
-    blip = padded(chord(0.1, seed=3), 0.0, 2.0)
+    # A click in seconds of zeros is silence too: nothing is left out.
+    click = padded(noise(0.01, seed=3), 1.0, 2.0)
     stream = FeatureStream(config)
-    stream.push(blip)
-    assert extract(blip, config)[mean] == summarise(stream.descriptors(), config)[mean] < -150
+    stream.push(click)
+    assert extract(click, config)[mean] == summarise(stream.descriptors(), config)[mean] < -150
+
+
+@pytest.mark.parametrize("seconds", [0.15, 0.5])
+def test_a_short_sound_padded_with_zeros_is_that_sound(seconds: float) -> None:
+    """Data sets pad short clips (a word, a bark) to seconds with zeros: the
+    padding is left out even when it is most of the file."""
+    config = FeatureConfig()
+    names = config.feature_names()
+    sound = noise(seconds, seed=5, level=0.3)
+    plain = extract(sound, config)
+    for lead, trail in ((0.0, 4.5), (2.0, 2.5)):
+        signal = padded(sound, lead, trail)
+        pad = extract(signal, config)
+        whole = summarise(descriptors(signal, config), config)  # zeros kept
+        for name in ("rms_db_mean", "rms_db_p10", "mfcc0_mean"):
+            i = names.index(name)
+            # The frames that straddle a cut differ; the zeros (-200 dB) are gone.
+            assert abs(pad[i] - plain[i]) < abs(whole[i] - plain[i]) / 5, (name, lead)
+
+
+def test_a_timeline_window_that_is_mostly_zeros_stays_whole() -> None:
+    """A sliver of sound at a window's edge belongs to the next window: the
+    window keeps its zeros, where a file of the same frames would not."""
+    from analyzer.features import without_quiet_edges
+
+    config = FeatureConfig()
+    frames = descriptors(padded(noise(0.25, seed=6), 1.75, 0.0), config)
+    assert without_quiet_edges(frames, config, window=True).shape == frames.shape
+    assert without_quiet_edges(frames, config).shape[1] < frames.shape[1] / 4
 
 
 def test_a_long_file_leaves_out_its_quiet_ends_too() -> None:
@@ -250,7 +279,8 @@ def test_a_long_file_leaves_out_its_quiet_ends_too() -> None:
             i = names.index(name)
             assert vector[i] == pytest.approx(exact[i], abs=0.5), name
         assert vector[names.index("rms_db_p10")] > -30
-    # A pause inside is content, and so is an end that is most of the file.
+    # A pause inside is content, and so is a quiet end longer than the frames
+    # kept (held back in bounded memory, it is taken after all).
     for signal in (padded(sound, 0, 100), np.concatenate([sound, np.zeros(30 * 16000), sound])):
         bounded = FeatureStream(config, keep_frames=2048)
         bounded.push(signal.astype(np.float32))
