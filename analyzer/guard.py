@@ -1,8 +1,10 @@
 """Fault isolation around one file: in-flight markers, timeouts, a memory cap.
 
-A pool worker writes ``running <index>`` to a marker file named after its
-pid in the scan's state folder when it starts a file, and ``busy <index>``
-(the batch's first file) while it works on a batch outside its files:
+A pool worker writes ``running <index> <start>`` to a marker file named
+after its pid in the scan's state folder when it starts a file, and ``busy
+<index> <start>`` (the batch's first file) while it works on a batch outside
+its files (``<start>``: when the worker itself started, so that a marker
+left by a dead worker kills no process that was given its pid):
 starting up, loading the model, predicting. The parent's monitor
 (``analyzer.pool``) reads the markers: a file running past its timeout gets
 its marker rewritten to ``timeout`` and its worker killed (a decoder stuck in
@@ -50,6 +52,26 @@ def _write(path: str, text: str) -> None:
         handle.write(text)
 
 
+_OWN_START: dict[int, str | None] = {}  # pid -> its start (a forked child is new)
+
+
+def _marker_text(state: str, index: int) -> str:
+    """A worker's marker: its state, the file's index, and when it started."""
+    pid = os.getpid()
+    if pid not in _OWN_START:
+        _OWN_START[pid] = _started(pid)
+    started = _OWN_START[pid]
+    return f"{state} {index}" if started is None else f"{state} {index} {started}"
+
+
+def _parse(text: str) -> tuple[str, str, str | None]:
+    """``(state, index, start or None)`` of a marker's text; ValueError if torn."""
+    fields = text.split()
+    if len(fields) not in (2, 3):
+        raise ValueError(f"not a marker: {text!r}")
+    return fields[0], fields[1], fields[2] if len(fields) == 3 else None
+
+
 def read_markers(state_dir: str) -> dict[int, str]:
     """``index -> "running" | "busy" | "timeout" | "stuck"`` for every marker
     left in ``state_dir``."""
@@ -57,7 +79,7 @@ def read_markers(state_dir: str) -> dict[int, str]:
     for name in os.listdir(state_dir):
         try:
             with open(os.path.join(state_dir, name), encoding="ascii") as handle:
-                state, index = handle.read().split()
+                state, index, _ = _parse(handle.read())
             found[int(index)] = state
         except (OSError, ValueError):  # a marker being written as its worker died
             continue
@@ -82,7 +104,7 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
         try:
             started = os.stat(marker).st_mtime
             with open(marker, encoding="ascii") as handle:
-                state, index = handle.read().split()
+                state, index, writer_start = _parse(handle.read())
         except (OSError, ValueError):  # gone (the file finished) or being written
             continue
         limit = {"running": timeout, "busy": busy_timeout}.get(state)
@@ -93,7 +115,7 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
                 continue
             # A dead worker's marker: its pid may be reused. The marker stays,
             # for the parent to read when it learns of the death.
-            if not _is_my_worker(int(name), started):
+            if not _is_my_worker(int(name), writer_start):
                 continue
             _write(marker, f"{'timeout' if state == 'running' else 'stuck'} {index}")
             os.kill(int(name), signal.SIGKILL)
@@ -103,34 +125,42 @@ def kill_overdue(state_dir: str, timeout: float, busy_timeout: float) -> list[in
     return given_up
 
 
-#: Seconds a marker may seem older than the process that wrote it (clock jitter).
-START_SLACK = 1.0
-
-
-def _is_my_worker(pid: int, marked: float) -> bool:
-    """Whether ``pid`` is the pool worker that wrote a marker at ``marked``
-    (epoch seconds): a child of this process that already ran then. A marker
-    left by a worker that died names a pid the system may give to another
-    process, or to a new worker or thread of ours; neither may be killed for it.
-    Where there is no /proc to ask, every pid is taken for the worker."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` from the state on (field 3 first);
+    None where there is no /proc. FileNotFoundError if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             stat = handle.read()
     except FileNotFoundError:
-        return not os.path.isdir("/proc/self")
-    # "pid (name) state ppid ... starttime ...": the name may hold spaces and
-    # parentheses; starttime (field 22) is in clock ticks after boot.
-    fields = stat.rsplit(")", 1)[1].split()
-    started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return int(fields[1]) == os.getpid() and started <= marked + START_SLACK
+        if os.path.isdir("/proc/self"):
+            raise
+        return None
+    # "pid (name) state ppid ...": the name may hold spaces and parentheses
+    return stat.rsplit(")", 1)[1].split()
 
 
-def _boot_time() -> float:
-    with open("/proc/stat", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
+def _started(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks after boot (field 22 of its stat),
+    as text; None where there is no /proc to ask."""
+    try:
+        fields = _stat_fields(pid)
+    except OSError:
+        return None
+    return fields[19] if fields else None
+
+
+def _is_my_worker(pid: int, started: str | None) -> bool:
+    """Whether ``pid`` is the pool worker that wrote a marker saying it
+    ``started`` then: a child of this process that started at that tick.
+    A marker left by a worker that died names a pid the system may give to
+    another process, or to a new worker of ours or one of its threads;
+    neither may be killed for it. A marker without a start (written where
+    there is no /proc) or no /proc here: every child, or every pid, is taken
+    for the worker."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return True
+    return int(fields[1]) == os.getpid() and started in (None, fields[19])
 
 
 def limit_memory(max_memory: int | None) -> None:
@@ -223,9 +253,10 @@ def busy(state_dir: str | None, index: int) -> Iterator[None]:
         yield
         return
     marker = os.path.join(state_dir, str(os.getpid()))
-    _between.append(f"busy {index}")
+    _between.append(_marker_text("busy", index))
     try:
-        _write(marker, _between[-1])
+        with contextlib.suppress(OSError):  # no folder: no stuck check, the batch goes on
+            _write(marker, _between[-1])
         yield
     finally:
         _between.pop()
@@ -260,7 +291,8 @@ def guarded(
     """
     if state_dir is not None:
         marker = os.path.join(state_dir, str(os.getpid()))
-        _write(marker, f"running {index}")
+        with contextlib.suppress(OSError):  # no folder: no timeout, the file goes on
+            _write(marker, _marker_text("running", index))
         try:
             _inject_fault(path, faults, in_worker=True)
             yield

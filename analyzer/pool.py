@@ -23,10 +23,14 @@ caller) as they arrived.
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import hashlib
+import logging
 import math
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -37,6 +41,8 @@ from dataclasses import replace
 from analyzer.analysis import Settings, Task, TaskOutput, run_batch
 from analyzer.guard import exit_with_parent, kill_overdue, read_markers
 from analyzer.results import error_result
+
+logger = logging.getLogger(__name__)
 
 #: Most files in one pool task: the ensemble predicts a batch in one call.
 MAX_BATCH = 16
@@ -49,8 +55,8 @@ MONITOR_INTERVAL = 0.25
 #: seconds) before it counts as stuck, or the timeout if that is longer: a
 #: short --timeout is for files, not for a busy machine's imports.
 BUSY_TIMEOUT = 120.0
-#: The in-flight markers' folder in the temporary folder: this, the scan's
-#: pid, a dash and a random part.
+#: The in-flight markers' folder in the temporary folder: this, a tag of the
+#: host and pid namespace, the scan's pid, and a random part.
 STATE_PREFIX = "harken-inflight-"
 #: What a row says when its worker got stuck outside the files.
 STUCK = (
@@ -89,7 +95,7 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
             yield from run_batch(batch, replace(settings, state_dir=None))
         return
     _sweep_state_dirs()
-    state_dir = tempfile.mkdtemp(prefix=f"{STATE_PREFIX}{os.getpid()}-")
+    state_dir = tempfile.mkdtemp(prefix=f"{STATE_PREFIX}{_pid_space()}-{os.getpid()}-")
     stop = threading.Event()
     # (also with no --timeout: a worker stuck outside its files is still ended)
     monitor = threading.Thread(
@@ -112,20 +118,35 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
 
 def _sweep_state_dirs() -> None:
     """Remove the markers' folders of scans that ended without removing
-    their own (``kill -9``, the OOM killer): each is named after its scan's
-    pid, and a folder whose pid is alive (or reused) is kept."""
+    their own (``kill -9``, the OOM killer). Only folders of this host and
+    pid namespace (a temporary folder may be shared with containers or other
+    hosts, whose pids mean nothing here), of this user, whose scan's pid is
+    gone; a reused pid keeps its folder. Housekeeping: it never ends a scan."""
+    pattern = re.compile(rf"{STATE_PREFIX}{_pid_space()}-([0-9]{{1,10}})-[a-z0-9_]+")
     try:
         with os.scandir(tempfile.gettempdir()) as listing:
-            entries = list(listing)
-    except OSError:
-        return
-    for entry in entries:
-        pid = entry.name.removeprefix(STATE_PREFIX).partition("-")[0]
-        if entry.name.startswith(STATE_PREFIX) and pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                mine = entry.stat(follow_symlinks=False).st_uid == os.getuid()
-                if mine and entry.is_dir(follow_symlinks=False):
+            for entry in listing:
+                found = pattern.fullmatch(entry.name)
+                if (
+                    found
+                    and entry.is_dir(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+                    and not _alive(int(found[1]))
+                ):
                     shutil.rmtree(entry.path, ignore_errors=True)
+    except Exception as exc:  # housekeeping: nothing here is worth a scan
+        logger.debug("could not sweep old markers' folders: %s", exc)
+
+
+@functools.cache
+def _pid_space() -> str:
+    """A short tag of this host and pid namespace: where a pid means this process."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    material = f"{socket.gethostname()}:{namespace}".encode()
+    return hashlib.blake2b(material, digest_size=4).hexdigest()
 
 
 def _alive(pid: int) -> bool:
@@ -133,7 +154,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's
+    except (OSError, OverflowError):  # another user's, or no pid at all
         return True
     return True
 
@@ -154,7 +175,10 @@ def _monitor(state_dir: str, timeout: float, stop: threading.Event) -> None:
     """Kill workers stuck on one file past ``timeout``, or outside their files
     past ``BUSY_TIMEOUT``, until ``stop`` is set."""
     while not stop.wait(MONITOR_INTERVAL):
-        kill_overdue(state_dir, timeout, _busy_limit(timeout))
+        try:
+            kill_overdue(state_dir, timeout, _busy_limit(timeout))
+        except OSError as exc:  # the folder went away (a cleaner): timeouts are lost, not the scan
+            logger.debug("cannot read the in-flight markers: %s", exc)
 
 
 def _busy_limit(timeout: float | None) -> float:

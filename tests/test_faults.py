@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -331,44 +332,44 @@ def test_markers_say_what_a_worker_does_and_overdue_ones_are_ended(tmp_path: Pat
     """The marker protocol: busy around a batch, running around a file and busy
     again after it (its clock restarted), and kill_overdue ending the workers
     past their limits, each marker saying why."""
-    from analyzer.guard import busy, guarded, kill_overdue, still_busy
+    from analyzer.guard import _started, busy, guarded, kill_overdue, still_busy
 
     state = tmp_path / "state"
     state.mkdir()
     mine = state / str(os.getpid())
+    me = _started(os.getpid())
+    assert me is not None and me.isdigit()
     with busy(str(state), 7):
-        assert mine.read_text() == "busy 7"
+        assert mine.read_text() == f"busy 7 {me}"
         with guarded("a.wav", 3, state_dir=str(state), timeout=None):
-            assert mine.read_text() == "running 3"
-        assert mine.read_text() == "busy 7"
+            assert mine.read_text() == f"running 3 {me}"
+        assert mine.read_text() == f"busy 7 {me}"
         os.utime(mine, (time.time() - 50, time.time() - 50))
         still_busy(str(state))
         assert time.time() - mine.stat().st_mtime < 5
     assert not mine.exists()
 
-    # A marker older than its process is a dead worker's: the sleepers start
-    # first, and the overdue markers are not backdated but left to age.
     sleepers = [
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(4)
     ]
     try:
         markers = {
-            p.pid: text
+            p.pid: f"{text} {_started(p.pid)}"
             for p, text in zip(
                 sleepers, ["running 1", "busy 2", "busy 3", "running 4"], strict=True
             )
         }
         for pid, text in markers.items():
             (state / str(pid)).write_text(text)
-        time.sleep(1.5)
-        for pid in list(markers)[2:]:
-            (state / str(pid)).write_text(markers[pid])  # fresh
-        assert kill_overdue(str(state), math.inf, 60.0) == []  # no --timeout, busy 1.5 s
-        assert sorted(kill_overdue(str(state), 1.0, 1.0)) == [1, 2]
+        old = time.time() - 10
+        for pid in list(markers)[:2]:
+            os.utime(state / str(pid), (old, old))
+        assert kill_overdue(str(state), math.inf, 60.0) == []  # no --timeout, busy 10 s
+        assert sorted(kill_overdue(str(state), 5.0, 5.0)) == [1, 2]
         assert [p.wait(10) for p in sleepers[:2]] == [-signal.SIGKILL] * 2
         assert [p.poll() for p in sleepers[2:]] == [None, None]
         texts = [(state / str(p.pid)).read_text() for p in sleepers]
-        assert texts == ["timeout 1", "stuck 2", "busy 3", "running 4"]
+        assert texts == ["timeout 1", "stuck 2", *list(markers.values())[2:]]
     finally:
         for p in sleepers:
             p.kill()
@@ -379,7 +380,7 @@ def test_an_overdue_marker_of_a_process_not_ours_kills_nothing(tmp_path: Path) -
     """A marker left by a worker that died names a pid the system may give to
     another process: kill_overdue must not kill it (and leaves the marker for
     the parent, which reads it when it learns of the death)."""
-    from analyzer.guard import kill_overdue
+    from analyzer.guard import _started, kill_overdue
 
     state = tmp_path / "state"
     state.mkdir()
@@ -396,33 +397,42 @@ def test_an_overdue_marker_of_a_process_not_ours_kills_nothing(tmp_path: Path) -
         stranger = int(middle.stdout.readline())
         try:
             marker = state / str(stranger)
-            marker.write_text("running 5")  # after the stranger started, as a worker's would be
-            time.sleep(1.2)
-            assert kill_overdue(str(state), 1.0, 1.0) == []
-            assert marker.read_text() == "running 5"
+            marker.write_text(f"running 5 {_started(stranger)}")  # its own start: only not ours
+            old = time.time() - 10
+            os.utime(marker, (old, old))
+            assert kill_overdue(str(state), 5.0, 5.0) == []
+            assert marker.read_text() == f"running 5 {_started(stranger)}"
             os.kill(stranger, 0)  # still alive
         finally:
             os.kill(stranger, signal.SIGKILL)
             middle.kill()
 
 
-def test_an_overdue_marker_older_than_its_process_kills_nothing(tmp_path: Path) -> None:
-    """A dead worker's pid given to a new worker (or a thread) of ours: the
-    marker was written before that process started, so it is not its
-    marker, and it must not be killed for it."""
-    from analyzer.guard import kill_overdue
+def test_an_overdue_marker_of_a_pid_given_to_another_child_kills_nothing(
+    tmp_path: Path,
+) -> None:
+    """A dead worker's pid given to a new worker of ours (or to a thread of
+    one): a child, but not the process that wrote the marker, whose start
+    differs; it must not be killed for the marker."""
+    from analyzer.guard import _started, kill_overdue
 
     state = tmp_path / "state"
     state.mkdir()
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as newcomer:
         try:
+            started = _started(newcomer.pid)
+            assert started is not None
             marker = state / str(newcomer.pid)
-            marker.write_text("running 6")
-            old = time.time() - 10  # the dead worker's file started 10 s ago
+            marker.write_text(f"running 6 {int(started) - 500}")  # the dead worker's start
+            old = time.time() - 10
             os.utime(marker, (old, old))
             assert kill_overdue(str(state), 5.0, 5.0) == []
-            assert marker.read_text() == "running 6"
+            assert marker.read_text() == f"running 6 {int(started) - 500}"
             assert newcomer.poll() is None
+            marker.write_text(f"running 6 {started}")  # its own: it is the worker
+            os.utime(marker, (old, old))
+            assert kill_overdue(str(state), 5.0, 5.0) == [6]
+            assert newcomer.wait(10) == -signal.SIGKILL
         finally:
             newcomer.kill()
 
@@ -431,23 +441,63 @@ def test_a_scan_removes_the_markers_folders_of_killed_scans(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A scan killed with -9 leaves its markers' folder in the temporary
-    folder; the next pool scan removes it, not one of a scan still running,
-    and leaves none of its own."""
+    folder; the next pool scan removes it, and nothing else: not a folder of
+    a scan still running, nor of another host or container (its pids mean
+    nothing here), nor of an older harken, nor odd names, and none of its own."""
+    from analyzer.pool import _pid_space
+
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
         pass
-    killed = temp / f"harken-inflight-{gone.pid}-x1y2z3"
-    running = temp / f"harken-inflight-{os.getpid()}-a1b2c3"
-    for path in (killed, running):
+    here = f"harken-inflight-{_pid_space()}"
+    killed = temp / f"{here}-{gone.pid}-x1y2z3"
+    kept = [
+        temp / f"{here}-{os.getpid()}-a1b2c3",  # running
+        temp / f"harken-inflight-0123abcd-{gone.pid}-x1y2z3",  # another pid space
+        temp / "harken-inflight-0anajt4o",  # an older harken's: no pid
+        temp / f"{here}-99999999999999999999-x",  # no pid at all
+        temp / f"{here}-\u00b2-x",  # a digit, but not a pid
+    ]
+    for path in [killed, *kept]:
         path.mkdir()
         (path / "4242").write_text("running 3")
-    unrelated = temp / "harken-inflight-0anajt4o"  # an older harken's: no pid
-    unrelated.mkdir()
+    kept.append(temp / f"{here}-{gone.pid}-afile")
+    kept[-1].write_text("not a folder")
     code, rows, _ = run(str(folder), "-j", "2")
     assert code == 0 and len(rows) == 24
-    assert sorted(p.name for p in temp.iterdir()) == sorted([running.name, unrelated.name])
+    assert sorted(p.name for p in temp.iterdir()) == sorted(p.name for p in kept)
+
+
+def test_a_scan_whose_markers_folder_vanishes_goes_on(tmp_path: Path, isolated_cache: Path) -> None:
+    """A cleaner (or another machine's harken sharing the temporary folder)
+    removes the markers' folder mid-scan: timeouts are lost, not the scan."""
+    root = tmp_path / "many"
+    for i in range(30):
+        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "TMPDIR": str(temp)}
+    cmd = [sys.executable, "-c", "from cli import main; main()", "scan", str(root)]
+    with subprocess.Popen(
+        [*cmd, "-j", "2", "-v", "-f", "jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        for line in proc.stderr:  # the pool is up and working
+            if ".wav: " in line:
+                break
+        (folder,) = temp.glob("harken-inflight-*")
+        shutil.rmtree(folder)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        assert proc.wait(120) == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 30 and {r["status"] for r in rows} == {"ok"}
+    assert "Traceback" not in err
 
 
 def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
