@@ -109,10 +109,11 @@ def spectral_change(deltas: np.ndarray) -> np.ndarray:
 QUIET_EDGE_DB = -80.0
 #: ...unless what is left would span fewer frames than this many seconds
 #: hold (4 at the defaults; each 64 ms frame spreads a sound over 2 or 3, so
-#: a sound under about 60 ms): a click in digital silence is silence. A sound padded to seconds with zeros (a word,
-#: a footstep, a bark, as data sets pad their clips) is that sound: when
-#: padding over half a file kept it whole, such speech and music clips from
-#: sources the corpus never saw were all called noise or silence.
+#: a sound under about 60 ms): a click in digital silence is silence. A sound
+#: padded to seconds with zeros (a word, a footstep, a bark, as data sets pad
+#: their clips) is that sound: when padding over half a file kept it whole,
+#: such speech and music clips from sources the corpus never saw were all
+#: called noise or silence.
 MIN_SOUND_S = 0.125
 
 
