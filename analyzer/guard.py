@@ -163,6 +163,20 @@ def _is_my_worker(pid: int, started: str | None) -> bool:
     return int(fields[1]) == os.getpid() and started in (None, fields[19])
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists here (another user's counts; a
+    number that is no pid does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or past any pid
+        return False
+    except OSError:  # another user's
+        return True
+    return True
+
+
 def limit_memory(max_memory: int | None) -> None:
     """Cap this process's address space at its current size plus ``max_memory``."""
     if not max_memory or os.getpid() in _MEMORY_CAP_SET:

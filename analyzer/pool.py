@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from analyzer.analysis import Settings, Task, TaskOutput, run_batch
-from analyzer.guard import exit_with_parent, kill_overdue, read_markers
+from analyzer.guard import exit_with_parent, kill_overdue, process_alive, read_markers
 from analyzer.results import error_result
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _sweep_state_dirs() -> None:
                     found
                     and entry.is_dir(follow_symlinks=False)
                     and entry.stat(follow_symlinks=False).st_uid == os.getuid()
-                    and not _alive(int(found[1]))
+                    and not process_alive(int(found[1]))
                 ):
                     shutil.rmtree(entry.path, ignore_errors=True)
     except Exception as exc:  # housekeeping: nothing here is worth a scan
@@ -147,16 +147,6 @@ def _pid_space() -> str:
         namespace = 0
     material = f"{socket.gethostname()}:{namespace}".encode()
     return hashlib.blake2b(material, digest_size=4).hexdigest()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # another user's, or no pid at all
-        return True
-    return True
 
 
 def _kill_workers() -> None:

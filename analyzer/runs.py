@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.errors import UsageError
+from analyzer.guard import process_alive
 from analyzer.results import FileResult
 from analyzer.writers import atomic_output, dumps
 
@@ -195,20 +196,10 @@ def list_runs(cache_dir: str) -> list[dict[str, Any]]:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if record.get("state") == "running" and not _alive(record.get("pid", 0)):
+        if record.get("state") == "running" and not process_alive(record.get("pid", 0)):
             record["state"] = "interrupted"
         runs.append(record)
     return sorted(runs, key=lambda r: r.get("started", 0.0), reverse=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
 
 
 def find_run(cache_dir: str, run: str) -> dict[str, Any]:
