@@ -17,7 +17,7 @@ from typing import Any
 #: Bump when decoding, signal facts or feature code change what the numbers
 #: are for the same config (models must be trained again): it is part of
 #: every cache key and of every model card.
-FEATURE_CODE_VERSION = 11
+FEATURE_CODE_VERSION = 12
 #: Bump when a decoding fix changes the samples of some files, not what the
 #: features are: cached analyses are computed again, and models stay valid.
 #: 2: MP3s read in blocks came out wrong after some block boundaries.

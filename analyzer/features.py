@@ -303,16 +303,14 @@ class _Summary:
 
     Up to ``keep`` frames every column is kept and the vector is exactly
     ``summarise`` over all of them but the quiet ones at either end
-    (``without_quiet_edges``). Beyond, memory stays bounded: quiet frames
-    at the start are left out, a quiet run is held back until a louder frame
-    follows (so the one at the end is left out; ``_past_quiet``), means and
-    standard deviations stay exact (running float64 moments, merged per
-    chunk), while percentiles come from a systematic sample of the frames,
-    every ``stride``-th one, with the stride doubled whenever the sample
-    reaches ``keep`` frames (so it holds ``keep / 2`` to ``keep`` frames).
-    The texture and modulation entries are then the frame-weighted mean of
-    those of consecutive blocks of ``keep`` frames (pulse, pitch steps and
-    modulations are local).
+    (``without_quiet_edges``). Beyond, memory stays bounded: the frames go
+    to ``_Stretch`` statistics in three parts, as an exact summary would cut
+    them. A quiet run is held apart (``held``) until a louder frame follows
+    and joins the ``body`` (a pause inside is content); if none does, it is
+    the file's quiet end, left out. The quiet start (``lead``) is left out
+    once the body holds ``MIN_SOUND_S`` of frames; a file whose sound stays
+    shorter (a click in zeros) or that has none is summarised whole. The
+    frames next to a cut are not mended (a few in over ``keep``).
     """
 
     def __init__(self, keep: int, config: FeatureConfig) -> None:
@@ -321,13 +319,9 @@ class _Summary:
         self.chunks: list[np.ndarray] = []
         self.count = 0
         self.exact = True
-        self.stride = 1
-        self.mean: np.ndarray | None = None
-        self.m2: np.ndarray | None = None
-        self.block: list[np.ndarray] = []  # ``_stretch_rows`` of the block under way
-        self.stretch_sum = np.zeros(len(texture.TEXTURE_NAMES) + len(config.modulation_names()))
-        self.stretch_frames = 0
-        self.quiet: list[np.ndarray] = []  # a quiet run at the end, held back
+        self.lead: _Stretch | None = None
+        self.body: _Stretch | None = None  # from the first loud frame to the last so far
+        self.held: _Stretch | None = None  # a quiet run after the last loud frame so far
         self._level = _edge_rows(config)[0]
 
     def add(self, chunk: np.ndarray) -> None:
@@ -335,71 +329,45 @@ class _Summary:
             self.chunks.append(chunk)
             self.count += chunk.shape[1]
             return
-        if self.exact:  # switch to bounded: moments of what is kept, then sample it
+        if self.exact:  # switch to bounded: the frames kept so far go first
             self.exact = False
-            kept, self.chunks, self.count = np.concatenate(self.chunks, axis=1), [], 0
-            kept = self._past_quiet(without_quiet_edges(kept, self.config, end=False))
-            self.chunks = [kept]
-            if kept.shape[1]:
-                self._moments(kept)
-                self.block = [kept[list(_stretch_rows(self.config))]]
-                self._stretch_block()
-        self._take(self._past_quiet(chunk))
+            kept, self.chunks = np.concatenate(self.chunks, axis=1), []
+            self._route(kept)
+            for part in (self.lead, self.body, self.held):  # each its own first block
+                if part is not None and part.block:
+                    part.close_block()
+        self._route(chunk)
+        self.count += chunk.shape[1]
 
-    def _past_quiet(self, chunk: np.ndarray) -> np.ndarray:
-        """The frames to take now: the quiet run held back, then ``chunk`` up to
-        its last frame over ``QUIET_EDGE_DB``. A quiet run at the end is held
-        back until a louder frame follows; if none does, the file ends in
-        digital silence, left out as in an exact summary (``vector``). A run
-        longer than ``keep`` frames is taken after all: memory stays bounded."""
+    def _route(self, chunk: np.ndarray) -> None:
+        """Hold the chunk's quiet frames after its last loud one; the rest join the body."""
         loud = np.flatnonzero(chunk[self._level] > QUIET_EDGE_DB)
-        if loud.size == 0:
-            self.quiet.append(chunk)
-            if sum(c.shape[1] for c in self.quiet) <= self.keep:
-                return chunk[:, :0]
-            run, self.quiet = self.quiet, []
-            return np.concatenate(run, axis=1)
-        cut = int(loud[-1]) + 1
-        run = [*self.quiet, chunk[:, :cut]]
-        self.quiet = [chunk[:, cut:]] if cut < chunk.shape[1] else []
-        return np.concatenate(run, axis=1)
+        if loud.size:
+            first, last = int(loud[0]), int(loud[-1]) + 1
+            if self.body is None:  # the file's first sound: what came before is its quiet start
+                self._hold(chunk[:, :first])
+                self.lead, self.held = self.held, None
+                self.body = self._stretch()
+                chunk, last = chunk[:, first:], last - first
+            elif self.held is not None:  # a pause inside the file
+                self.body.follow(self.held)
+                self.held = None
+            self.body.take(chunk[:, :last])
+            chunk = chunk[:, last:]
+            if self.lead is not None and self.body.frames >= _min_sound_frames(self.config):
+                self.lead = None
+        self._hold(chunk)
 
-    def _take(self, chunk: np.ndarray) -> None:
-        """Merge columns into the moments, the stretch entries and the sample."""
-        if chunk.shape[1] == 0:
-            return
-        self._moments(chunk)
-        self.block.append(chunk[list(_stretch_rows(self.config))])
-        if sum(c.shape[1] for c in self.block) >= self.keep:
-            self._stretch_block()
-        offset = (-(self.count - chunk.shape[1])) % self.stride  # first multiple of stride
-        # A copy: a strided view would hold the whole chunk, stride times more.
-        self.chunks.append(chunk[:, offset :: self.stride].copy())
-        while sum(c.shape[1] for c in self.chunks) > self.keep:
-            sample = np.concatenate(self.chunks, axis=1)
-            self.chunks = [sample[:, ::2].copy()]  # a copy frees the whole sample
-            self.stride *= 2
+    def _hold(self, quiet: np.ndarray) -> None:
+        if quiet.shape[1]:
+            if self.held is None:
+                self.held = self._stretch()
+            self.held.take(quiet)
 
-    def _stretch_block(self) -> None:
-        """Add the texture and modulation of the block under way to the sum."""
-        rows = np.concatenate(self.block, axis=1)
-        self.stretch_sum += _stretch_sums(rows, self.config) * rows.shape[1]
-        self.stretch_frames += rows.shape[1]
-        self.block = []
-
-    def _moments(self, chunk: np.ndarray) -> None:
-        """Merge a chunk's mean and sum of squares into the running ones (Chan et al.)."""
-        n = chunk.shape[1]
-        mean = chunk.mean(axis=1, dtype=np.float64)
-        m2 = np.square(chunk - mean[:, np.newaxis].astype(np.float32), dtype=np.float64).sum(axis=1)
-        if self.mean is None or self.m2 is None:
-            self.mean, self.m2 = mean, m2
-        else:
-            total = self.count + n
-            diff = mean - self.mean
-            self.mean = self.mean + diff * n / total
-            self.m2 = self.m2 + m2 + np.square(diff) * self.count * n / total
-        self.count += n
+    def _stretch(self) -> _Stretch:
+        """A stretch that starts after every frame routed so far."""
+        parts = [s for s in (self.lead, self.body, self.held) if s is not None]
+        return _Stretch(self.keep, self.config, start=max((s.end for s in parts), default=0))
 
     def rows(self) -> Iterator[np.ndarray]:
         if not self.exact:
@@ -411,19 +379,126 @@ class _Summary:
         if self.exact:  # one 2-D table: a call per statistic, not per row
             frames = np.concatenate(self.chunks, axis=1)
             return summarise(without_quiet_edges(frames, self.config), self.config)
-        held = sum(c.shape[1] for c in self.quiet)
-        if self.count < min(_min_sound_frames(self.config), (self.count + held) / 2):
-            # a moment of sound, then digital silence: silence, as in an exact summary
-            self._take(np.concatenate(self.quiet, axis=1))
-            self.quiet = []
+        if self.body is None:  # digital silence throughout: all of it
+            assert self.held is not None
+            return self.held.vector()
+        if self.body.frames < min(_min_sound_frames(self.config), self.count / 2):
+            # a moment of sound in digital silence is silence: the whole file,
+            # as in an exact summary
+            whole = self.lead if self.lead is not None else self.body
+            for part in (self.body, self.held):
+                if part is not None and part is not whole:
+                    whole.follow(part)
+            self.lead, self.body, self.held = None, whole, None
+        return self.body.vector()
+
+
+class _Stretch:
+    """Statistics of consecutive descriptor columns in bounded memory.
+
+    Means and standard deviations are exact (running float64 moments, merged
+    per chunk, Chan et al.); percentiles come from a systematic sample: the
+    frames whose index in the file is a multiple of ``stride``, doubled
+    whenever the sample passes ``keep`` frames (so it holds ``keep / 2`` to
+    ``keep``). The texture and modulation entries are the frame-weighted mean
+    of those of consecutive blocks of about ``keep`` frames (pulse, pitch
+    steps and modulations are local).
+    """
+
+    def __init__(self, keep: int, config: FeatureConfig, start: int) -> None:
+        self.keep = keep
+        self.config = config
+        self.start = start  # the index of its first frame in the file
+        self.frames = 0
+        # Every frame at first, so that a few frames have a sample too (a
+        # sound of 0.2 s after minutes of zeros is all a file's summary holds).
+        self.stride = 1
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+        self.sample: list[np.ndarray] = []
+        self.sampled = 0  # columns in ``sample``
+        self.block: list[np.ndarray] = []  # ``_stretch_rows`` of the block under way
+        self.block_frames = 0
+        self.stretch_sum = np.zeros(len(texture.TEXTURE_NAMES) + len(config.modulation_names()))
+        self.stretch_frames = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.frames
+
+    def take(self, chunk: np.ndarray) -> None:
+        """Add the columns that come next."""
+        n = chunk.shape[1]
+        if n == 0:
+            return
+        mean = chunk.mean(axis=1, dtype=np.float64)
+        m2 = np.square(chunk - mean[:, np.newaxis].astype(np.float32), dtype=np.float64).sum(axis=1)
+        # A copy: a strided view would hold the whole chunk, stride times more.
+        sample = chunk[:, (-self.end) % self.stride :: self.stride].copy()
+        self._merge(n, mean, m2, [sample], [chunk[list(_stretch_rows(self.config))]])
+
+    def follow(self, other: _Stretch) -> None:
+        """Add ``other``, the stretch that starts where this one ends."""
+        assert other.start == self.end and other.mean is not None and other.m2 is not None
+        stride = max(self.stride, other.stride)
+        self._restride(stride)
+        other._restride(stride)
+        self.stretch_sum += other.stretch_sum
+        self.stretch_frames += other.stretch_frames
+        self._merge(other.frames, other.mean, other.m2, other.sample, other.block)
+
+    def _merge(
+        self,
+        n: int,
+        mean: np.ndarray,
+        m2: np.ndarray,
+        sample: list[np.ndarray],
+        block: list[np.ndarray],
+    ) -> None:
+        if self.mean is None or self.m2 is None:
+            self.mean, self.m2 = mean, m2
+        else:
+            total = self.frames + n
+            diff = mean - self.mean
+            self.mean = self.mean + diff * n / total
+            self.m2 = self.m2 + m2 + np.square(diff) * self.frames * n / total
+        self.frames += n
+        self.sample.extend(sample)
+        self.sampled += sum(s.shape[1] for s in sample)
+        while self.sampled > self.keep:
+            self._restride(self.stride * 2)
+        self.block.extend(block)
+        self.block_frames += sum(b.shape[1] for b in block)
+        if self.block_frames >= self.keep:
+            self.close_block()
+
+    def _restride(self, stride: int) -> None:
+        """Thin the sample to the frames whose index is a multiple of ``stride``."""
+        if stride == self.stride:
+            return
+        first = -(-self.start // self.stride) * self.stride  # the index of the first one
+        sample = np.concatenate(self.sample, axis=1) if self.sample else None
+        old, self.stride = self.stride, stride
+        if sample is not None:  # a copy frees the whole sample
+            self.sample = [sample[:, ((-first) % stride) // old :: stride // old].copy()]
+            self.sampled = self.sample[0].shape[1]
+
+    def close_block(self) -> None:
+        """Add the texture and modulation of the block under way to the sum."""
+        rows = np.concatenate(self.block, axis=1)
+        self.stretch_sum += _stretch_sums(rows, self.config) * rows.shape[1]
+        self.stretch_frames += rows.shape[1]
+        self.block, self.block_frames = [], 0
+
+    def vector(self) -> np.ndarray:
         assert self.mean is not None and self.m2 is not None
-        sample = np.concatenate(self.chunks, axis=1)
-        std = np.sqrt(np.maximum(self.m2, 0.0) / self.count)
+        sample = np.concatenate(self.sample, axis=1)
+        std = np.sqrt(np.maximum(self.m2, 0.0) / self.frames)
         table = np.column_stack(
             [self.mean, std, np.percentile(sample, self.config.percentiles, axis=1).T]
         )
         if self.block:
-            self._stretch_block()
+            self.close_block()
         stretch = _stretch_entries(self.stretch_sum / self.stretch_frames)
         vector = np.concatenate([table.T.reshape(-1), stretch]).astype(np.float32)
         return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)

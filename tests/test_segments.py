@@ -135,12 +135,15 @@ def varied(minutes: float) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def test_bounded_summary_stays_within_its_documented_tolerance() -> None:
+@pytest.mark.parametrize("pause", [0, 200])
+def test_bounded_summary_stays_within_its_documented_tolerance(pause: int) -> None:
     """Past ``keep_frames``: means and stds as exact as float32 allows, each
     percentile within 1.5 points of rank of the exact one, the pitched
-    fraction exact and the rest of the texture close (README, Segments)."""
+    fraction exact and the rest of the texture close (README, Segments).
+    A pause of digital silence longer than ``keep_frames`` is content too."""
     # Ending in sound, so both summaries cover the same frames to the end.
-    signal = np.concatenate([varied(6), noise(1, seed=9)])
+    parts = [varied(3), silence(pause), varied(3)] if pause else [varied(6)]
+    signal = np.concatenate([*parts, noise(1, seed=9)])
     exact, bounded = FeatureStream(CONFIG), FeatureStream(CONFIG, keep_frames=4096)
     for pos in range(0, signal.size, 65536):
         exact.push(signal[pos : pos + 65536])
@@ -150,13 +153,16 @@ def test_bounded_summary_stays_within_its_documented_tolerance() -> None:
     n = len(CONFIG.descriptor_names())
     truth_t, approx_t = truth[: 5 * n].reshape(5, n), approx[: 5 * n].reshape(5, n)
     textures = slice(5 * n, 5 * n + len(TEXTURE_NAMES))
-    assert approx[textures] == pytest.approx(truth[textures], abs=0.01)
     fraction = 5 * n + TEXTURE_NAMES.index("pitched_fraction")
     assert approx[fraction] == pytest.approx(truth[fraction], abs=1e-6)
-    # Modulation, as log10 of a power: the blocks' mean power is within 20 %
-    # of the whole stretch's (0.074 measured; blocks resolve the slowest band less finely).
-    modulation = slice(textures.stop, None)
-    assert approx[modulation] == pytest.approx(truth[modulation], abs=0.1)
+    # Blocks of digital silence weigh in the blocks' mean with nothing to
+    # say of pulse or pitch (a known limit, DESIGN.md): only without a pause.
+    if not pause:
+        assert approx[textures] == pytest.approx(truth[textures], abs=0.01)
+        # Modulation, as log10 of a power: the blocks' mean power is within 20 %
+        # of the whole stretch's (0.074 measured; blocks resolve the slowest band less finely).
+        modulation = slice(textures.stop, None)
+        assert approx[modulation] == pytest.approx(truth[modulation], abs=0.1)
     np.testing.assert_allclose(approx_t[:2], truth_t[:2], rtol=1e-4, atol=1e-4)
     frames = exact.descriptors()
     for r in range(n):
