@@ -131,7 +131,7 @@ def without_quiet_edges(
     first has no onset, and the MFCC deltas near a cut (and the change made
     of them) are fitted within the frames kept, not across the silence.
     """
-    level, onset, change = _edge_rows(config)
+    level = _edge_rows(config)[0]
     loud = np.flatnonzero(rows[level] > QUIET_EDGE_DB)
     if loud.size == 0:
         return rows
@@ -141,14 +141,22 @@ def without_quiet_edges(
         least = min(least, _min_sound_frames(config))
     if (first == 0 and last == rows.shape[1]) or last - first < least:
         return rows
-    kept = rows[:, first:last].copy()
+    return _mended(rows[:, first:last], config, start=first > 0, end=last < rows.shape[1])
+
+
+def _mended(kept: np.ndarray, config: FeatureConfig, *, start: bool, end: bool) -> np.ndarray:
+    """A copy of descriptor columns cut out at the ``start`` and/or ``end``,
+    with the frames next to each cut measured as at a file's own edges. Only
+    the first (last) ``MEND_FRAMES`` columns matter to a cut there."""
+    kept = kept.copy()
+    _, onset, change = _edge_rows(config)
     n_mfcc, width = config.n_mfcc, kept.shape[1]
     deltas = spectral.delta(kept[:n_mfcc])
     near_cut = np.zeros(width, dtype=bool)
-    if first > 0:
+    if start:
         kept[onset, 0] = 0.0
         near_cut[:DELTA_CONTEXT] = True
-    if last < rows.shape[1]:
+    if end:
         near_cut[width - DELTA_CONTEXT :] = True
     kept[n_mfcc : 2 * n_mfcc, near_cut] = deltas[:, near_cut]
     kept[change, near_cut] = spectral_change(deltas[:, near_cut])
@@ -165,6 +173,8 @@ def _min_sound_frames(config: FeatureConfig) -> int:
 KEEP_FRAMES = 1 << 15
 #: Frames either side of a frame that its MFCC delta depends on (width 9).
 DELTA_CONTEXT = 4
+#: The frames a delta next to a cut is fitted on (``analyzer.spectral.delta``).
+MEND_FRAMES = 2 * DELTA_CONTEXT + 1
 
 
 class FeatureStream:
@@ -304,13 +314,15 @@ class _Summary:
     Up to ``keep`` frames every column is kept and the vector is exactly
     ``summarise`` over all of them but the quiet ones at either end
     (``without_quiet_edges``). Beyond, memory stays bounded: the frames go
-    to ``_Stretch`` statistics in three parts, as an exact summary would cut
-    them. A quiet run is held apart (``held``) until a louder frame follows
-    and joins the ``body`` (a pause inside is content); if none does, it is
-    the file's quiet end, left out. The quiet start (``lead``) is left out
-    once the body holds ``MIN_SOUND_S`` of frames; a file whose sound stays
-    shorter (a click in zeros) or that has none is summarised whole. The
-    frames next to a cut are not mended (a few in over ``keep``).
+    to ``_Stretch`` statistics in three parts, cut where an exact summary
+    cuts them. A quiet run is held apart (``held``) until a louder frame
+    follows and joins the ``body`` (a pause inside is content); if none
+    does, it is the file's quiet end, left out. The quiet start (``lead``)
+    is left out once the sound spans ``MIN_SOUND_S`` of frames; a file whose
+    sound stays shorter (a click in zeros) or that has none is summarised
+    whole. The sound's first and last ``MEND_FRAMES`` columns wait in
+    ``recent`` until it is known whether a cut is next to them, to be
+    mended as an exact summary mends them.
     """
 
     def __init__(self, keep: int, config: FeatureConfig) -> None:
@@ -320,8 +332,11 @@ class _Summary:
         self.count = 0
         self.exact = True
         self.lead: _Stretch | None = None
-        self.body: _Stretch | None = None  # from the first loud frame to the last so far
+        self.body: _Stretch | None = None  # from the first loud frame on
         self.held: _Stretch | None = None  # a quiet run after the last loud frame so far
+        self.recent = np.zeros((len(config.descriptor_names()), 0), dtype=np.float32)
+        self.opening = False  # the sound's start is a cut, not yet mended
+        self.routed = 0  # frames given to the parts (or ``recent``)
         self._level = _edge_rows(config)[0]
 
     def add(self, chunk: np.ndarray) -> None:
@@ -329,45 +344,70 @@ class _Summary:
             self.chunks.append(chunk)
             self.count += chunk.shape[1]
             return
-        if self.exact:  # switch to bounded: the frames kept so far go first
-            self.exact = False
+        if self.exact and self.chunks:  # switch to bounded: the frames kept so far go first
             kept, self.chunks = np.concatenate(self.chunks, axis=1), []
             self._route(kept)
-            for part in (self.lead, self.body, self.held):  # each its own first block
-                if part is not None and part.block:
+            for part in (self.lead, self.body, self.held):  # blocks from the file's start, as
+                if part is not None and part.block:  # before bounded memory: one of them ends here
                     part.close_block()
+        self.exact = False
         self._route(chunk)
         self.count += chunk.shape[1]
 
     def _route(self, chunk: np.ndarray) -> None:
-        """Hold the chunk's quiet frames after its last loud one; the rest join the body."""
+        """Hold the chunk's quiet frames after its last loud one; the rest is sound."""
         loud = np.flatnonzero(chunk[self._level] > QUIET_EDGE_DB)
         if loud.size:
             first, last = int(loud[0]), int(loud[-1]) + 1
             if self.body is None:  # the file's first sound: what came before is its quiet start
                 self._hold(chunk[:, :first])
                 self.lead, self.held = self.held, None
-                self.body = self._stretch()
+                self.body = _Stretch(self.keep, self.config, start=self.routed)
+                self.opening = self.lead is not None
                 chunk, last = chunk[:, first:], last - first
             elif self.held is not None:  # a pause inside the file
+                self._release(mend_start=True)
                 self.body.follow(self.held)
                 self.held = None
-            self.body.take(chunk[:, :last])
+            self._sound(chunk[:, :last])
             chunk = chunk[:, last:]
-            if self.lead is not None and self.body.frames >= _min_sound_frames(self.config):
+            if self.lead is not None and self._sound_frames() >= _min_sound_frames(self.config):
                 self.lead = None
         self._hold(chunk)
 
     def _hold(self, quiet: np.ndarray) -> None:
         if quiet.shape[1]:
             if self.held is None:
-                self.held = self._stretch()
+                self.held = _Stretch(self.keep, self.config, start=self.routed)
             self.held.take(quiet)
+            self.routed += quiet.shape[1]
 
-    def _stretch(self) -> _Stretch:
-        """A stretch that starts after every frame routed so far."""
-        parts = [s for s in (self.lead, self.body, self.held) if s is not None]
-        return _Stretch(self.keep, self.config, start=max((s.end for s in parts), default=0))
+    def _sound(self, columns: np.ndarray) -> None:
+        """Take the sound's columns into the body, but its last ``MEND_FRAMES``
+        (an end may be cut there), and its first ones until they are mended."""
+        self.recent = np.concatenate([self.recent, columns], axis=1)
+        self.routed += columns.shape[1]
+        if not self.opening or self.recent.shape[1] >= MEND_FRAMES:
+            self._release(wait=MEND_FRAMES, mend_start=True)
+
+    def _release(self, *, wait: int = 0, mend_start: bool = False, mend_end: bool = False) -> None:
+        """Take ``recent`` into the body, all but its last ``wait`` columns,
+        mended first at a cut start (while ``opening``) or end if asked.
+        (With a pause within ``MEND_FRAMES`` columns of a cut, they are
+        mended without the pause's columns, which an exact summary fits on.)"""
+        assert self.body is not None
+        start = mend_start and self.opening
+        if (start or mend_end) and self.recent.shape[1]:
+            self.recent = _mended(self.recent, self.config, start=start, end=mend_end)
+        if start:
+            self.opening = False
+        n = self.recent.shape[1] - wait
+        if n > 0:
+            self.body.take(self.recent[:, :n])
+            self.recent = self.recent[:, n:].copy()  # not a view holding the whole chunk
+
+    def _sound_frames(self) -> int:
+        return (self.body.frames if self.body else 0) + self.recent.shape[1]
 
     def rows(self) -> Iterator[np.ndarray]:
         if not self.exact:
@@ -382,14 +422,17 @@ class _Summary:
         if self.body is None:  # digital silence throughout: all of it
             assert self.held is not None
             return self.held.vector()
-        if self.body.frames < min(_min_sound_frames(self.config), self.count / 2):
+        if self._sound_frames() < min(_min_sound_frames(self.config), self.count / 2):
             # a moment of sound in digital silence is silence: the whole file,
             # as in an exact summary
+            self._release()
             whole = self.lead if self.lead is not None else self.body
             for part in (self.body, self.held):
                 if part is not None and part is not whole:
                     whole.follow(part)
             self.lead, self.body, self.held = None, whole, None
+        else:
+            self._release(mend_start=True, mend_end=self.held is not None)
         return self.body.vector()
 
 
@@ -443,6 +486,8 @@ class _Stretch:
         stride = max(self.stride, other.stride)
         self._restride(stride)
         other._restride(stride)
+        if other.stretch_frames and self.block:  # blocks are consecutive frames
+            self.close_block()
         self.stretch_sum += other.stretch_sum
         self.stretch_frames += other.stretch_frames
         self._merge(other.frames, other.mean, other.m2, other.sample, other.block)
