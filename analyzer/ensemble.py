@@ -27,6 +27,9 @@ from analyzer.results import Prediction
 #: Members a new ensemble can be built from, by name.
 MEMBER_NAMES = ("logreg", "svm", "extra_trees", "gboost")
 DEFAULT_MEMBERS = MEMBER_NAMES
+#: Folds the svm member's Platt scaling is fitted on: fewer (two at least)
+#: when a class has fewer training clips (``fewest_clips``).
+SVM_CALIBRATION_FOLDS = 3
 #: Training rows a fitted ensemble keeps with its members' answers to them,
 #: so a load can check that it still answers the same (``answer_drift``).
 PROBE_ROWS = 16
@@ -46,7 +49,9 @@ def make_member(name: str, *, random_state: int = 0) -> Any:
     if name == "svm":
         # SVC's own probability=True is deprecated; Platt scaling on held-out folds.
         svm = make_pipeline(StandardScaler(), SVC(C=4.0, gamma="scale", class_weight="balanced"))
-        return CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False)
+        return CalibratedClassifierCV(
+            svm, method="sigmoid", cv=SVM_CALIBRATION_FOLDS, ensemble=False
+        )
     if name == "extra_trees":
         # 15 % of the features per split, not the square root: with hundreds of
         # features, a random split among ~21 is mostly noise. A leaf holds at
@@ -76,6 +81,21 @@ def make_member(name: str, *, random_state: int = 0) -> Any:
     raise ValueError(f"unknown ensemble member {name!r}; choose from {', '.join(MEMBER_NAMES)}")
 
 
+def fewest_clips(members: tuple[str, ...]) -> int:
+    """The fewest training clips of a class that ``members`` can be fitted on:
+    the svm member's calibration holds one out, so two."""
+    return 2 if "svm" in members else 1
+
+
+def _sized(member: Any, fewest: int) -> Any:
+    """A fresh copy of ``member``; a calibrated one calibrates on fewer folds
+    when a class has fewer than ``SVM_CALIBRATION_FOLDS`` training clips."""
+    fresh = clone(member)
+    if isinstance(fresh, CalibratedClassifierCV) and isinstance(fresh.cv, int):
+        fresh.set_params(cv=max(2, min(fresh.cv, fewest)))
+    return fresh
+
+
 class VotingEnsemble(ClassifierMixin, BaseEstimator):
     """Soft-voting ensemble of named members.
 
@@ -97,7 +117,8 @@ class VotingEnsemble(ClassifierMixin, BaseEstimator):
         y : np.ndarray [shape=(n_samples,)], class labels
         """
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
-        self.members_ = [(name, clone(est).fit(X, codes)) for name, est in self.members]
+        fewest = int(np.bincount(codes).min())
+        self.members_ = [(name, _sized(est, fewest).fit(X, codes)) for name, est in self.members]
         self.n_features_in_ = X.shape[1]
         self.temperature_ = 1.0
         picked = np.linspace(0, X.shape[0] - 1, min(PROBE_ROWS, X.shape[0])).astype(int)

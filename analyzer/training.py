@@ -285,6 +285,32 @@ def folds_for(
     return grouped_folds(labels, groups, n_splits=min(n_splits, n_groups), seed=seed)
 
 
+def check_class_sizes(
+    y: np.ndarray,
+    classes: list[str],
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    fold_names: list[str],
+    members: tuple[str, ...],
+) -> None:
+    """Raise ``UsageError`` when a fold leaves too few clips of a class to
+    fit ``members`` on (``analyzer.ensemble.fewest_clips``)."""
+    from analyzer.ensemble import fewest_clips
+
+    need = fewest_clips(members)
+    for name, (train, _) in zip(fold_names, folds, strict=True):
+        counts = [int(np.sum(y[train] == c)) for c in classes]
+        if min(counts) < need:
+            short = classes[int(np.argmin(counts))]
+            others = ",".join(m for m in members if m != "svm")
+            left = f"{min(counts)} is" if min(counts) == 1 else f"{min(counts)} are"
+            raise UsageError(
+                f"too few clips of {short!r}: without test fold {name}, {left} left to"
+                f" train on, and the svm member needs {need} of every class (it"
+                " calibrates on clips it holds out); add clips"
+                + (f", or leave svm out (--members {others})" if others else "")
+            )
+
+
 def _fit_fold(
     X: np.ndarray,
     y: np.ndarray,
@@ -513,6 +539,7 @@ def train(
     # A given fold is named by its value (a source, an official fold); grouped ones by number.
     named = all(g is not None for g in given)  # else folds_for made grouped ones
     fold_names = [str(given[test[0]]) if named else str(i + 1) for i, (_, test) in enumerate(folds)]
+    check_class_sizes(y, classes, folds, fold_names, members)
     by_condition = cross_validate(
         feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
     )
