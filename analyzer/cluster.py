@@ -22,6 +22,9 @@ differs from the local pool:
   cap, which would cap the whole worker: Dask workers have ``--memory-limit``.
 - Ctrl-C (or any early exit) cancels every task the scan submitted. A lost
   scheduler ends the scan with ``ClusterLost``; what finished is kept.
+  harken's own LocalCluster then gives its workers ``STOP_TIMEOUT`` to stop:
+  a task already running cannot be cancelled, and Dask's close would wait
+  4 s for it.
 - A Dask nanny gives up on its worker when the worker dies again while it
   starts (a file that kills workers can do that), and a LocalCluster does
   not replace a nanny that gave up: harken's own LocalCluster is scaled
@@ -64,6 +67,9 @@ NO_WORKER_TIMEOUT = 60.0
 WATCH_INTERVAL = 1.0
 #: Most seconds one look may take (a lost scheduler does not answer).
 LOOK_TIMEOUT = 5.0
+#: Seconds a worker of harken's own LocalCluster gets to stop after a scan was
+#: cut short; the nanny kills it after 0.8 of that (Dask's own close: 4 s).
+STOP_TIMEOUT = 1.0
 #: The joblib backend name of ``_DaskBackend``.
 BACKEND = "harken-dask"
 
@@ -153,6 +159,7 @@ def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
         )
     address = local.scheduler_address if local is not None else _checked(cluster.scheduler)
     wait = cluster.connect_timeout
+    cut_short = False
     try:
         try:
             client = Client(address, timeout=wait, set_as_default=False)
@@ -170,16 +177,41 @@ def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
             ) from None
         try:
             yield client, local
+        except BaseException:  # Ctrl-C, a lost cluster, the caller walked away
+            cut_short = True
+            raise
         finally:
             client.close()
     finally:
         if local is not None:
-            # The scan is over: a failed close must not lose it. (dask 2025.1
-            # can raise closing a nanny it lost while it restarted its worker.)
-            try:
-                local.close()
-            except Exception:
-                logger.debug("closing the LocalCluster failed", exc_info=True)
+            _close_local(local, cut_short=cut_short)
+
+
+def _close_local(local: LocalCluster, *, cut_short: bool) -> None:
+    """Close harken's own LocalCluster; after a scan cut short, without
+    waiting for the tasks its workers still run (their results are not wanted)."""
+    closed = False
+    try:
+        if cut_short:
+            local.sync(_stop_workers, local)
+        local.close()
+        closed = True
+    except Exception:
+        # The scan is over: a failed close must not lose it. (dask 2025.1 can
+        # raise closing a nanny it lost while it restarted its worker.)
+        logger.debug("closing the LocalCluster failed", exc_info=True)
+    finally:
+        if not closed:
+            # A close that failed or was interrupted (Ctrl-C while it waits) leaves
+            # the cluster closing for good: Dask's exit hook would wait 10 s on it.
+            # Its workers are daemon processes, which multiprocessing ends at exit.
+            local.shutdown_on_close = False
+
+
+async def _stop_workers(local: LocalCluster) -> None:
+    """Stop every worker of ``local`` within ``STOP_TIMEOUT``, killing one still busy."""
+    nannies = list(local.workers.values())
+    await asyncio.gather(*(n.close(timeout=STOP_TIMEOUT) for n in nannies), return_exceptions=True)
 
 
 class _WorkerWatch:
