@@ -385,26 +385,37 @@ class _Summary:
     def _sound(self, columns: np.ndarray) -> None:
         """Take the sound's columns into the body, but its last ``MEND_FRAMES``
         (an end may be cut there), and its first ones until they are mended."""
-        self.recent = np.concatenate([self.recent, columns], axis=1)
+        assert self.body is not None
         self.routed += columns.shape[1]
-        if not self.opening or self.recent.shape[1] >= MEND_FRAMES:
-            self._release(wait=MEND_FRAMES, mend_start=True)
+        # No copy of a large ``columns`` (at the switch, all the frames kept).
+        joined = np.concatenate([self.recent, columns], axis=1) if self.recent.size else columns
+        if self.opening:
+            # Only the first DELTA_CONTEXT columns change, fitted on MEND_FRAMES;
+            # MEND_FRAMES are left for an end.
+            if joined.shape[1] < DELTA_CONTEXT + MEND_FRAMES:
+                self.recent = joined.copy()
+                return
+            head = _mended(joined[:, :MEND_FRAMES], self.config, start=True, end=False)
+            self.body.take(head[:, :DELTA_CONTEXT])
+            joined, self.opening = joined[:, DELTA_CONTEXT:], False
+        n = joined.shape[1] - MEND_FRAMES
+        if n > 0:
+            self.body.take(joined[:, :n])
+        self.recent = joined[:, max(n, 0) :].copy()  # not a view holding the whole chunk
 
-    def _release(self, *, wait: int = 0, mend_start: bool = False, mend_end: bool = False) -> None:
-        """Take ``recent`` into the body, all but its last ``wait`` columns,
-        mended first at a cut start (while ``opening``) or end if asked.
-        (With a pause within ``MEND_FRAMES`` columns of a cut, they are
-        mended without the pause's columns, which an exact summary fits on.)"""
+    def _release(self, *, mend_start: bool = False, mend_end: bool = False) -> None:
+        """Take ``recent`` into the body, mended first at a cut start (while
+        ``opening``) or end if asked. (With a pause within ``MEND_FRAMES``
+        columns of a cut, they are mended without the pause's columns, which
+        an exact summary fits on.)"""
         assert self.body is not None
         start = mend_start and self.opening
         if (start or mend_end) and self.recent.shape[1]:
             self.recent = _mended(self.recent, self.config, start=start, end=mend_end)
         if start:
             self.opening = False
-        n = self.recent.shape[1] - wait
-        if n > 0:
-            self.body.take(self.recent[:, :n])
-            self.recent = self.recent[:, n:].copy()  # not a view holding the whole chunk
+        self.body.take(self.recent)
+        self.recent = self.recent[:, :0]
 
     def _sound_frames(self) -> int:
         return (self.body.frames if self.body else 0) + self.recent.shape[1]
@@ -476,8 +487,9 @@ class _Stretch:
             return
         mean = chunk.mean(axis=1, dtype=np.float64)
         m2 = np.square(chunk - mean[:, np.newaxis].astype(np.float32), dtype=np.float64).sum(axis=1)
-        # A copy: a strided view would hold the whole chunk, stride times more.
-        sample = chunk[:, (-self.end) % self.stride :: self.stride].copy()
+        sample = chunk[:, (-self.end) % self.stride :: self.stride]
+        if self.stride > 1:  # a strided view would hold the whole chunk, stride times more
+            sample = sample.copy()
         self._merge(n, mean, m2, [sample], [chunk[list(_stretch_rows(self.config))]])
 
     def follow(self, other: _Stretch) -> None:
