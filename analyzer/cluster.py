@@ -24,7 +24,8 @@ differs from the local pool:
   scheduler ends the scan with ``ClusterLost``; what finished is kept.
   harken's own LocalCluster then gives its workers ``STOP_TIMEOUT`` to stop:
   a task already running cannot be cancelled, and Dask's close would wait
-  4 s for it.
+  4 s for it. Its workers ignore SIGINT (``dask_setup``): a terminal's
+  Ctrl-C reaches them too, and is harken's to handle.
 - A Dask nanny gives up on its worker when the worker dies again while it
   starts (a file that kills workers can do that), and a LocalCluster does
   not replace a nanny that gave up: harken's own LocalCluster is scaled
@@ -39,6 +40,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -156,6 +158,7 @@ def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
             dashboard_address=":0",  # the HTTP server starts anyway: any free port
             # harken reports what went wrong with each file itself
             silence_logs=logging.CRITICAL,
+            preload=[__name__],  # ``dask_setup``, in every worker, new ones too
         )
     address = local.scheduler_address if local is not None else _checked(cluster.scheduler)
     wait = cluster.connect_timeout
@@ -185,6 +188,15 @@ def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
     finally:
         if local is not None:
             _close_local(local, cut_short=cut_short)
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by every worker of harken's own LocalCluster as it starts: a
+    Ctrl-C at the terminal reaches its processes too, and is harken's to
+    handle (it stops the cluster); each worker printed a KeyboardInterrupt
+    traceback of its own."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _close_local(local: LocalCluster, *, cut_short: bool) -> None:
