@@ -488,7 +488,8 @@ class _Stretch:
         mean = chunk.mean(axis=1, dtype=np.float64)
         m2 = np.square(chunk - mean[:, np.newaxis].astype(np.float32), dtype=np.float64).sum(axis=1)
         sample = chunk[:, (-self.end) % self.stride :: self.stride]
-        if self.stride > 1:  # a strided view would hold the whole chunk, stride times more
+        base = sample.base if sample.base is not None else sample
+        if base.nbytes > 2 * sample.nbytes:  # a view would hold all of a larger array
             sample = sample.copy()
         self._merge(n, mean, m2, [sample], [chunk[list(_stretch_rows(self.config))]])
 
