@@ -292,17 +292,25 @@ def check_class_sizes(
     fold_names: list[str],
     members: tuple[str, ...],
 ) -> None:
-    """Raise ``UsageError`` when a fold leaves too few clips of a class to
-    fit ``members`` on (``analyzer.ensemble.fewest_clips``)."""
+    """Raise ``UsageError`` when a fold leaves too few clips to fit ``members``
+    on: clips of fewer than two classes, or fewer clips of a class than
+    ``analyzer.ensemble.fewest_clips``. A class a fold leaves none of is
+    left out of that fold's fit (recordings of several classes can do that)."""
     from analyzer.ensemble import fewest_clips
 
     need = fewest_clips(members)
     for name, (train, _) in zip(fold_names, folds, strict=True):
-        counts = [int(np.sum(y[train] == c)) for c in classes]
-        if min(counts) < need:
-            short = classes[int(np.argmin(counts))]
+        counts = {c: int(np.sum(y[train] == c)) for c in classes}
+        present = {c: n for c, n in counts.items() if n}
+        if len(present) < 2:
+            raise UsageError(
+                f"without test fold {name}, only clips of {', '.join(map(repr, present))} are"
+                " left to train on; add clips of the other classes, in more recordings (groups)"
+            )
+        short = min(present, key=present.__getitem__)
+        if present[short] < need:
+            left = f"{present[short]} is" if present[short] == 1 else f"{present[short]} are"
             others = ",".join(m for m in members if m != "svm")
-            left = f"{min(counts)} is" if min(counts) == 1 else f"{min(counts)} are"
             raise UsageError(
                 f"too few clips of {short!r}: without test fold {name}, {left} left to"
                 f" train on, and the svm member needs {need} of every class (it"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -475,6 +476,39 @@ def test_a_few_clips_a_class_train_every_member(tmp_path: Path) -> None:
         "--members", "logreg,extra_trees",
     )  # fmt: skip
     assert code == 0, err
+
+
+def test_a_fold_that_leaves_no_clip_of_a_class_to_train_on_still_trains(tmp_path: Path) -> None:
+    """Recordings that hold clips of several classes can leave a fold's
+    training side without a class: that fold's fit leaves it out."""
+    rows = [  # grouped folds (seed 0) leave fold 2 no noise to train on
+        ("speech", "rec3"), ("music", "rec1"), ("music", "rec0"), ("noise", "rec4"),
+        ("noise", "rec4"), ("speech", "rec4"), ("noise", "rec2"), ("music", "rec4"),
+        ("speech", "rec3"),
+    ]  # fmt: skip
+    lines = ["path,label,group"]
+    for i, (label, group) in enumerate(rows):
+        signal = {"speech": chord(1.0, seed=i), "music": tone(1.0, freq=200.0 + 50 * i)}.get(
+            label, noise(1.0, seed=i)
+        )
+        write(tmp_path / f"{label}{i}.wav", signal)
+        lines.append(f"{label}{i}.wav,{label},{group}")
+    manifest = tmp_path / "data.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    code, out, err = invoke(
+        "train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-j", "1",
+        "--members", "logreg,extra_trees", "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["folds"] == 2
+    # A fold that leaves one class to train on cannot be fitted at all.
+    from analyzer.errors import UsageError
+    from analyzer.training import check_class_sizes
+
+    y = np.array(["music", "music", "noise", "noise"])
+    folds = [(np.array([0, 1]), np.array([2, 3]))]
+    with pytest.raises(UsageError, match="only clips of 'music' are left to train on"):
+        check_class_sizes(y, ["music", "noise"], folds, ["1"], ("logreg",))
 
 
 @pytest.mark.parametrize(
