@@ -208,25 +208,28 @@ def own_cluster() -> Iterator[Any]:
         yield client
 
 
-def test_ctrl_c_cancels_the_clusters_tasks(tmp_path: Path, own_cluster: Any) -> None:
-    cluster = own_cluster
+def scan_with_a_hung_file(tmp_path: Path, *options: str, **popen: Any) -> subprocess.Popen[str]:
+    """A ``-v`` scan of 40 short files, started. One file hangs: its batch
+    never comes back, the other worker goes on."""
     root = tmp_path / "many"
     for i in range(40):
         write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
-    # One file hangs: its batch never comes back, the other worker goes on.
-    env = {**os.environ, "HARKEN_FAULT": "hang:n03.wav"}
-    cmd = [
-        *(sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-v"),
-        *("--backend", "dask", "--scheduler", cluster.scheduler.address, "--timeout", "600"),
-    ]
-    with subprocess.Popen(
-        cmd,
-        env=env,
+    return subprocess.Popen(
+        [sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-v", *options],
+        env={**os.environ, "HARKEN_FAULT": "hang:n03.wav"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=default_sigint,
-    ) as proc:
+        **popen,
+    )
+
+
+def test_ctrl_c_cancels_the_clusters_tasks(tmp_path: Path, own_cluster: Any) -> None:
+    cluster = own_cluster
+    address = cluster.scheduler.address
+    options = ("--backend", "dask", "--scheduler", address, "--timeout", "600")
+    with scan_with_a_hung_file(tmp_path, *options) as proc:
         wait_until_done(proc, 5)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
@@ -246,23 +249,9 @@ def test_ctrl_c_does_not_wait_for_a_busy_worker_of_harkens_own_cluster(tmp_path:
     # long decode in C alike): Dask's close waits 4 s for its worker, then kills it.
     # Ctrl-C as a terminal sends it, to the whole process group: the workers
     # get it too, and each printed a KeyboardInterrupt traceback.
-    root = tmp_path / "many"
-    for i in range(40):
-        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
-    env = {**os.environ, "HARKEN_FAULT": "hang:n03.wav"}
-    cmd = [
-        *(sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-v"),
-        *("--no-cache", "--backend", "dask", "-j", "2", "--timeout", "600"),
-    ]
-    with subprocess.Popen(
-        cmd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_sigint,
-        start_new_session=True,  # a process group of its own, as a terminal's job
-    ) as proc:
+    options = ("--no-cache", "--backend", "dask", "-j", "2", "--timeout", "600")
+    # A process group of its own, as a terminal's job.
+    with scan_with_a_hung_file(tmp_path, *options, start_new_session=True) as proc:
         wait_until_done(proc, 5)
         os.killpg(proc.pid, signal.SIGINT)
         start = time.monotonic()
