@@ -347,8 +347,9 @@ class _Summary:
         if self.exact and self.chunks:  # switch to bounded: the frames kept so far go first
             kept, self.chunks = np.concatenate(self.chunks, axis=1), []
             self._route(kept)
-            for part in (self.lead, self.body, self.held):  # blocks from the file's start, as
-                if part is not None and part.block:  # before bounded memory: one of them ends here
+            # Texture blocks count from the file's start: the first ends here.
+            for part in (self.lead, self.body, self.held):
+                if part is not None and part.block:
                     part.close_block()
         self.exact = False
         self._route(chunk)
