@@ -25,7 +25,8 @@ differs from the local pool:
   harken's own LocalCluster then gives its workers ``STOP_TIMEOUT`` to stop:
   a task already running cannot be cancelled, and Dask's close would wait
   4 s for it. Its workers ignore SIGINT (``dask_setup``): a terminal's
-  Ctrl-C reaches them too, and is harken's to handle.
+  Ctrl-C reaches them too, and is harken's to handle. A signal while it
+  starts waits for the start to finish (``_start_local``).
 - A Dask nanny gives up on its worker when the worker dies again while it
   starts (a file that kills workers can do that), and a LocalCluster does
   not replace a nanny that gave up: harken's own LocalCluster is scaled
@@ -49,7 +50,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, replace
 from typing import Any
 
-from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin
+from distributed import Client, Future, KilledWorker, LocalCluster, SpecCluster, WorkerPlugin
 from joblib import Parallel, delayed, parallel_config, register_parallel_backend
 from joblib._dask import DaskDistributedBackend
 
@@ -148,18 +149,7 @@ def _quiet_client() -> Iterator[None]:
 def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
     """A client of the scheduler (or of a new LocalCluster, also given) with at
     least one worker."""
-    local = None
-    if cluster.scheduler is None:
-        local = LocalCluster(
-            n_workers=cluster.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # the HTTP server starts anyway: any free port
-            # harken reports what went wrong with each file itself
-            silence_logs=logging.CRITICAL,
-            preload=[__name__],  # ``dask_setup``, in every worker, new ones too
-        )
+    local = _start_local(cluster.workers) if cluster.scheduler is None else None
     address = local.scheduler_address if local is not None else _checked(cluster.scheduler)
     wait = cluster.connect_timeout
     cut_short = False
@@ -188,6 +178,90 @@ def _connect(cluster: Cluster) -> Iterator[tuple[Any, LocalCluster | None]]:
     finally:
         if local is not None:
             _close_local(local, cut_short=cut_short)
+
+
+def _start_local(workers: int) -> LocalCluster:
+    """harken's own LocalCluster, started with Ctrl-C and SIGTERM held back.
+
+    Interrupted while it starts, Dask leaves a half-built cluster that its
+    exit hook fails to close, with a page of tracebacks; the scan never had
+    a handle on it. A signal that arrives meanwhile is delivered once the
+    start is over, and the cluster closed at once. A terminal's Ctrl-C also
+    reaches the workers as they start (``dask_setup`` has not run yet) and
+    fails the start: that cluster is left to end with the process.
+    """
+    before = set(SpecCluster._instances)  # Dask's own list, which its exit hook closes
+    local = None
+    with _signals_held() as arrived:
+        try:
+            local = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=":0",  # the HTTP server starts anyway: any free port
+                # harken reports what went wrong with each file itself
+                silence_logs=logging.CRITICAL,
+                preload=[__name__],  # ``dask_setup``, in every worker, new ones too
+            )
+        except Exception:
+            if not arrived:
+                raise
+            _abandon(set(SpecCluster._instances) - before)
+    if arrived:
+        try:
+            signal.raise_signal(arrived[0])  # to the handler it was held from
+        except BaseException:
+            if local is not None:
+                _close_local(local, cut_short=True)
+            raise
+    if local is None:  # that handler let the scan go on
+        raise ClusterError("harken's LocalCluster could not start: a signal stopped its workers")
+    return local
+
+
+def _abandon(clusters: set[Any]) -> None:
+    """Leave half-built clusters to end with the process: Dask's exit hook
+    cannot close them, and their workers are daemon processes. Their failed
+    start leaves tasks whose errors nobody reads, which asyncio reports."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    for cluster in clusters:
+        cluster.shutdown_on_close = False
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold back SIGINT and SIGTERM for the duration: the list gets the first
+    that arrives, which the caller delivers. A second goes to the handler in
+    place before (an escape if the body hangs). A signal ignored is left
+    ignored; outside the main thread, where handlers cannot be set, nothing
+    is held back."""
+    arrived: list[int] = []
+    previous: dict[int, Any] = {}
+
+    def hold(signum: int, frame: Any) -> None:
+        if arrived:
+            _restore(previous)
+            signal.raise_signal(signum)
+        else:
+            arrived.append(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in HELD_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, hold)
+    try:
+        yield arrived
+    finally:
+        _restore(previous)
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 def dask_setup(worker: Any) -> None:

@@ -319,6 +319,68 @@ def test_an_interrupted_close_of_harkens_own_cluster_does_not_hold_up_the_exit(
     assert not running(worker)
 
 
+# harken's own cluster, with a signal while it starts: the start is not cut
+# short (Dask would leave a half-built cluster, and tracebacks at exit); the
+# signal takes effect once it is up.
+SIGNAL_WHILE_STARTING = """
+import os, signal, sys, threading
+from analyzer.cluster import Cluster, _connect
+
+class Terminated(Exception):
+    pass
+
+def terminated(signum, frame):
+    raise Terminated
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, terminated)
+signum, group = int(sys.argv[1]), sys.argv[2] == "group"
+kill = (lambda: os.killpg(0, signum)) if group else (lambda: os.kill(os.getpid(), signum))
+threading.Timer(0.2, kill).start()
+try:
+    with _connect(Cluster(workers=1)):
+        print("scanned", flush=True)
+except (KeyboardInterrupt, Terminated) as exc:
+    print(type(exc).__name__, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "raised"),
+    [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Terminated")],
+)
+def test_a_signal_while_harkens_own_cluster_starts_stops_it_cleanly(
+    signum: int, raised: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_STARTING, str(int(signum)), "harken"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{raised}\n"
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_terminals_ctrl_c_while_harkens_own_cluster_starts() -> None:
+    # The workers get it too, as they start: before they ignore SIGINT
+    # (``dask_setup``), so the start fails and Dask's exit hook cannot close
+    # the half-built cluster. Their own tracebacks cannot be helped.
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_STARTING, str(int(signal.SIGINT)), "group"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "KeyboardInterrupt\n"
+    assert "Exception ignored in atexit callback" not in done.stderr, done.stderr
+    assert "Task exception was never retrieved" not in done.stderr, done.stderr
+
+
 def test_unreachable_scheduler_is_a_quick_clear_error(folder: Path) -> None:
     start = time.monotonic()
     code, rows, err = scan(
