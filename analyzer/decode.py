@@ -100,31 +100,54 @@ def open_error(path: str, exc: Exception) -> DecodeError:
 SNDFILE_MAX_PATH = 1024
 
 
-def declared_shortfall(audio: sf.SoundFile) -> float:
-    """The share of a PCM container's declared audio data that is missing
-    from the file (0 when none is, or the format does not say)."""
+def cut_data(audio: sf.SoundFile) -> tuple[int, int] | None:
+    """Bytes of audio data a PCM container's header declares and bytes the
+    file holds, when it holds less (by more than a pad byte); else, or when
+    the format does not say, ``None``."""
     info = audio.extra_info
     if match := _TRIMMED_CHUNK.search(info):
         declared, present = int(match[1]), int(match[2])
         placeholder = _PLACEHOLDER_SIZE
     elif audio.format == "RF64" and (match := _DS64_DATA.search(info)):
-        declared, present = int(match[1]), _bytes(audio, audio.frames)
+        declared, present = int(match[1]), _frames_in_bytes(audio, audio.frames)
         placeholder = _PLACEHOLDER_SIZE_64
     elif audio.format == "W64" and (match := _W64_DATA.search(info)):
-        declared, present = int(match[1]) - 24, _bytes(audio, audio.frames)
+        declared, present = int(match[1]) - 24, _frames_in_bytes(audio, audio.frames)
         placeholder = _PLACEHOLDER_SIZE_64
     else:
-        return 0.0
+        return None
     if declared <= 0 or declared >= placeholder or declared - present <= 64:
         # (a missing pad byte or so is no loss)
-        return 0.0
-    return (declared - present) / declared
+        return None
+    return declared, present
 
 
-def _bytes(audio: sf.SoundFile, frames: int) -> int:
-    """``frames`` of a PCM file in bytes, by the block size its header logs."""
-    match = _BLOCK_ALIGN.search(audio.extra_info)
-    return frames * int(match[1]) if match else 0
+def declared_seconds(audio: sf.SoundFile, declared: int, present: int) -> float | None:
+    """The seconds ``declared`` bytes of ``audio``'s data hold (``present``
+    bytes holding ``audio.frames``), or ``None`` when nothing tells."""
+    if frame := _frames_in_bytes(audio, 1):
+        return declared / frame / audio.samplerate
+    if present > 0:
+        return audio.frames / audio.samplerate * declared / present
+    return None
+
+
+#: Bytes one sample of a PCM subtype takes in a container's data chunk.
+_SAMPLE_BYTES = {
+    **dict.fromkeys(("PCM_S8", "PCM_U8", "ULAW", "ALAW"), 1),
+    "PCM_16": 2,
+    "PCM_24": 3,
+    **dict.fromkeys(("PCM_32", "FLOAT"), 4),
+    "DOUBLE": 8,
+}
+
+
+def _frames_in_bytes(audio: sf.SoundFile, frames: int) -> int:
+    """``frames`` of a PCM file in bytes, by the block size its header logs or
+    its subtype (0 when neither tells)."""
+    if match := _BLOCK_ALIGN.search(audio.extra_info):
+        return frames * int(match[1])
+    return frames * _SAMPLE_BYTES.get(audio.subtype, 0) * audio.channels
 
 
 def ogg_is_complete(path: str) -> bool:
@@ -150,7 +173,12 @@ def ogg_is_complete(path: str) -> bool:
     return True
 
 
-def _cut_short(path: str, declared: float, held: float) -> str:
+def _cut_short(path: str, declared: float | None, held: float) -> str:
+    if declared is None:
+        return (
+            f"{path}: the file is cut short: its header declares more audio"
+            f" than the {held:.2f} s it holds"
+        )
     digits = 2 if declared - held >= 0.01 else 4  # a few ms missing still shows
     return (
         f"{path}: the file is cut short: its header declares {declared:.{digits}f} s"
@@ -265,9 +293,9 @@ def decode(
                 "corrupt", f"{path}: the header declares {rate} Hz, {channels} channels"
             )
         seconds = declared / rate
-        missing = declared_shortfall(audio)
-        if missing > 0:
-            raise DecodeError("truncated", _cut_short(path, seconds / (1 - missing), seconds))
+        if cut := cut_data(audio):
+            full = declared_seconds(audio, *cut)
+            raise DecodeError("truncated", _cut_short(path, full, seconds))
         if seconds > max_duration:
             raise DecodeError(
                 "too_long",
@@ -306,8 +334,6 @@ def decode(
             sink(resampler.resample_chunk(mono) if resampler else mono.copy())
         if resampler is not None:
             sink(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        if meter.frames == 0:
-            raise DecodeError("empty", f"{path}: the file holds no audio frames")
         if (
             audio.format == "MP3"
             and meter.frames < MP3_SHORTFALL * declared
@@ -320,6 +346,8 @@ def decode(
                 f"{path}: the file is cut short: its Ogg stream stops after"
                 f" {meter.frames / rate:.2f} s without its last page",
             )
+        if meter.frames == 0:
+            raise DecodeError("empty", f"{path}: the file holds no audio frames")
         return meter.facts(channels=channels, format=audio.format, subtype=audio.subtype)
 
 

@@ -225,6 +225,8 @@ DAMAGED = [
     # data size against the frames it holds).
     error("truncated-rf64", "damaged/truncated-rf64.wav", truncated(GOOD_RF64), "truncated"),
     error("truncated-w64", "damaged/truncated.w64", truncated(GOOD_W64), "truncated"),
+    # Nothing but the header: all it declares is missing.
+    error("header-only-au", "damaged/header-only.au", raw(GOOD_AU[:24]), "truncated"),
     ok("good-rf64", "damaged/complete-rf64.wav", raw(GOOD_RF64), format="RF64", frames=16000),
     ok(
         "rf64-odd-sample-count",
@@ -256,9 +258,8 @@ DAMAGED = [
         "truncated-short-ogg",
         "damaged/truncated-short.ogg",
         truncated(SHORT_OGG),
-        # No complete audio page survives the cut, so libsndfile sees 0 frames.
-        "empty",
-        "corrupt",
+        # No complete audio page survives the cut: libsndfile sees 0 frames
+        # (was kind empty), and the last page is missing.
         "truncated",
     ),
     # Its Xing frame counts the frames, so the shortfall shows.

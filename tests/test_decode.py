@@ -472,3 +472,28 @@ def test_bytes_that_look_like_an_ogg_page_do_not_hide_the_last_page(tmp_path: Pa
     with pytest.raises(DecodeError, match="without its last page") as caught:
         decode_signal(str(path), target_rate=16000, max_duration=60)
     assert caught.value.kind == "truncated"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "sample_bytes"),
+    [
+        ("WAV", "PCM_16", 2),
+        ("AIFF", "PCM_24", 3),
+        ("AU", "ULAW", 1),  # AU logs no block size: the subtype tells it
+        ("W64", "FLOAT", 4),
+        ("RF64", "PCM_U8", 1),
+    ],
+)
+def test_a_file_that_is_only_its_header_is_cut_short_by_all_it_declares(
+    tmp_path: Path, fmt: str, subtype: str, sample_bytes: int
+) -> None:
+    # Every byte of audio is missing (was a division by zero: kind internal).
+    rate = 48000
+    path = tmp_path / f"whole.{fmt.lower()}"
+    write(path, noise(2.0, seed=14, rate=rate), rate, format=fmt, subtype=subtype)
+    whole = path.read_bytes()
+    cut = tmp_path / f"header-only.{fmt.lower()}"
+    cut.write_bytes(whole[: len(whole) - 2 * rate * sample_bytes])  # the data comes last
+    with pytest.raises(DecodeError, match=r"declares 2\.00 s of audio, it holds 0\.00 s") as caught:
+        run(cut)
+    assert caught.value.kind == "truncated"
