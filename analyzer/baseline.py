@@ -58,30 +58,47 @@ class Changes:
 
 
 def _entry(record: dict[str, object]) -> Entry:
-    outcome = str(record.get("label") or record.get("status") or "?")
+    outcome = next(
+        (value for value in (record.get("label"), record.get("status")) if isinstance(value, str)),
+        "?",
+    )
     digest = record.get("content_hash")
-    return Entry(outcome, digest if isinstance(digest, str) and digest else None)
+    return Entry(outcome or "?", digest if isinstance(digest, str) and digest else None)
 
 
 def load_baseline(path: str | Path) -> dict[str, Entry]:
     """``path -> Entry`` from an earlier JSON list or JSONL output."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read baseline {path}: {exc.strerror or exc}") from None
+
+    def refused(why: str) -> UsageError:
+        return UsageError(f"{path} is not a harken JSON or JSONL result file ({why})")
+
     try:
-        stripped = text.lstrip()
-        if stripped.startswith("["):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise refused("it is not UTF-8 text") from None
+    records: list[object] = []
+    if text.lstrip().startswith("["):
+        try:
             records = json.loads(text)
-        else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return {str(r["path"]): _entry(r) for r in records}
-    except KeyError:
-        raise UsageError(
-            f"{path} is not a harken JSON or JSONL result file (a record has no path)"
-        ) from None
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"{path} is not a harken JSON or JSONL result file ({exc})") from None
+        except ValueError as exc:
+            raise refused(str(exc)) from None
+    else:
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError as exc:
+                    raise refused(f"line {number}: {exc}") from None
+    entries = {}
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+            raise refused("a record has no path")
+        entries[record["path"]] = _entry(record)
+    return entries
 
 
 def _pair_moves(

@@ -2,7 +2,8 @@
 
 Folders are walked recursively in sorted order, following symlinks but never
 entering a folder twice (symlink loops are safe). Hidden files and folders
-are skipped. Paths named on the command line are taken as they are.
+are skipped. Paths named on the command line are taken as they are, and so
+is a folder that cannot be listed (the scan gives it a row saying why).
 """
 
 from __future__ import annotations
@@ -75,7 +76,13 @@ def walk(
         relative to ``root``. ``include`` replaces the default extension filter.
     """
     seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    unlisted: list[str] = []
+
+    def cannot_list(exc: OSError) -> None:
+        if exc.filename is not None:
+            unlisted.append(os.fsdecode(exc.filename))
+
+    for folder, dirs, files in os.walk(root, onerror=cannot_list, followlinks=True):
         try:
             st = os.stat(folder)
         except OSError:
@@ -91,6 +98,12 @@ def walk(
             rel = name if rel_folder == "." else f"{rel_folder}/{name}"
             if _wanted(rel, name, include, exclude):
                 yield os.path.join(folder, name)
+    # A folder that cannot be listed (no permission) is given as it is: the
+    # scan gives it a row saying so, where it would silently be left out.
+    for folder in unlisted:
+        rel = os.path.relpath(folder, root)
+        if not (exclude and _matches(rel, os.path.basename(folder), exclude)):
+            yield folder
 
 
 def read_file_list(source: str) -> list[str]:

@@ -104,6 +104,10 @@ def precheck(path: str) -> tuple[os.stat_result | None, FileResult | None]:
     except OSError as exc:
         return None, read_error(path, exc)
     if stat.S_ISDIR(st.st_mode):
+        if not os.access(path, os.R_OK | os.X_OK):  # discovery could not look inside
+            return None, error_result(
+                path, "permission", f"{path}: a folder harken may not list: permission denied"
+            )
         return None, error_result(path, "not_a_file", f"{path}: is a directory, not an audio file")
     if not stat.S_ISREG(st.st_mode):
         return None, error_result(
@@ -114,8 +118,11 @@ def precheck(path: str) -> tuple[os.stat_result | None, FileResult | None]:
 
 def read_error(path: str, exc: OSError) -> FileResult:
     """The row for a file that exists but cannot be read."""
-    kind = "permission" if isinstance(exc, PermissionError) else "unreadable"
-    return error_result(path, kind, f"{path}: {exc.strerror or exc}")
+    return error_result(path, read_error_kind(exc), f"{path}: {exc.strerror or exc}")
+
+
+def read_error_kind(exc: OSError) -> str:
+    return "permission" if isinstance(exc, PermissionError) else "unreadable"
 
 
 def _from_analysis(path: str, entry: dict[str, Any], model_id: str, digest: str) -> FileResult:
@@ -396,8 +403,8 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
             before, same = cache.known_hash(path, st)
             try:
                 digest = before if same and before else hash_file(path)
-            except OSError:
-                yield path, "unreadable"
+            except OSError as exc:
+                yield path, read_error_kind(exc)
                 continue
             if config.refresh:
                 yield path, "refresh"

@@ -142,7 +142,9 @@ def sigterm_as_exception() -> Iterator[None]:
 
 
 @click.command("scan")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+# Not checked here (click would refuse an unreadable one and stop the batch):
+# every path gets its row.
+@click.argument("paths", nargs=-1, type=click.Path(readable=False, path_type=str))
 @click.option(
     "--files-from",
     metavar="FILE",

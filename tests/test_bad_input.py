@@ -22,8 +22,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -587,24 +590,60 @@ def test_specific_messages(tree: Path, scans: Callable[[str], Scan]) -> None:
 # --- Tests: outside the shared folder -----------------------------------------------------
 
 
-def test_permission_denied(tmp_path: Path) -> None:
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold: none for a user;
+    for root, ``setpriv`` without the capabilities that override them."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions deny root nothing")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+@pytest.mark.parametrize("jobs", ["2", "1"])
+def test_what_harken_may_not_read_gets_its_row_and_the_batch_goes_on(
+    tmp_path: Path, jobs: str
+) -> None:
     root = tmp_path / "locked"
     write(root / "good.wav", chord(1.0))
     denied = write(root / "denied.wav", chord(1.0, seed=9))
+    write(root / "closed" / "inside.wav", chord(1.0, seed=10))
     denied.chmod(0)
+    (root / "closed").chmod(0)
     try:
-        if os.geteuid() == 0 or os.access(denied, os.R_OK):
-            pytest.skip("running as root (or the file stays readable): chmod 000 denies nothing")
-        for jobs in ("2", "1"):
-            result = run_scan(str(root), "-j", jobs)
-            assert result.code == EXIT_ERRORS
-            row = result.row(str(denied))
+        harken = [*unprivileged(), sys.executable, "-c", "from cli import main; main()", "scan"]
+        options = ["-j", jobs, "--cache-dir", str(tmp_path / "cache")]
+        # Named on the command line (click refused it, and nothing was
+        # scanned), and found in a folder; a folder it may not list.
+        paths = [str(denied), str(root)]
+        done = subprocess.run(
+            [*harken, *paths, *options, "-f", "jsonl"], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == EXIT_ERRORS, done.stderr
+        rows = {row["path"]: row for row in map(json.loads, done.stdout.splitlines())}
+        assert sorted(rows) == sorted([str(denied), str(root / "closed"), str(root / "good.wav")])
+        assert rows[str(root / "good.wav")]["status"] == "ok"
+        for path in (denied, root / "closed"):
+            row = rows[str(path)]
             assert row["status"] == "error" and row["error"]["kind"] == "permission"
-            assert str(denied) in row["error"]["message"]
-            assert result.row(str(root / "good.wav"))["status"] == "ok"
-            assert len(result.rows) == 2
+            assert str(path) in row["error"]["message"]
+        dry = subprocess.run(
+            [*harken, *paths, *options, "--dry-run"], capture_output=True, text=True, timeout=120
+        )
+        listed = dict(line.split("\t")[::-1] for line in dry.stdout.splitlines())
+        assert listed[str(denied)] == listed[str(root / "closed")] == "permission"  # as the scan
+        excluded = subprocess.run(
+            [*harken, str(root), *options, "--dry-run", "--exclude", "closed"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert str(root / "closed") not in excluded.stdout
+        assert str(root / "good.wav") in excluded.stdout
     finally:
         denied.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        (root / "closed").chmod(stat.S_IRWXU)
 
 
 def test_folder_named_like_audio_via_analyze_file(tmp_path: Path) -> None:

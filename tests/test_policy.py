@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from analyzer.baseline import Entry, Move, compare
+from analyzer.baseline import Entry, Move, compare, load_baseline
 from analyzer.cache import hash_bytes
+from analyzer.errors import UsageError
 from analyzer.policy import RuleError, parse_rule, violations
 from analyzer.results import FileResult, Prediction
 from cli import main
@@ -208,6 +209,32 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     (tmp_path / "object.json").write_text("{}")
     code, _, err = run(str(folder), "--baseline", str(tmp_path / "object.json"))
     assert code == EXIT_USAGE and "(a record has no path)" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"RIFF\x24\xf4\x00\x00WAVEfmt ", "it is not UTF-8 text"),  # an audio file by mistake
+        (b"[1, 2]", "a record has no path"),
+        (b"null", "a record has no path"),
+        (b'{"path": null, "label": "noise"}', "a record has no path"),
+        (b'{"path": "a.wav", "label": "noise"}\n{"path": "b.wa', "line 2: "),
+    ],
+)
+def test_a_baseline_that_is_not_a_result_file_is_refused_clearly(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    baseline = tmp_path / "baseline.jsonl"
+    baseline.write_bytes(content)
+    with pytest.raises(UsageError, match="is not a harken JSON or JSONL result file") as caught:
+        load_baseline(baseline)
+    assert f"({why}" in str(caught.value)
+
+
+def test_a_baseline_record_without_a_text_label_counts_by_its_status(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.jsonl"
+    baseline.write_text('{"path": "a.wav", "label": ["x"], "status": "ok"}\n')
+    assert load_baseline(baseline)["a.wav"].outcome == "ok"
 
 
 def test_baseline_reports_a_renamed_file_as_moved(folder: Path, tmp_path: Path) -> None:
