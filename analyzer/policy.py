@@ -25,7 +25,9 @@ on a field the record does not have (the confidence of a file that could not
 be analyzed) is false. ``Rule.fields`` names the fields a rule uses and
 ``Rule.values`` the words it compares them with, so the caller can refuse
 segment fields without ``--segments`` and classes or members the model does
-not have; statuses and error kinds are checked here, and ``<`` on a word.
+not have; statuses, error kinds, formats and subtypes (in either case:
+libsndfile's names are upper case) are checked here, and ``<`` on a word
+or a word against a number.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ TEXT_FIELDS = frozenset({"status", "label", "model", "path", "content_hash", "fo
 TEXT_PREFIXES = ("votes.", "error.")
 #: The words these fields can hold; a rule naming another one is a typo.
 KNOWN_VALUES = {"status": STATUSES, "error.kind": ERROR_KINDS}
+#: Fields holding libsndfile's names, which are upper case: ``wav`` means ``WAV``.
+LIBSNDFILE_NAMES = ("format", "subtype")
 #: Prefixes whose record key differs from the name in rules.
 RECORD_KEYS = {"fraction": "fractions"}
 NUMERIC_OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -120,6 +124,22 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _is_text(field: str) -> bool:
+    return field in TEXT_FIELDS or field.startswith(TEXT_PREFIXES)
+
+
+def _known_values(field: str) -> tuple[str, ...] | None:
+    """The words ``field`` can hold, when they are known up front."""
+    if field in LIBSNDFILE_NAMES:
+        import soundfile
+
+        names = (
+            soundfile.available_formats() if field == "format" else soundfile.available_subtypes()
+        )
+        return tuple(sorted(names))
+    return KNOWN_VALUES.get(field)
 
 
 def _same(got: Any, value: str) -> bool:
@@ -234,9 +254,13 @@ class _Parser:
         elif kind != "word":
             self.fail(pos, f"expected a value, found {value or 'the end'!r}")
         if field is not None:
-            known = KNOWN_VALUES.get(field)
+            if field in LIBSNDFILE_NAMES:
+                value = value.upper()
+            known = _known_values(field)
             if known is not None and value not in known:
                 self.fail(pos, f"unknown {field} {value!r}; it is one of {', '.join(known)}")
+            if not _is_text(field) and _number(value) is None:
+                self.fail(pos, f"{field} holds a number; {value!r} is not one")
             self.values.append((field, value))
         return value
 
@@ -260,7 +284,7 @@ class _Parser:
 
             return member
         if op in NUMERIC_OPS:
-            if field in TEXT_FIELDS or field.startswith(TEXT_PREFIXES):
+            if _is_text(field):
                 self.fail(pos, f"{op} compares numbers, and {field} is a word")
             vpos = self.peek()[2]
             parsed = _number(self.value())

@@ -28,7 +28,14 @@ RECORD = {
     "members": 4,
     "probabilities": {"noise": 0.55, "speech": 0.3},
     "votes": {"svm": "noise"},
-    "signal": {"duration": 0.8, "sample_rate": 8000, "clipping": 0.002, "channels": 2},
+    "signal": {
+        "duration": 0.8,
+        "sample_rate": 8000,
+        "clipping": 0.002,
+        "channels": 2,
+        "format": "WAV",
+        "subtype": "PCM_16",
+    },
     "error": None,
 }
 ERROR = {
@@ -59,6 +66,10 @@ ERROR = {
         ("label == 'noise' and (agreement < 2 or channels > 1)", True, False),
         ("not label == noise", False, True),
         ("confidence < 0.5 or status == error", False, True),
+        # libsndfile's names are upper case; a rule's may be either
+        ("format == wav", True, False),
+        ("subtype in {pcm_16, pcm_24}", True, False),
+        ("format != WAV", False, False),
     ],
 )
 def test_rules(rule: str, on_ok: bool, on_error: bool) -> None:
@@ -81,6 +92,13 @@ def test_rules(rule: str, on_ok: bool, on_error: bool) -> None:
         ("error.message >= 2", 14),
         ("status == okk", 10),  # statuses and error kinds are known without a model
         ("error.kind in {empty, trunc}", 22),
+        # a typo that could never match (or always would) must not turn a gate off
+        ("channels == stereo", 12),
+        ("confidence == noise", 14),
+        ("sample_rate not in {8k, 16000}", 20),
+        ("probabilities.music != high", 23),
+        ("format == wave", 10),
+        ("subtype == pcm16", 11),
     ],
 )
 def test_bad_rules_point_at_the_mistake(rule: str, points_at: int) -> None:
