@@ -148,6 +148,7 @@ def warm_up(settings: Settings) -> None:
         return
     import numpy as np
 
+    import analyzer.decode  # noqa: F401  (soxr too: under --max-memory its mapping could fail)
     from analyzer.features import FeatureStream
 
     if settings.model is not None:

@@ -77,6 +77,22 @@ class ByteSize(click.ParamType):
         return int(float(match[1]) * SIZE_UNITS[match[2]])
 
 
+def room_for_a_file(max_memory: int | None) -> int | None:
+    """``--max-memory``, if any file fits under it: decoding and the features
+    need ``BASE_MEMORY`` whatever the file (under it, even loading the
+    resampler failed, and every file was an internal error)."""
+    from analyzer.decode import BASE_MEMORY
+
+    if max_memory is not None and max_memory <= BASE_MEMORY:
+        raise click.BadParameter(
+            f"{max_memory / 2**20:.3g} MiB leaves no room for any file: decoding and"
+            f" the features need about {BASE_MEMORY >> 20} MiB plus 16 kB per second"
+            " of audio; give more, e.g. 256M",
+            param_hint="--max-memory",
+        )
+    return max_memory
+
+
 def output_format(asked: str | None, output: str | None) -> str:
     """The format asked for, else the one the output file's suffix names, else a table."""
     if asked:
@@ -259,6 +275,7 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--max-memory",
     type=ByteSize(),
+    callback=lambda ctx, param, value: room_for_a_file(value),
     help="Memory one worker may allocate for one file, e.g. 512M [default: no limit].",
 )
 @click.option(

@@ -122,6 +122,14 @@ def test_bad_size_is_a_usage_error(folder: Path) -> None:
     assert run(str(folder), "--max-memory", "lots")[0] == EXIT_USAGE
 
 
+def test_a_memory_cap_no_file_fits_under_is_a_usage_error(folder: Path) -> None:
+    # Under it, a pool worker could not even load the resampler: every file
+    # was an internal error.
+    code, rows, err = run(str(folder), "--max-memory", "10M")
+    assert code == EXIT_USAGE and not rows
+    assert "10 MiB leaves no room for any file" in err
+
+
 def test_file_changed_during_the_run(tmp_path: Path) -> None:
     path = write(tmp_path / "a.wav", tone(1.0))
     st = path.stat()
