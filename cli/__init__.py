@@ -6,7 +6,9 @@ import contextlib
 import errno
 import io
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -45,6 +47,13 @@ class HarkenGroup(click.Group):
     variable or a config file says which one.
     """
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:
+            _quiet_wind_down(exc.code)
+            raise
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         with _watched_stdout():  # --help and --version print here
             return super().parse_args(ctx, args)
@@ -70,6 +79,38 @@ class HarkenGroup(click.Group):
                 # mid-scan, not click's "Aborted!" and 1, which reads as a failed rule.
                 click.echo("interrupted", err=True)
                 raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+_exit_status: list[int] = []  # the last command's, once it is decided
+
+
+def _quiet_wind_down(code: object) -> None:
+    """Once a command is done, a Ctrl-C while Python winds down (joining the
+    pool's threads, in loky's exit hook) ends the process with the exit code
+    already decided; it printed a traceback. The hook runs at the start of
+    that wind-down: ``threading``'s exit hooks run newest first, before its
+    threads are joined, and loky's was registered when the pool was first used.
+    """
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    if _exit_status:
+        _exit_status[0] = status
+        return
+    _exit_status.append(status)
+
+    def exit_now(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(_exit_status[0])
+
+    def on_wind_down() -> None:
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGINT, exit_now)
+
+    register = getattr(threading, "_register_atexit", None)  # loky's own way in
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # already winding down
+            register(on_wind_down)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -370,3 +373,37 @@ def test_output_to_dev_stdout_through_a_pipe(audio_dir: Path, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert len(records(done.stdout)) == 5
+
+
+# A command is over, and Python winds down: joining the pool's threads (loky's
+# exit hook) took a Ctrl-C as a KeyboardInterrupt and printed its traceback.
+# Here the Ctrl-C comes from an exit hook that runs after harken's, as loky's.
+CTRL_C_WHILE_WINDING_DOWN = """
+import os, signal, sys, threading, time
+from cli import main
+
+def ctrl_c_in_the_wind_down():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(10)
+    print("still winding down", flush=True)
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+threading._register_atexit(ctrl_c_in_the_wind_down)
+print("scanned", flush=True)
+main(["scan", sys.argv[1], "-q", "-f", "jsonl", "--no-cache"])
+"""
+
+
+def test_ctrl_c_after_the_work_is_done_keeps_the_exit_code_quietly(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.wav")  # exit 3, the code to keep
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_WINDING_DOWN, missing],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - start < 8  # not the hook's 10 s
+    assert done.returncode == EXIT_ERRORS, done.stderr
+    assert "Traceback" not in done.stderr and "still winding down" not in done.stdout
+    assert json.loads(done.stdout.splitlines()[1])["error"]["kind"] == "not_found"
