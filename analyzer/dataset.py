@@ -148,7 +148,12 @@ def load_dataset(
     if group_pattern:
         clips, matched = _regroup(clips, group_pattern)
         grouped = matched > 0
-        if 0 < matched < len(clips):
+        if matched == 0:
+            warnings.append(
+                f"--group-pattern {group_pattern!r} matched none of the {len(clips)} file"
+                " names (or only empty groups), so no clip has a group"
+            )
+        elif matched < len(clips):
             warnings.append(
                 f"--group-pattern matched {matched} of {len(clips)} file names;"
                 " each of the others is a group of its own"

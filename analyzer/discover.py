@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
+from analyzer.errors import UsageError
+
 DEFAULT_EXTENSIONS = (
     ".wav",
     ".flac",
@@ -106,6 +108,16 @@ def walk(
             yield folder
 
 
+def _is_audio(path: str) -> bool:
+    import soundfile
+
+    try:
+        soundfile.info(path)
+    except Exception:  # libsndfile says no to anything else in the same words
+        return False
+    return True
+
+
 def read_file_list(source: str) -> list[str]:
     """Paths from a file, one a line (``-`` reads standard input); blanks and ``#``
     skipped. A list with NUL bytes (``find -print0``) is split at them instead,
@@ -115,6 +127,8 @@ def read_file_list(source: str) -> list[str]:
         if source == "-"
         else Path(source).read_text(encoding="utf-8", errors="surrogateescape")
     )
+    if "\0" in text and source != "-" and _is_audio(source):  # given by mistake
+        raise UsageError(f"{source} is an audio file, not a list of paths")
     if "\0" in text:
         return [path for path in text.split("\0") if path]
     lines = (line.strip() for line in text.splitlines())

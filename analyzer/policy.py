@@ -150,6 +150,15 @@ def _same(got: Any, value: str) -> bool:
     return str(got) == value
 
 
+def _hint(character: str) -> str:
+    """What a rule with ``character`` where it cannot be probably meant."""
+    if character == "=":
+        return " (equality is ==)"
+    if character in "/:*?[]~\\":
+        return " (quote a value that holds it: path == 'a/b.wav')"
+    return ""
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -160,7 +169,8 @@ class _Parser:
                 break
             match = _TOKEN.match(text, pos)
             if not match or match.end() == pos:
-                self.fail(pos + len(text[pos:]) - len(text[pos:].lstrip()), "unexpected character")
+                at = pos + len(text[pos:]) - len(text[pos:].lstrip())
+                self.fail(at, f"unexpected character {text[at]!r}{_hint(text[at])}")
             kind = match.lastgroup or ""
             value = match.group(kind)
             self.tokens.append((kind, value, match.start(kind)))
@@ -234,7 +244,9 @@ class _Parser:
             or name in SIGNAL_FIELDS
             or (prefix in PREFIXED and "." in name and name.partition(".")[2])
         )
-        if kind != "word" or not known:
+        if kind != "word":
+            self.fail(pos, f"expected a field, found {name or 'the end'!r}")
+        if not known:
             fields = ", ".join(sorted(TOP_FIELDS | SIGNAL_FIELDS))
             self.fail(
                 pos,

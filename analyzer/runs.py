@@ -211,8 +211,8 @@ def find_run(cache_dir: str, run: str) -> dict[str, Any]:
         return runs[0]
     matches = [r for r in runs if r["id"].startswith(run)]
     if len(matches) != 1:
-        what = "no run" if not matches else f"{len(matches)} runs"
-        raise UsageError(f"{what} match {run!r}; see harken runs list")
+        what = "no run matches" if not matches else f"{len(matches)} runs match"
+        raise UsageError(f"{what} {run!r}; see harken runs list")
     return matches[0]
 
 

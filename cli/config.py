@@ -19,6 +19,7 @@ The command line wins over the environment (``HARKEN_SCAN_JOBS=4``, i.e.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,11 @@ def _options(command: click.Command) -> dict[str, click.Option]:
     return {p.name: p for p in command.params if isinstance(p, click.Option) and p.name}
 
 
+def _did_you_mean(option: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(option.replace("_", "-"), known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Click's ``default_map`` for ``group`` from a config table; unknown keys are errors.
 
@@ -82,7 +88,12 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
         name = option.replace("-", "_")
         options = _options(commands[target])
         if name not in options:
-            raise click.UsageError(f"{path}: unknown option {option!r} for harken {where}")
+            raise click.UsageError(
+                f"{path}: unknown option {option!r} for harken {where}"
+                + _did_you_mean(option, [o.replace("_", "-") for o in options])
+            )
+        if options[name].multiple and isinstance(value, str):
+            value = [value]  # one rule (or glob) as a string, not a list of one
         if isinstance(options[name].type, click.Path) and isinstance(value, str):
             value = str((path.parent / value).expanduser())  # absolute paths stay as they are
         settings.setdefault(target, {})[name] = value
@@ -101,7 +112,11 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
         for option, setting in value.items():
             fits = [t for t in targets if option.replace("-", "_") in _options(commands[t])]
             if not fits:
-                raise click.UsageError(f"{path}: unknown option {option!r} for harken {key}")
+                known = {o.replace("_", "-") for t in targets for o in _options(commands[t])}
+                raise click.UsageError(
+                    f"{path}: unknown option {option!r} for harken {key}"
+                    + _did_you_mean(option, sorted(known))
+                )
             for target in fits:
                 put(target, option, setting, " ".join(target))
     result: dict[str, Any] = {}
@@ -135,8 +150,6 @@ def unknown_variables(group: click.Group, environ: dict[str, str]) -> list[str]:
     warnings = []
     for name in sorted(environ):
         if name.startswith("HARKEN_") and name not in options | OTHER_VARIABLES:
-            import difflib
-
             close = [instead[name]] if name in instead else []
             close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.8)
             hint = f"; did you mean {close[0]}?" if close else ""

@@ -165,7 +165,8 @@ def sigterm_as_exception() -> Iterator[None]:
     "--files-from",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str),
-    help="Read more paths from FILE, one a line or NUL-separated ('-' for standard input).",
+    help="Read more paths from FILE, one a line ('#' starts a comment line) or"
+    " NUL-separated ('-' for standard input).",
 )
 @click.option(
     "--include",
@@ -439,7 +440,10 @@ def scan_command(
         before = load_baseline(baseline) if baseline else None
     except HarkenError as exc:
         raise click.BadParameter(str(exc), param_hint="--baseline") from None
-    files = discover(paths, include=include, exclude=exclude, files_from=files_from)
+    try:
+        files = discover(paths, include=include, exclude=exclude, files_from=files_from)
+    except HarkenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--files-from") from None
     if not files:
         if not quiet:
             err.print("no audio files found")

@@ -175,7 +175,8 @@ def train_command(
     err = make_console(stderr=True)
     if not dataset.grouped and not dataset.folded and not folds_from:
         err.print(
-            "WARNING: no groups given (manifest 'group' column or --group-pattern): clips"
+            "WARNING: no groups (a manifest 'group' column, or a --group-pattern that"
+            " matches file names): clips"
             " cut from one recording may land on both sides of a fold, and the scores"
             " below may be too optimistic."
         )

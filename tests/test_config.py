@@ -52,7 +52,8 @@ def test_harken_toml_comes_first_and_env_beats_the_file(project: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("jbos = 4\n", "unknown option 'jbos' for harken scan"),
+        ("jbos = 4\n", "unknown option 'jbos' for harken scan; did you mean 'jobs'?"),
+        ("[train]\nmebmers = 'svm'\n", "unknown option 'mebmers' for harken train; did you mean"),
         ("[nonsense]\nx = 1\n", "[nonsense] is not a harken command"),
         ("jobs = \n", "cannot read"),
         ("jobs = true\n", "True is not a number"),  # not 1 job
@@ -63,6 +64,13 @@ def test_bad_config_is_a_usage_error(project: Path, text: str, message: str) -> 
     (project / "harken.toml").write_text(text)
     code, _, err = scan(str(project / "audio"))
     assert code == EXIT_USAGE and message in err
+
+
+def test_a_rule_given_as_one_string_is_one_rule(project: Path) -> None:
+    # (was "Value must be an iterable": a list of one was needed)
+    (project / "harken.toml").write_text('fail-on = "status == ok"\n')
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_RULES and "status == ok" in err
 
 
 def test_config_show_names_the_source_of_each_setting(project: Path) -> None:

@@ -329,3 +329,18 @@ def test_read_file_list_keeps_non_utf8_names(tmp_path: Path) -> None:
 def test_walk_yields_only_files_below_the_root(tmp_path: Path) -> None:
     touch(tmp_path, "outside.wav", "root/inside.wav")
     assert list(walk(str(tmp_path / "root"))) == [os.path.join(tmp_path / "root", "inside.wav")]
+
+
+def test_an_audio_file_given_as_the_list_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from analyzer.errors import UsageError
+
+    audio = tmp_path / "take.wav"
+    sf.write(audio, np.zeros(1600, dtype=np.float32), 16000)
+    with pytest.raises(UsageError, match=r"take\.wav is an audio file, not a list of paths"):
+        read_file_list(str(audio))  # split at its NUL bytes, it made dozens of rows
+    listing = tmp_path / "list0"
+    listing.write_bytes(b"RIFF.wav\0b.wav\0")  # a list that starts as a WAV does
+    assert read_file_list(str(listing)) == ["RIFF.wav", "b.wav"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -106,6 +107,19 @@ def test_bad_rules_point_at_the_mistake(rule: str, points_at: int) -> None:
         parse_rule(rule)
     caret_line = str(caught.value).splitlines()[-1]
     assert caret_line.index("^") - 2 == points_at
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("confidence < 0.5 and", "expected a field, found 'the end'"),
+        ("label = noise", "unexpected character '=' (equality is ==)"),
+        ("path == a/x.wav", "quote a value that holds it"),
+    ],
+)
+def test_bad_rules_say_what_was_meant(rule: str, says: str) -> None:
+    with pytest.raises(RuleError, match=re.escape(says)):
+        parse_rule(rule)
 
 
 def test_rules_record_the_values_they_compare_with() -> None:

@@ -99,7 +99,7 @@ def test_train_json_report_has_every_score(labeled: Path, tmp_path: Path) -> Non
     assert len(ensemble["confusion"]) == 3 and sum(map(sum, ensemble["confusion"])) == 18
     assert ensemble["balanced_accuracy"] >= 0.8
     assert report["fold_source"] == "files"
-    assert "WARNING: no groups given" in err
+    assert "WARNING: no groups (" in err
     calibration = report["calibration"]
     assert 0.2 <= calibration["temperature"] <= 5.0
     assert 0.0 <= calibration["error"] <= calibration["error_before"]
@@ -231,7 +231,7 @@ def test_a_class_called_unknown_is_refused(labeled: Path, tmp_path: Path) -> Non
     [
         ("group", lambda i, _: "" if i % 3 else f"g{i}", "12 of 18 clips have no group"),
         ("pattern", "^(rec[01])_", "--group-pattern matched 12 of 18 file names"),
-        ("pattern", "^(nothing)?", "WARNING: no groups given"),
+        ("pattern", "^(nothing)?", "'^(nothing)?' matched none of the 18 file names"),
         ("label", None, "differ only in case"),
     ],
 )
