@@ -74,7 +74,9 @@ class SegmentSpec:
     ) -> SegmentSpec:
         """A checked spec; ``hop`` defaults to half the window. Raises ``ValueError``."""
         hop = window / 2 if hop is None else hop
-        if not math.isfinite(window) or window < MIN_WINDOW:
+        if not math.isfinite(window):
+            raise ValueError(f"the window must be a finite number of seconds, not {window:g}")
+        if window < MIN_WINDOW:
             raise ValueError(f"the window must be at least {MIN_WINDOW:g} s, not {window:g}")
         if not math.isfinite(hop) or not MIN_HOP <= hop <= window:
             raise ValueError(

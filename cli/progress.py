@@ -18,6 +18,8 @@ from rich.progress import (
 
 #: Seconds between plain progress lines when stderr is not a terminal.
 PLAIN_INTERVAL = 5.0
+#: Seconds of results (from the first analyzed file) before a rate is shown.
+STEADY_SECONDS = 2.0
 
 
 class ScanProgress:
@@ -28,8 +30,8 @@ class ScanProgress:
         self.total = total
         self.done = self.cached = self.failed = 0
         self.enabled = enabled and total > 0
-        self._start = time.monotonic()
-        self._last_line = self._start
+        self._last_line = time.monotonic()
+        self._first_analyzed: float | None = None
         self._bar: Progress | None = None
         self._task: Any = None
         if self.enabled and console.is_terminal:
@@ -65,13 +67,23 @@ class ScanProgress:
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self._start
-        return (self.done - self.cached) / elapsed if elapsed > 0 else 0.0
+        """Files analyzed a second since the first one came back (the pool's
+        start and the model's load before it are not the scan's pace, and
+        made the first line's ETA minutes for seconds of work); 0 until
+        ``STEADY_SECONDS`` have passed since then."""
+        if self._first_analyzed is None:
+            return 0.0
+        elapsed = time.monotonic() - self._first_analyzed
+        if elapsed < STEADY_SECONDS:
+            return 0.0
+        return (self.done - self.cached - 1) / elapsed
 
     def advance(self, *, cached: bool, failed: bool) -> None:
         self.done += 1
         self.cached += cached
         self.failed += failed
+        if not cached and self._first_analyzed is None:
+            self._first_analyzed = time.monotonic()
         if not self.enabled:
             return
         if self._bar is not None:
@@ -80,7 +92,7 @@ class ScanProgress:
                 advance=1,
                 cached=self.cached,
                 failed=self.failed,
-                rate=f"{self.rate:.1f} files/s",
+                rate=_per_second(self.rate),
             )
             return
         now = time.monotonic()
@@ -91,9 +103,14 @@ class ScanProgress:
     def line(self) -> str:
         """A plain progress line for logs."""
         left = self.total - self.done
-        eta = f"{left / self.rate:.0f} s" if self.rate > 0 else "?"
+        rate = self.rate
+        eta = f"{left / rate:.0f} s" if rate > 0 else "?"
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         return (
             f"{stamp} {self.done}/{self.total} done, {self.cached} cached,"
-            f" {self.failed} failed, {self.rate:.1f} files/s, ETA {eta}"
+            f" {self.failed} failed, {_per_second(rate)}, ETA {eta}"
         )
+
+
+def _per_second(rate: float) -> str:
+    return f"{rate:.1f} files/s" if rate > 0 else "? files/s"

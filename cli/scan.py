@@ -81,9 +81,11 @@ def room_for_a_file(max_memory: int | None) -> int | None:
     """``--max-memory``, if any file fits under it: decoding and the features
     need ``BASE_MEMORY`` whatever the file (under it, even loading the
     resampler failed, and every file was an internal error)."""
-    from analyzer.decode import BASE_MEMORY
+    if max_memory is None:
+        return None
+    from analyzer.decode import BASE_MEMORY  # (numpy and libsndfile: only when asked)
 
-    if max_memory is not None and max_memory <= BASE_MEMORY:
+    if max_memory <= BASE_MEMORY:
         raise click.BadParameter(
             f"{max_memory / 2**20:.3g} MiB leaves no room for any file: decoding and"
             f" the features need about {BASE_MEMORY >> 20} MiB plus 16 kB per second"
@@ -105,8 +107,10 @@ def output_format(asked: str | None, output: str | None) -> str:
     if output:
         suffix = os.path.splitext(output)[1].lower()
         if suffix not in SUFFIX_FORMATS:
+            junit = " (a JUnit report goes to --junit FILE)" if suffix == ".xml" else ""
             raise click.BadParameter(
-                f"cannot tell the format of {output!r}; add --format", param_hint="--output"
+                f"cannot tell the format of {output!r}; add --format{junit}",
+                param_hint="--output",
             )
         return SUFFIX_FORMATS[suffix]
     return "table"

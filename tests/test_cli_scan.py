@@ -210,6 +210,10 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     assert run(str(audio_dir), "--timeout", "nan")[0] == EXIT_USAGE  # passes every bound
     assert run(str(audio_dir), "--max-duration", "nan")[0] == EXIT_USAGE
     assert run(str(audio_dir), "-o", str(tmp_path / "x.txt"))[0] == EXIT_USAGE
+    code, _, err = run(str(audio_dir), "-o", str(tmp_path / "report.xml"))
+    assert code == EXIT_USAGE and "a JUnit report goes to --junit FILE" in err
+    code, _, err = run(str(audio_dir), "--segments", "inf")
+    assert code == EXIT_USAGE and "a finite number of seconds, not inf" in err
     assert run(str(audio_dir), "-f", "table", "-o", str(tmp_path / "x.json"))[0] == EXIT_USAGE
     pickle_model = tmp_path / "model.pkl"
     pickle_model.write_bytes(b"\x80\x04K\x01.")
@@ -239,6 +243,27 @@ def test_plain_progress_lines_when_not_a_terminal(
     assert len(lines) == 5 and lines[-1].split()[2] == "5/5"
     _, _, err = run(str(audio_dir), "-j", "1", "-q")
     assert err == ""
+
+
+def test_the_eta_counts_from_the_first_result_not_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool's start and the model's load took 5 s: the first line said
+    # "1/100 done, 0.2 files/s, ETA 521 s" for a scan over seconds later.
+    from rich.console import Console
+
+    from cli.progress import ScanProgress
+
+    clock = [100.0]
+    monkeypatch.setattr("cli.progress.time.monotonic", lambda: clock[0])
+    progress = ScanProgress(Console(file=io.StringIO()), 100, enabled=True)
+    clock[0] += 5.0
+    progress.advance(cached=False, failed=False)
+    assert "1/100 done" in progress.line() and "? files/s, ETA ?" in progress.line()
+    for _ in range(6):  # six more over the next 3 s
+        clock[0] += 0.5
+        progress.advance(cached=False, failed=False)
+    assert "2.0 files/s, ETA 46 s" in progress.line()
 
 
 def test_examples_are_labeled_right() -> None:
