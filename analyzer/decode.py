@@ -93,6 +93,9 @@ def open_error(path: str, exc: Exception) -> DecodeError:
     if st.st_size == 0:
         return DecodeError("empty", f"{path}: the file is empty (0 bytes)")
     detail = str(exc).split(":")[-1].strip() or type(exc).__name__
+    if "does not exist or is not a regular file" in detail:
+        # libsndfile's words for some short or damaged files, which do exist
+        detail = "libsndfile found no audio format it knows"
     return DecodeError("unsupported", f"{path}: not a readable audio file ({detail})")
 
 

@@ -658,13 +658,13 @@ def _report_changes(console: Console, changes: Changes, limit: int = 20) -> None
         f"baseline: {len(changes.new)} new, {len(changes.removed)} removed,"
         f" {len(changes.moved)} moved, {len(changes.changed)} relabeled"
     )
-    lines = [f"  new      {displayed(p)}" for p in changes.new]
-    lines += [f"  removed  {displayed(p)}" for p in changes.removed]
+    lines = [f"  new       {displayed(p)}" for p in changes.new]
+    lines += [f"  removed   {displayed(p)}" for p in changes.removed]
     for move in changes.moved:
         paths = f"{displayed(move.old_path)} -> {displayed(move.new_path)}"
         labels = f"{move.old_label} -> {move.new_label}"
         lines.append(
-            f"  moved    {paths}" + (f": {labels}" if move.old_label != move.new_label else "")
+            f"  moved     {paths}" + (f": {labels}" if move.old_label != move.new_label else "")
         )
     lines += [f"  relabeled {displayed(p)}: {old} -> {now}" for p, old, now in changes.changed]
     for line in lines[:limit]:

@@ -497,3 +497,14 @@ def test_a_file_that_is_only_its_header_is_cut_short_by_all_it_declares(
     with pytest.raises(DecodeError, match=r"declares 2\.00 s of audio, it holds 0\.00 s") as caught:
         run(cut)
     assert caught.value.kind == "truncated"
+
+
+def test_a_file_libsndfile_cannot_place_is_not_said_to_be_missing(tmp_path: Path) -> None:
+    whole = write(tmp_path / "whole.mp3", noise(2.0, seed=15), format="MP3")
+    stub = tmp_path / "stub.mp3"
+    stub.write_bytes(whole.read_bytes()[:200])
+    with pytest.raises(DecodeError) as caught:
+        run(stub)
+    assert caught.value.kind == "unsupported"
+    # libsndfile's own words were "File does not exist or is not a regular file"
+    assert "does not exist" not in str(caught.value)

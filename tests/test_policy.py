@@ -276,7 +276,7 @@ def test_baseline_reports_a_renamed_file_as_moved(folder: Path, tmp_path: Path) 
     code, _, err = run(str(folder), "-j", "1", "--baseline", str(before))
     assert code == 0
     assert "baseline: 0 new, 0 removed, 1 moved, 0 relabeled" in err
-    assert f"moved    {folder / 'sub' / 'notes.wav'} -> {folder / 'notes-renamed.wav'}" in err
+    assert f"moved     {folder / 'sub' / 'notes.wav'} -> {folder / 'notes-renamed.wav'}" in err
     code, _, _ = run(str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change")
     assert code == EXIT_RULES  # a rename is a change of the data set
 
