@@ -59,11 +59,11 @@ class Changes:
 
 def _entry(record: dict[str, object]) -> Entry:
     outcome = next(
-        (value for value in (record.get("label"), record.get("status")) if isinstance(value, str)),
+        (v for v in (record.get("label"), record.get("status")) if isinstance(v, str) and v),
         "?",
     )
     digest = record.get("content_hash")
-    return Entry(outcome or "?", digest if isinstance(digest, str) and digest else None)
+    return Entry(outcome, digest if isinstance(digest, str) and digest else None)
 
 
 def load_baseline(path: str | Path) -> dict[str, Entry]:

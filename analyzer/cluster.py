@@ -204,7 +204,7 @@ def _start_local(workers: int) -> LocalCluster:
                 silence_logs=logging.CRITICAL,
                 preload=[__name__],  # ``dask_setup``, in every worker, new ones too
             )
-        except Exception:
+        except BaseException:
             if not arrived:
                 raise
             _abandon(set(SpecCluster._instances) - before)
@@ -251,7 +251,8 @@ def _signals_held() -> Iterator[list[int]]:
 
     if threading.current_thread() is threading.main_thread():
         for signum in HELD_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
+            # (None: a handler set outside Python, which could not be put back)
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
                 previous[signum] = signal.signal(signum, hold)
     try:
         yield arrived

@@ -127,11 +127,14 @@ def cut_data(audio: sf.SoundFile) -> tuple[int, int] | None:
 
 def declared_seconds(audio: sf.SoundFile, declared: int, present: int) -> float | None:
     """The seconds ``declared`` bytes of ``audio``'s data hold (``present``
-    bytes holding ``audio.frames``), or ``None`` when nothing tells."""
-    if frame := _frames_in_bytes(audio, 1):
-        return declared / frame / audio.samplerate
-    if present > 0:
+    bytes holding ``audio.frames``), or ``None`` when nothing tells.
+
+    In proportion to what is there; with nothing there, by the size of a PCM
+    sample (a compressed subtype's block holds hundreds of frames)."""
+    if present > 0 and audio.frames > 0:
         return audio.frames / audio.samplerate * declared / present
+    if sample := _SAMPLE_BYTES.get(audio.subtype, 0):
+        return declared / (sample * audio.channels) / audio.samplerate
     return None
 
 
@@ -146,11 +149,9 @@ _SAMPLE_BYTES = {
 
 
 def _frames_in_bytes(audio: sf.SoundFile, frames: int) -> int:
-    """``frames`` of a PCM file in bytes, by the block size its header logs or
-    its subtype (0 when neither tells)."""
-    if match := _BLOCK_ALIGN.search(audio.extra_info):
-        return frames * int(match[1])
-    return frames * _SAMPLE_BYTES.get(audio.subtype, 0) * audio.channels
+    """``frames`` of a PCM file in bytes, by the block size its header logs (else 0)."""
+    match = _BLOCK_ALIGN.search(audio.extra_info)
+    return frames * int(match[1]) if match else 0
 
 
 def ogg_is_complete(path: str) -> bool:

@@ -81,8 +81,16 @@ def walk(
     unlisted: list[str] = []
 
     def cannot_list(exc: OSError) -> None:
-        if exc.filename is not None:
-            unlisted.append(os.fsdecode(exc.filename))
+        # Not a folder gone since it was listed, or one that cannot be stat'ed.
+        if isinstance(exc, PermissionError) and exc.filename is not None:
+            folder = os.fsdecode(exc.filename)
+            try:
+                st = os.stat(folder)
+            except OSError:
+                return
+            if (st.st_dev, st.st_ino) not in seen:  # (not again through a symlink)
+                seen.add((st.st_dev, st.st_ino))
+                unlisted.append(folder)
 
     for folder, dirs, files in os.walk(root, onerror=cannot_list, followlinks=True):
         try:
@@ -103,12 +111,23 @@ def walk(
     # A folder that cannot be listed (no permission) is given as it is: the
     # scan gives it a row saying so, where it would silently be left out.
     for folder in unlisted:
-        rel = os.path.relpath(folder, root)
-        if not (exclude and _matches(rel, os.path.basename(folder), exclude)):
+        rel, name = os.path.relpath(folder, root), os.path.basename(folder)
+        # ``--exclude 'lost+found/*'`` (what it holds) leaves out the folder too
+        if not (exclude and (_matches(rel, name, exclude) or _matches(rel + "/", name, exclude))):
             yield folder
 
 
+#: How the audio files most likely given by mistake begin.
+AUDIO_MAGIC = (b"RIFF", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b"ID3", b".snd")
+
+
 def _is_audio(path: str) -> bool:
+    """Whether ``path`` is an audio file libsndfile reads. Only a file that
+    begins like one is asked (soundfile imports numpy, which a cached rerun
+    does without)."""
+    with open(path, "rb") as handle:
+        if not handle.read(4).startswith(AUDIO_MAGIC):
+            return False
     import soundfile
 
     try:

@@ -63,8 +63,27 @@ PREFIXED = frozenset({"probabilities", "votes", "error", "fraction"})
 #: Fields whose values are words: ``<`` and friends would never be true.
 TEXT_FIELDS = frozenset({"status", "label", "model", "path", "content_hash", "format", "subtype"})
 TEXT_PREFIXES = ("votes.", "error.")
+#: soundfile's names for libsndfile's formats and subtypes (written out: importing
+#: soundfile imports numpy, which a cached rerun does without).
+FORMATS = (
+    *("AIFF", "AU", "AVR", "CAF", "FLAC", "HTK", "IRCAM", "MAT4", "MAT5", "MP3", "MPC2K"),
+    *("NIST", "OGG", "PAF", "PVF", "RAW", "RF64", "SD2", "SDS", "SVX", "VOC", "W64"),
+    *("WAV", "WAVEX", "WVE", "XI"),
+)
+SUBTYPES = (
+    *("ALAC_16", "ALAC_20", "ALAC_24", "ALAC_32", "ALAW", "DOUBLE", "DPCM_16", "DPCM_8"),
+    *("DWVW_12", "DWVW_16", "DWVW_24", "DWVW_N", "FLOAT", "G721_32", "G723_24", "G723_40"),
+    *("GSM610", "IMA_ADPCM", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "MS_ADPCM"),
+    *("NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32", "OPUS", "PCM_16", "PCM_24", "PCM_32"),
+    *("PCM_S8", "PCM_U8", "ULAW", "VORBIS", "VOX_ADPCM"),
+)
 #: The words these fields can hold; a rule naming another one is a typo.
-KNOWN_VALUES = {"status": STATUSES, "error.kind": ERROR_KINDS}
+KNOWN_VALUES = {
+    "status": STATUSES,
+    "error.kind": ERROR_KINDS,
+    "format": FORMATS,
+    "subtype": SUBTYPES,
+}
 #: Fields holding libsndfile's names, which are upper case: ``wav`` means ``WAV``.
 LIBSNDFILE_NAMES = ("format", "subtype")
 #: Prefixes whose record key differs from the name in rules.
@@ -128,18 +147,6 @@ def _number(text: str) -> float | None:
 
 def _is_text(field: str) -> bool:
     return field in TEXT_FIELDS or field.startswith(TEXT_PREFIXES)
-
-
-def _known_values(field: str) -> tuple[str, ...] | None:
-    """The words ``field`` can hold, when they are known up front."""
-    if field in LIBSNDFILE_NAMES:
-        import soundfile
-
-        names = (
-            soundfile.available_formats() if field == "format" else soundfile.available_subtypes()
-        )
-        return tuple(sorted(names))
-    return KNOWN_VALUES.get(field)
 
 
 def _same(got: Any, value: str) -> bool:
@@ -266,11 +273,12 @@ class _Parser:
         elif kind != "word":
             self.fail(pos, f"expected a value, found {value or 'the end'!r}")
         if field is not None:
+            typed = value
             if field in LIBSNDFILE_NAMES:
                 value = value.upper()
-            known = _known_values(field)
+            known = KNOWN_VALUES.get(field)
             if known is not None and value not in known:
-                self.fail(pos, f"unknown {field} {value!r}; it is one of {', '.join(known)}")
+                self.fail(pos, f"unknown {field} {typed!r}; it is one of {', '.join(known)}")
             if not _is_text(field) and _number(value) is None:
                 self.fail(pos, f"{field} holds a number; {value!r} is not one")
             self.values.append((field, value))

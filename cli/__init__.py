@@ -47,11 +47,12 @@ class HarkenGroup(click.Group):
     variable or a config file says which one.
     """
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         try:
-            return super().main(*args, **kwargs)
+            return super().main(args, *rest, **kwargs)
         except SystemExit as exc:
-            _quiet_wind_down(exc.code)
+            if args is None:  # the program itself (its arguments from sys.argv), not a caller
+                _quiet_wind_down(exc.code)
             raise
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

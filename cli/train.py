@@ -173,7 +173,7 @@ def train_command(
             " --min-confidence; give that class another name"
         )
     err = make_console(stderr=True)
-    if not dataset.grouped and not dataset.folded and not folds_from:
+    if not dataset.grouped and not dataset.folded and not folds_from and not group_pattern:
         err.print(
             "WARNING: no groups (a manifest 'group' column, or a --group-pattern that"
             " matches file names): clips"

@@ -633,14 +633,20 @@ def test_what_harken_may_not_read_gets_its_row_and_the_batch_goes_on(
         )
         listed = dict(line.split("\t")[::-1] for line in dry.stdout.splitlines())
         assert listed[str(denied)] == listed[str(root / "closed")] == "permission"  # as the scan
-        excluded = subprocess.run(
-            [*harken, str(root), *options, "--dry-run", "--exclude", "closed"],
-            capture_output=True,
-            text=True,
-            timeout=120,
+        (root / "link").symlink_to(root / "closed")  # the same folder: one row
+        for exclude in ("closed", "closed/*"):  # the folder, or what it holds
+            excluded = subprocess.run(
+                [*harken, str(root), *options, "--dry-run", "--exclude", exclude],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert str(root / "closed") not in excluded.stdout
+            assert str(root / "good.wav") in excluded.stdout
+        again = subprocess.run(
+            [*harken, str(root), *options, "--dry-run"], capture_output=True, text=True, timeout=120
         )
-        assert str(root / "closed") not in excluded.stdout
-        assert str(root / "good.wav") in excluded.stdout
+        assert again.stdout.count("permission") == 2  # denied.wav, and closed once
     finally:
         denied.chmod(stat.S_IRUSR | stat.S_IWUSR)
         (root / "closed").chmod(stat.S_IRWXU)

@@ -415,7 +415,8 @@ def ctrl_c_in_the_wind_down():
 signal.signal(signal.SIGINT, signal.default_int_handler)
 threading._register_atexit(ctrl_c_in_the_wind_down)
 print("scanned", flush=True)
-main(["scan", sys.argv[1], "-q", "-f", "jsonl", "--no-cache"])
+sys.argv = ["harken", "scan", sys.argv[1], "-q", "-f", "jsonl", "--no-cache"]
+main()  # as the program runs it (a caller's main([...]) is left alone)
 """
 
 

@@ -508,3 +508,17 @@ def test_a_file_libsndfile_cannot_place_is_not_said_to_be_missing(tmp_path: Path
     assert caught.value.kind == "unsupported"
     # libsndfile's own words were "File does not exist or is not a regular file"
     assert "does not exist" not in str(caught.value)
+
+
+@pytest.mark.parametrize("subtype", ["IMA_ADPCM", "GSM610"])
+def test_a_compressed_wav_cut_in_half_declares_its_whole_length(
+    tmp_path: Path, subtype: str
+) -> None:
+    # A block of these holds hundreds of frames: by the block size, 4 s read as 0.004 s.
+    path = write(tmp_path / "whole.wav", noise(4.0, seed=16), subtype=subtype)
+    whole = path.read_bytes()
+    cut = tmp_path / "half.wav"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DecodeError, match=r"declares 4\.\d\d s of audio, it holds 2\.") as caught:
+        run(cut)
+    assert caught.value.kind == "truncated"

@@ -265,8 +265,12 @@ def test_a_baseline_that_is_not_a_result_file_is_refused_clearly(
 
 def test_a_baseline_record_without_a_text_label_counts_by_its_status(tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.jsonl"
-    baseline.write_text('{"path": "a.wav", "label": ["x"], "status": "ok"}\n')
-    assert load_baseline(baseline)["a.wav"].outcome == "ok"
+    baseline.write_text(
+        '{"path": "a.wav", "label": ["x"], "status": "ok"}\n'
+        '{"path": "b.wav", "label": "", "status": "error"}\n'
+    )
+    entries = load_baseline(baseline)
+    assert entries["a.wav"].outcome == "ok" and entries["b.wav"].outcome == "error"
 
 
 def test_baseline_reports_a_renamed_file_as_moved(folder: Path, tmp_path: Path) -> None:
@@ -414,3 +418,12 @@ def test_the_readme_lists_every_error_kind() -> None:
     paragraph = readme[readme.index("Error kinds:") :].split("\n\n")[0]
     documented = re.findall(r"`([a-z_]+)`(?: \(|,| and)", paragraph)
     assert sorted(set(documented)) == sorted(ERROR_KINDS)
+
+
+def test_the_formats_and_subtypes_rules_know_are_soundfiles() -> None:
+    import soundfile
+
+    from analyzer.policy import FORMATS, SUBTYPES
+
+    assert set(soundfile.available_formats()) <= set(FORMATS)
+    assert set(soundfile.available_subtypes()) <= set(SUBTYPES)
