@@ -82,27 +82,21 @@ class HarkenGroup(click.Group):
                 raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
-_exit_status: list[int] = []  # the last command's, once it is decided
-
-
 def _quiet_wind_down(code: object) -> None:
-    """Once a command is done, a Ctrl-C while Python winds down (joining the
-    pool's threads, in loky's exit hook) ends the process with the exit code
-    already decided; it printed a traceback. The hook runs at the start of
-    that wind-down: ``threading``'s exit hooks run newest first, before its
-    threads are joined, and loky's was registered when the pool was first used.
+    """Once the program's command is done, a Ctrl-C while Python winds down
+    (joining the pool's threads, in loky's exit hook) ends the process with
+    the exit code already decided; it printed a traceback. The hook runs at
+    the start of that wind-down: ``threading``'s exit hooks run newest first,
+    before its threads are joined, and loky's was registered when the pool
+    was first used.
     """
     status = code if isinstance(code, int) else 0 if code is None else 1
-    if _exit_status:
-        _exit_status[0] = status
-        return
-    _exit_status.append(status)
 
     def exit_now(signum: int, frame: object) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        os._exit(_exit_status[0])
+        os._exit(status)
 
     def on_wind_down() -> None:
         with contextlib.suppress(ValueError):  # not the main thread
