@@ -230,17 +230,22 @@ def _abandon(clusters: set[Any]) -> None:
 
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Most seconds a signal is held back: then it goes through, as a second one
+#: does. (distributed 2025.1 waits for ever on a worker killed as it starts.)
+HOLD_LIMIT = 5.0
 
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[list[int]]:
     """Hold back SIGINT and SIGTERM for the duration: the list gets the first
-    that arrives, which the caller delivers. A second goes to the handler in
-    place before (an escape if the body hangs). A signal ignored is left
-    ignored; outside the main thread, where handlers cannot be set, nothing
-    is held back."""
+    that arrives, which the caller delivers. A second, or the first after
+    ``HOLD_LIMIT`` seconds, goes to the handler in place before (an escape if
+    the body hangs). A signal ignored is left ignored; outside the main
+    thread, where handlers cannot be set, nothing is held back."""
     arrived: list[int] = []
     previous: dict[int, Any] = {}
+    main = threading.main_thread().ident
+    timer: list[threading.Timer] = []
 
     def hold(signum: int, frame: Any) -> None:
         if arrived:
@@ -248,6 +253,11 @@ def _signals_held() -> Iterator[list[int]]:
             signal.raise_signal(signum)
         else:
             arrived.append(signum)
+            # to the main thread itself, so that its wait is interrupted
+            late = threading.Timer(HOLD_LIMIT, signal.pthread_kill, (main, signum))
+            late.daemon = True
+            late.start()
+            timer.append(late)
 
     if threading.current_thread() is threading.main_thread():
         for signum in HELD_SIGNALS:
@@ -257,6 +267,8 @@ def _signals_held() -> Iterator[list[int]]:
     try:
         yield arrived
     finally:
+        for late in timer:
+            late.cancel()
         _restore(previous)
 
 
