@@ -21,6 +21,7 @@ import soundfile as sf
 import soxr
 
 from analyzer.errors import DecodeError
+from analyzer.flac import samples_held
 from analyzer.quality import SignalMeter
 from analyzer.results import SignalFacts
 
@@ -212,9 +213,11 @@ _LIBSNDFILE_READ = (
 )
 
 
-def read_block(audio: sf.SoundFile, frames: int) -> np.ndarray:
+def read_block(audio: sf.SoundFile, frames: int) -> tuple[np.ndarray, Exception | None]:
     """Up to ``frames`` frames from where the last read stopped, float32,
-    ``[shape=(frames, channels)]``; none at the end.
+    ``[shape=(frames, channels)]``; none at the end. With them, the error
+    that stopped the read early, if one did: the frames decoded before it
+    come all the same.
 
     Not ``SoundFile.read``: to keep its read and write positions together it
     seeks after every read. On an MP3 that seek makes libmpg123 decode again
@@ -226,12 +229,18 @@ def read_block(audio: sf.SoundFile, frames: int) -> np.ndarray:
     """
     handle = getattr(audio, "_file", None)
     if not _LIBSNDFILE_READ or handle is None:
-        return audio.read(frames, dtype="float32", always_2d=True)
+        try:
+            return audio.read(frames, dtype="float32", always_2d=True), None
+        except Exception as exc:  # libsndfile raises a plain error for a damaged stream
+            return np.empty((0, audio.channels), dtype=np.float32), exc
     out = np.empty((frames, audio.channels), dtype=np.float32)
     pointer = sf._ffi.cast("float *", out.ctypes.data)
     got = sf._snd.sf_readf_float(handle, pointer, frames)
-    sf._error_check(sf._snd.sf_error(handle))
-    return out[: max(got, 0)]
+    try:
+        sf._error_check(sf._snd.sf_error(handle))
+    except Exception as exc:
+        return out[: max(got, 0)], exc
+    return out[: max(got, 0)], None
 
 
 def _openable(path: str) -> str | BinaryIO:
@@ -320,29 +329,38 @@ def decode(
             else None
         )
         while True:
-            try:
-                block = read_block(audio, BLOCK_FRAMES)
-            except Exception as exc:  # a damaged stream fails mid-read
-                raise DecodeError(
-                    "corrupt", f"{path}: decoding failed after {meter.frames / rate:.2f} s ({exc})"
-                ) from None
-            if block.shape[0] == 0:
+            block, failure = read_block(audio, BLOCK_FRAMES)
+            if block.shape[0] == 0 and failure is None:
                 break
-            if not np.isfinite(block).all() or np.abs(block).max() > MAX_SAMPLE_MAGNITUDE:
+            peak = np.abs(block).max(initial=0.0)
+            if not np.isfinite(block).all() or peak > MAX_SAMPLE_MAGNITUDE:
                 raise DecodeError(
                     "invalid_samples",
                     f"{path}: the audio holds NaN, infinite or absurdly large samples",
                 )
-            mono = block.mean(axis=1) if channels > 1 else block[:, 0]
-            meter.update(block, mono)
-            sink(resampler.resample_chunk(mono) if resampler else mono.copy())
+            if block.shape[0]:
+                mono = block.mean(axis=1) if channels > 1 else block[:, 0]
+                meter.update(block, mono)
+                sink(resampler.resample_chunk(mono) if resampler else mono.copy())
+            if failure is not None:  # a damaged stream fails mid-read
+                if audio.format == "FLAC" and 0 < declared <= meter.frames:
+                    break  # every sample there; what follows (an ID3v1 tag, say) is not audio
+                if audio.format == "FLAC" and (held := samples_held(path, declared)) is not None:
+                    raise DecodeError("truncated", _cut_short(path, seconds, held / rate))
+                raise DecodeError(
+                    "corrupt",
+                    f"{path}: decoding failed after {meter.frames / rate:.2f} s ({failure})",
+                )
         if resampler is not None:
             sink(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         if (
             audio.format == "MP3"
             and meter.frames < MP3_SHORTFALL * declared
             and mp3_declares_length(path)
-        ):
+        ) or (audio.format == "FLAC" and meter.frames < declared):
+            # (STREAMINFO counts every sample; libFLAC passes over a cut
+            # between two frames without an error, and fills a gap in the
+            # middle with silence)
             raise DecodeError("truncated", _cut_short(path, seconds, meter.frames / rate))
         if audio.format == "OGG" and not ogg_is_complete(path):
             raise DecodeError(

@@ -253,7 +253,27 @@ DAMAGED = [
         note="an odd data size whose pad byte is missing loses nothing",
         frames=16000,
     ),
-    error("truncated-flac", "damaged/truncated.flac", truncated(GOOD_FLAC), "corrupt"),
+    error("truncated-flac", "damaged/truncated.flac", truncated(GOOD_FLAC), "truncated"),
+    error(
+        "flac-cut-between-frames",
+        "damaged/cut-between-frames.flac",
+        raw(flac_claiming_frames(GOOD_FLAC, 48000)),  # what a cut at a frame's start leaves
+        "truncated",
+    ),
+    error(
+        "flac-damaged-in-the-middle",
+        "damaged/damaged-middle.flac",
+        raw(GOOD_FLAC[: len(GOOD_FLAC) // 2] + bytes(200) + GOOD_FLAC[len(GOOD_FLAC) // 2 + 200 :]),
+        "corrupt",
+    ),
+    ok(
+        "flac-with-an-id3v1-tag",
+        "damaged/id3v1-tag.flac",
+        raw(GOOD_FLAC + b"TAG" + bytes(125)),
+        note="libFLAC stumbles on the tag after the last frame; every sample is there",
+        format="FLAC",
+        frames=32000,
+    ),
     # The complete pages before the cut decode, but the last page (flagged
     # end-of-stream) is missing.
     error("truncated-ogg", "damaged/truncated.ogg", truncated(LONG_OGG), "truncated"),
@@ -585,6 +605,10 @@ def test_specific_messages(tree: Path, scans: Callable[[str], Scan]) -> None:
     assert "declares 1.00 s of audio, it holds 0.50 s" in row["error"]["message"]
     row = result.row(str(tree / "damaged" / "last-ms.wav"))
     assert "declares 1.0000 s of audio, it holds 0.9938 s" in row["error"]["message"]
+    row = result.row(str(tree / "damaged" / "cut-between-frames.flac"))
+    assert "declares 3.00 s of audio, it holds 2.00 s" in row["error"]["message"]
+    row = result.row(str(tree / "damaged" / "damaged-middle.flac"))
+    assert "decoding failed after 0.77 s" in row["error"]["message"]
 
 
 # --- Tests: outside the shared folder -----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import soundfile as sf
 
 from analyzer.decode import BLOCK_FRAMES, Decoded, decode_signal, ogg_is_complete
 from analyzer.errors import DecodeError, HarkenError
+from analyzer.flac import samples_held
 from analyzer.quality import SignalMeter, to_dbfs
 from analyzer.results import SignalFacts
 
@@ -522,3 +524,51 @@ def test_a_compressed_wav_cut_in_half_declares_its_whole_length(
     with pytest.raises(DecodeError, match=r"declares 4\.\d\d s of audio, it holds 2\.") as caught:
         run(cut)
     assert caught.value.kind == "truncated"
+
+
+@pytest.mark.parametrize("libsndfile_read", [True, False], ids=["own-read", "soundfile-read"])
+@pytest.mark.parametrize(
+    ("rate", "channels", "subtype"),
+    [(16000, 1, "PCM_16"), (44100, 2, "PCM_24"), (8000, 1, "PCM_S8")],
+)
+def test_a_flac_cut_anywhere_is_cut_short_and_holds_its_whole_frames(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    libsndfile_read: bool,
+    rate: int,
+    channels: int,
+    subtype: str,
+) -> None:
+    # libsndfile said "flac decoder lost sync" (kind corrupt) after 0.00 s, or,
+    # cut between two frames, nothing at all (kind ok).
+    import analyzer.decode
+
+    monkeypatch.setattr(analyzer.decode, "_LIBSNDFILE_READ", libsndfile_read)
+    signal = np.stack([noise(3.0, rate, seed=17 + c) for c in range(channels)], axis=1)
+    whole = write(tmp_path / "whole.flac", signal, rate, subtype=subtype).read_bytes()
+    cut = tmp_path / "cut.flac"
+    for share in (0.1, 0.5, 0.9, 0.999):  # noise does not compress: bytes go with seconds
+        cut.write_bytes(whole[: int(len(whole) * share)])
+        with pytest.raises(DecodeError, match=r"declares 3\.00 s of audio") as caught:
+            run(cut)
+        assert caught.value.kind == "truncated"
+        held = float(re.search(r"it holds (\d+\.\d+) s", str(caught.value))[1])  # type: ignore[index]
+        assert 3 * share - 0.6 <= held <= 3 * share + 0.05  # a frame: 4096 samples, 0.5 s at 8 kHz
+
+
+def test_how_much_of_a_flac_stream_a_file_holds(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.flac", noise(2.0, seed=18), format="FLAC")
+    whole = path.read_bytes()
+    assert samples_held(str(path), 32000) is None  # its final frame is whole
+    assert samples_held(str(path), 48000) == 32000  # STREAMINFO counts more than there is
+    assert samples_held(str(path), 0) is None  # a length not known
+    path.write_bytes(whole + b"TAG" + bytes(125))  # an ID3v1 tag after the last frame
+    assert samples_held(str(path), 32000) is None
+    path.write_bytes(whole + bytes(100_000))  # no frame in the tail: it does not tell
+    assert samples_held(str(path), 32000) is None
+    path.write_bytes(whole[: whole.index(b"\xff\xf8")])  # the metadata, no frame
+    assert samples_held(str(path), 32000) == 0
+    path.write_bytes(whole[:-1])  # the final frame, all but its last byte
+    assert samples_held(str(path), 32000) == 28672  # 7 whole frames of 4096
+    wav = write(tmp_path / "a.wav", noise(1.0, seed=18))
+    assert samples_held(str(wav), 16000) is None
