@@ -12,6 +12,7 @@ simply gives fewer samples than STREAMINFO counts.)
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 #: The last frame lies within this tail when STREAMINFO does not give the
 #: largest frame's size.
@@ -49,26 +50,32 @@ def _crc16(data: bytes) -> int:
     return crc
 
 
-def _stream_info(head: bytes) -> tuple[int, int, int] | None:
+def _stream_info(file: BinaryIO) -> tuple[int, int, int] | None:
     """Where the frames start, the fixed block size and the largest frame's
-    bytes (0: not given), from the file's metadata blocks; ``None`` when
-    ``head`` is not a FLAC file's start or does not hold all its metadata."""
+    bytes (0: not given), from the file's metadata blocks (which a picture
+    can make megabytes long); ``None`` when ``file`` is not a whole FLAC
+    file's start."""
+    head = file.read(10)
     start = 0
-    if head[:3] == b"ID3" and len(head) >= 10:  # an ID3v2 tag first (syncsafe size)
+    if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag first (syncsafe size)
         start = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
-    if head[start : start + 4] != b"fLaC":
+    file.seek(start)
+    if file.read(4) != b"fLaC":
         return None
-    info = head[start + 8 : start + 8 + 34]
-    if len(info) < 34:
-        return None
+    position, last, info = start + 4, False, b""
+    while not last:
+        file.seek(position)
+        block = file.read(4)
+        if len(block) < 4:
+            return None
+        last, size = bool(block[0] & 0x80), int.from_bytes(block[1:4], "big")
+        if not info:  # STREAMINFO comes first
+            info = file.read(34)
+            if len(info) < 34:
+                return None
+        position += 4 + size
     block_size = int.from_bytes(info[2:4], "big")  # the largest block: all but the last
     max_frame = int.from_bytes(info[7:10], "big")
-    position, last = start + 4, False
-    while not last:
-        if position + 4 > len(head):
-            return None
-        last = bool(head[position] & 0x80)
-        position += 4 + int.from_bytes(head[position + 1 : position + 4], "big")
     return position, block_size, max_frame
 
 
@@ -116,8 +123,7 @@ def samples_held(path: str, total: int) -> int | None:
     ends with its final frame whole, or when it does not tell."""
     size = os.path.getsize(path)
     with open(path, "rb") as file:
-        head = file.read(1 << 16)
-        info = _stream_info(head)
+        info = _stream_info(file)
         if info is None or total <= 0:
             return None
         frames_start, block_size, max_frame = info

@@ -570,5 +570,10 @@ def test_how_much_of_a_flac_stream_a_file_holds(tmp_path: Path) -> None:
     assert samples_held(str(path), 32000) == 0
     path.write_bytes(whole[:-1])  # the final frame, all but its last byte
     assert samples_held(str(path), 32000) == 28672  # 7 whole frames of 4096
+    padded = whole[:42] + b"\x01" + (200_000).to_bytes(3, "big") + bytes(200_000) + whole[42:]
+    path.write_bytes(padded[:-1])  # metadata as long as a cover picture's, after STREAMINFO
+    assert samples_held(str(path), 32000) == 28672
+    with pytest.raises(DecodeError, match=r"declares 2\.00 s of audio, it holds 1\.79 s"):
+        run(path)
     wav = write(tmp_path / "a.wav", noise(1.0, seed=18))
     assert samples_held(str(wav), 16000) is None
