@@ -48,7 +48,7 @@ class OutputError(click.ClickException):
     exit_code = EXIT_OUTPUT
 
 
-class Terminated(Exception):
+class Terminated(BaseException):
     """SIGTERM arrived: stop like Ctrl-C, but exit 143."""
 
 

@@ -167,14 +167,28 @@ def _session_processes(sid: int) -> list[int]:
 @pytest.mark.parametrize(
     ("signum", "expected"), [(signal.SIGINT, EXIT_INTERRUPTED), (signal.SIGTERM, EXIT_TERMINATED)]
 )
+@pytest.mark.parametrize(
+    ("jobs", "hanging"),
+    [
+        ("2", "n3*"),  # a worker hangs on n03 early on
+        # In this process: the signal lands while a file is being analyzed.
+        # SIGTERM was caught there as that file's `internal` error, and the
+        # scan went on to the end (exit 3).
+        ("1", "n3[0-9]*"),
+    ],
+)
 def test_signal_mid_run_keeps_finished_results(
-    tmp_path: Path, signum: int, expected: int, isolated_cache: Path
+    tmp_path: Path, signum: int, expected: int, jobs: str, hanging: str, isolated_cache: Path
 ) -> None:
     root = tmp_path / "many"
     for i in range(40):
         write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
     out = tmp_path / "out.jsonl"
-    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "HARKEN_FAULT": "hang:n3*"}
+    env = {
+        **os.environ,
+        "HARKEN_CACHE_DIR": str(isolated_cache),
+        "HARKEN_FAULT": f"hang:{hanging}",
+    }
     cmd = [
         sys.executable,
         "-c",
@@ -182,7 +196,7 @@ def test_signal_mid_run_keeps_finished_results(
         "scan",
         str(root),
         "-j",
-        "2",
+        jobs,
         "-v",
         "--timeout",
         "600",
@@ -211,6 +225,7 @@ def test_signal_mid_run_keeps_finished_results(
     assert "interrupted" in rest and "Traceback" not in rest
     rows = [json.loads(line) for line in out.read_text().splitlines()]  # complete lines only
     assert 5 <= len(rows) < 40
+    assert all(row["status"] == "ok" for row in rows)  # none made `internal` by the signal
     time.sleep(0.5)
     assert _session_processes(proc.pid) == []  # no worker left behind
     # The next run resumes: what finished comes from the cache.
