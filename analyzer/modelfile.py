@@ -271,17 +271,18 @@ def save_model(ensemble: Any, path: str | Path, card: dict[str, Any]) -> ModelRe
     """Write ``ensemble`` and its card to a skops file; returns its reference."""
     import skops.io as sio
 
+    from analyzer.writers import replaced_when_done
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    sio.dump(ensemble, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
     full_card = {
         **card,
         "feature_code_version": FEATURE_CODE_VERSION,
         "answers_checked": hasattr(ensemble, "probe_rows_"),
     }
-    with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(CARD_MEMBER, json.dumps(full_card, indent=2, sort_keys=True))
-    tmp.replace(target)
+    with replaced_when_done(str(target)) as tmp:
+        sio.dump(ensemble, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(CARD_MEMBER, json.dumps(full_card, indent=2, sort_keys=True))
     _resolve.cache_clear()
     return resolve_model(target)

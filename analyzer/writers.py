@@ -175,31 +175,47 @@ def is_special_output(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[IO[str]]:
-    """A text stream whose content replaces ``path`` only once it is complete.
+def replaced_when_done(path: str) -> Iterator[str]:
+    """The name of a new file beside ``path``: what is written to it replaces
+    ``path`` once the block ends, and is removed if the block fails (a full
+    disk keeps the old file, and no half-written one).
 
-    A symlink's target is what gets replaced, not the link. A device or a
-    FIFO (``/dev/stdout``, a pipe) is written to directly: renaming over it
-    would replace the device node itself.
+    A symlink's target is what gets replaced, not the link.
     """
-    if is_special_output(path):
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        return
     path = os.path.realpath(path)
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path)
+    )
+    os.close(fd)
     try:
         os.chmod(tmp, _output_mode(path))
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # on disk before it takes the old file's place
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[IO[str]]:
+    """A text stream whose content replaces ``path`` only once it is complete
+    (see ``replaced_when_done``).
+
+    A device or a FIFO (``/dev/stdout``, a pipe) is written to directly:
+    renaming over it would replace the device node itself.
+    """
+    if is_special_output(path):
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
+    with replaced_when_done(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        yield handle
 
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -156,6 +156,11 @@ def train_command(
             f" choose from {', '.join(MEMBER_NAMES)}",
             param_hint="--members",
         )
+    if twice := sorted({m for m in chosen if chosen.count(m) > 1}):
+        raise click.BadParameter(
+            f"{', '.join(twice)} named more than once (an ensemble has one of each member)",
+            param_hint="--members",
+        )
     if folds_from and not manifest:
         raise click.UsageError("--folds-from needs --manifest (it names one of its columns)")
     check_output_folder(output, "--output", create=True)  # save_model would make it

@@ -196,6 +196,8 @@ def test_default_model_card() -> None:
 def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "m.skops")
     assert invoke("train", str(labeled), "-o", out, "--members", "knn")[0] == EXIT_USAGE
+    code, _, err = invoke("train", str(labeled), "-o", out, "--members", "logreg,svm,logreg")
+    assert code == EXIT_USAGE and "logreg named more than once" in err  # the card said 3 members
     assert invoke("train", "-o", out)[0] == EXIT_USAGE
     assert invoke("train", str(labeled / "tones"), "-o", out)[0] == EXIT_USAGE  # no classes
     bad = tmp_path / "bad.csv"
@@ -215,6 +217,43 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     file.write_text("")
     code, _, err = invoke("train", str(labeled), "-o", str(file / "m.skops"))  # before any work
     assert code == EXIT_USAGE and "cannot write" in err and "--output" in err
+
+
+def _small_files(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ
+
+
+def test_a_model_that_cannot_be_written_leaves_the_old_one_and_no_scrap(
+    labeled: Path, model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "m.skops"
+    out.write_bytes(model.read_bytes())
+    args = ["train", str(labeled), "-o", str(out), "-j", "1", "--no-cache", "-q"]
+    done = subprocess.run(
+        [sys.executable, "-c", "from cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: _small_files(16 << 10),  # a disk that fills up
+    )
+    assert done.returncode == 4, done.stderr
+    assert "could not write" in done.stderr and "File too large" in done.stderr
+    assert out.read_bytes() == model.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skops"]  # was m.skops.tmp too
+
+
+def test_a_model_written_to_a_symlink_replaces_its_target(labeled: Path, tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "v1.skops"
+    target.write_bytes(b"old")
+    link = tmp_path / "current.skops"
+    link.symlink_to(target)
+    code, _, err = invoke("train", str(labeled), "-o", str(link), "-j", "1", "-q", "--cv", "2")
+    assert code == 0, err
+    assert link.is_symlink() and resolve_model(link).model_id == resolve_model(target).model_id
+    assert target.read_bytes()[:2] == b"PK"  # was: the link replaced, v1 left as it was
 
 
 def test_a_class_called_unknown_is_refused(labeled: Path, tmp_path: Path) -> None:
