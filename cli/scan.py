@@ -143,6 +143,20 @@ def check_output_folder(output: str, option: str = "--output", *, create: bool =
         ) from None
 
 
+def refuse_one_file_twice(*outputs: tuple[str | None, str]) -> None:
+    """Refuse two outputs (file, option) that name one file: the second
+    written would replace the first without a word."""
+    seen: dict[str, str] = {}
+    for target, option in outputs:
+        if target:
+            where = os.path.realpath(target)
+            if where in seen:
+                raise click.UsageError(
+                    f"{seen[where]} and {option} name the same file ({target}): give each its own"
+                )
+            seen[where] = option
+
+
 @contextmanager
 def sigterm_as_exception() -> Iterator[None]:
     """Turn SIGTERM into ``Terminated`` for the duration, so results are kept."""
@@ -426,6 +440,7 @@ def scan_command(
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:
             check_output_folder(target, option)
+    refuse_one_file_twice((output, "--output"), (junit, "--junit"))
     try:
         rules = [parse_rule(text) for text in fail_on]
     except RuleError as exc:

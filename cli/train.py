@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from cli.options import CountRange, cache_dir_option, format_option, print_json
-from cli.scan import HarkenUsageError, OutputError, check_output_folder, warnings_to
+from cli.scan import (
+    HarkenUsageError,
+    OutputError,
+    check_output_folder,
+    refuse_one_file_twice,
+    warnings_to,
+)
 
 DEFAULT_MEMBERS = "logreg,svm,extra_trees,gboost"
 
@@ -166,6 +172,7 @@ def train_command(
     check_output_folder(output, "--output", create=True)  # save_model would make it
     if cv_predictions:
         check_output_folder(cv_predictions, "--cv-predictions", create=True)
+    refuse_one_file_twice((output, "--output"), (cv_predictions, "--cv-predictions"))
     dataset = _dataset(data, manifest, group_pattern, min_classes=2)
     if not folds_from:  # --folds-from replaces the fold column
         try:

@@ -212,6 +212,10 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     assert run(str(audio_dir), "-o", str(tmp_path / "x.txt"))[0] == EXIT_USAGE
     code, _, err = run(str(audio_dir), "-o", str(tmp_path / "report.xml"))
     assert code == EXIT_USAGE and "a JUnit report goes to --junit FILE" in err
+    same = str(tmp_path / "same.json")
+    code, _, err = run(str(audio_dir), "-o", same, "--junit", str(tmp_path / "." / "same.json"))
+    assert code == EXIT_USAGE and "--output and --junit name the same file" in err  # was exit 0
+    assert not Path(same).exists()  # refused before any work
     code, _, err = run(str(audio_dir), "--segments", "inf")
     assert code == EXIT_USAGE and "a finite number of seconds, not inf" in err
     assert run(str(audio_dir), "-f", "table", "-o", str(tmp_path / "x.json"))[0] == EXIT_USAGE

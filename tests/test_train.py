@@ -196,6 +196,8 @@ def test_default_model_card() -> None:
 def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "m.skops")
     assert invoke("train", str(labeled), "-o", out, "--members", "knn")[0] == EXIT_USAGE
+    code, _, err = invoke("train", str(labeled), "-o", out, "--cv-predictions", out)
+    assert code == EXIT_USAGE and "--output and --cv-predictions name the same file" in err
     code, _, err = invoke("train", str(labeled), "-o", out, "--members", "logreg,svm,logreg")
     assert code == EXIT_USAGE and "logreg named more than once" in err  # the card said 3 members
     assert invoke("train", "-o", out)[0] == EXIT_USAGE
