@@ -2,8 +2,9 @@
 # Nightly re-scan of an archive, e.g. from crontab:
 #   15 2 * * *  ARCHIVE=/srv/recordings /opt/harken/examples/cron.sh
 # --lock: a second run while one is going exits 75 at once; --changed-only:
-# the day's output holds only what is new or changed (and what a stopped run
-# or another scan analyzed but never wrote out, so nothing is lost); stderr is not a
+# a run's output holds only what is new or changed (and what a stopped run
+# or another scan analyzed but never wrote out, so nothing is lost), so each
+# run writes a file of its own, named by its start; stderr is not a
 # terminal, so the log gets timestamped progress lines and one summary line.
 set -u
 ARCHIVE=${ARCHIVE:-/srv/recordings}
@@ -11,7 +12,7 @@ OUT_DIR=${OUT_DIR:-/var/lib/harken}
 LOG=${LOG:-/var/log/harken.log}
 mkdir -p "$OUT_DIR"
 harken scan "$ARCHIVE" --lock --changed-only --timeout 120 --max-memory 1G \
-    -o "$OUT_DIR/$(date +%F).jsonl" >> "$LOG" 2>&1
+    -o "$OUT_DIR/$(date +%F-%H%M%S).jsonl" >> "$LOG" 2>&1
 status=$?
 case $status in
     0|3) status=0 ;;  # 3: some files could not be analyzed; their rows say why

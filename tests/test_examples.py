@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,13 @@ def test_cron_script(
     assert len(output.read_text().splitlines()) == 6
     log = (tmp_path / "harken.log").read_text()
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 6 files in", log, re.M), log
+    time.sleep(1.1)  # outputs are named by the second
+    done = shell(f"sh {EXAMPLES / 'cron.sh'}", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    # The second run of a day writes a file of its own: the first's results stay.
+    assert len(output.read_text().splitlines()) == 6
+    (second,) = set((tmp_path / "out").glob("*.jsonl")) - {output}
+    assert second.read_text() == ""  # nothing new
     with RunLock(str(isolated_cache)):  # a run still going: the next one steps aside
         done = shell(f"sh {EXAMPLES / 'cron.sh'}", cwd=tmp_path, env=env)
     assert done.returncode == 75
