@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -33,10 +34,24 @@ def _open_cache(directory: str) -> Any:
         return ResultCache(directory)
 
 
-def _damaged(directory: str) -> HarkenUsageError:
+def _unusable(directory: str) -> HarkenUsageError:
+    """Why the cache cannot be opened, and what to do: a folder harken may not
+    write (diskcache opens its database for writing) is not a damaged cache."""
+    if _not_writable(directory):
+        return HarkenUsageError(f"the cache at {directory} cannot be opened: {_NOT_WRITABLE}")
     return HarkenUsageError(
         f"the cache at {directory} cannot be opened; 'harken cache clear' resets it"
     )
+
+
+_NOT_WRITABLE = (
+    "harken may not write there (a read-only file system, or its permissions); nothing was changed"
+)
+
+
+def _not_writable(directory: str) -> bool:
+    # os.access: root may write anywhere but on a read-only file system (EROFS)
+    return os.path.isdir(directory) and not os.access(directory, os.W_OK)
 
 
 @click.group("runs")
@@ -132,7 +147,7 @@ def cache_info(cache_dir: str | None, format: str) -> None:
         print_json(info)
         return
     if not info["usable"]:
-        raise _damaged(directory)
+        raise _unusable(directory)
     rate = "n/a" if info["hit_rate"] is None else f"{100 * info['hit_rate']:.1f} %"
     click.echo(
         f"location  {info['location']}\n"
@@ -151,6 +166,8 @@ def cache_clear(cache_dir: str | None) -> None:
     directory = _directory(cache_dir)
     cache = _open_cache(directory)
     if not cache.enabled:
+        if _not_writable(directory):
+            raise HarkenUsageError(f"the cache at {directory} cannot be cleared: {_NOT_WRITABLE}")
         try:
             removed = reset_store(directory)
         except OSError as exc:
@@ -190,7 +207,7 @@ def cache_prune(cache_dir: str | None, older_than: str) -> None:
     directory = _directory(cache_dir)
     cache = _open_cache(directory)
     if not cache.enabled:
-        raise _damaged(directory)
+        raise _unusable(directory)
     try:
         removed = cache.prune(age)
     finally:

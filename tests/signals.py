@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 RATE = 16000
@@ -74,3 +77,14 @@ def scan_in_fresh_process(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
     )
     return done.stdout, done.stderr
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold: none for a user;
+    for root, ``setpriv`` without the capabilities that override them."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions deny root nothing")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]

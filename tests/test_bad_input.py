@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import stat
 import struct
 import subprocess
@@ -47,7 +46,7 @@ from analyzer.writers import printable
 from cli import main
 from cli.scan import EXIT_ERRORS
 
-from signals import chord, noise, tone, write
+from signals import chord, noise, tone, unprivileged, write
 
 RNG_SEED = 20240611
 #: A name that is not valid UTF-8 (the byte 0xff), as Python spells it.
@@ -612,17 +611,6 @@ def test_specific_messages(tree: Path, scans: Callable[[str], Scan]) -> None:
 
 
 # --- Tests: outside the shared folder -----------------------------------------------------
-
-
-def unprivileged() -> list[str]:
-    """A command prefix under which file permissions hold: none for a user;
-    for root, ``setpriv`` without the capabilities that override them."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: permissions deny root nothing")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
 
 
 @pytest.mark.parametrize("jobs", ["2", "1"])

@@ -18,7 +18,7 @@ from analyzer.lock import RunLock
 from cli import main
 from cli.scan import EXIT_LOCKED, EXIT_USAGE
 
-from signals import chord, default_sigint, noise, tone, write
+from signals import chord, default_sigint, noise, tone, unprivileged, write
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -143,6 +143,31 @@ def test_a_damaged_cache_is_reset_by_clear(folder: Path, tmp_path: Path) -> None
     assert invoke("scan", str(folder), "-j", "1", "-q", *where)[0] == 0
     info = json.loads(invoke("cache", "info", "-f", "json", *where)[1])
     assert info["usable"] and info["entries"] > 0
+
+
+def test_a_cache_harken_may_not_write_is_not_called_damaged(folder: Path, tmp_path: Path) -> None:
+    # It was: "cannot be opened; 'harken cache clear' resets it", and clear then
+    # failed ("nor reset"); the cache was never damaged.
+    cache = tmp_path / "cache"
+    assert invoke("scan", str(folder), "-j", "1", "-q", "--cache-dir", str(cache))[0] == 0
+    saved = sorted(p.name for p in cache.iterdir())
+    for path in (cache, *cache.iterdir()):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        harken = [*unprivileged(), sys.executable, "-c", "from cli import main; main()"]
+        for command in (["info"], ["prune", "--older-than", "1d"], ["clear"]):
+            done = subprocess.run(
+                [*harken, "cache", *command, "--cache-dir", str(cache)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == EXIT_USAGE, done.stderr
+            assert "harken may not write there" in done.stderr
+            assert "resets" not in done.stderr and "nor reset" not in done.stderr
+    finally:
+        cache.chmod(0o755)
+    assert sorted(p.name for p in cache.iterdir()) == saved
 
 
 def test_size_limit_evicts_and_says_so(folder: Path) -> None:
