@@ -91,6 +91,15 @@ def reset_store(directory: str) -> int:
     return removed
 
 
+def _database_identity(directory: str) -> tuple[int, int] | None:
+    """Which file the cache database at ``directory`` is (device, inode), if any."""
+    try:
+        st = os.stat(os.path.join(directory, "cache.db"))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class ResultCache:
     """Results by file content, feature config and model.
 
@@ -104,8 +113,10 @@ class ResultCache:
         self.directory = directory
         self.size_limit = size_limit or DEFAULT_SIZE_LIMIT
         self._store: Any = None
+        self._database: tuple[int, int] | None = None
         if directory is not None:
             self._store = self._open(directory, self.size_limit)
+            self._database = _database_identity(directory)
 
     @staticmethod
     def _open(directory: str, size_limit: int) -> Any:
@@ -139,6 +150,15 @@ class ResultCache:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+            if self.directory and _database_identity(self.directory) != self._database:
+                # Written to all along without an error: an unlinked file takes writes.
+                warnings.warn(
+                    f"the cache at {self.directory} was removed or replaced during the run:"
+                    " what this run stored in it is gone, and the next run analyzes those"
+                    " files again",
+                    CacheWarning,
+                    stacklevel=2,
+                )
 
     def _get(self, key: str) -> Any:
         value = self._raw(key)

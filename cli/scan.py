@@ -828,10 +828,15 @@ def _write_junit(
 @contextmanager
 def warnings_to(console: Console) -> Iterator[None]:
     """Show library warnings (a cache that cannot be used, a model too old to
-    check its answers) as one plain line each."""
+    check its answers) as one plain line each, each once."""
+
+    shown: set[str] = set()
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        console.print(f"warning: {message}")
+        # Once each: a run record that cannot be written fails every second.
+        if (line := f"warning: {message}") not in shown:
+            shown.add(line)
+            console.print(line)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -168,6 +170,46 @@ def test_a_cache_harken_may_not_write_is_not_called_damaged(folder: Path, tmp_pa
     finally:
         cache.chmod(0o755)
     assert sorted(p.name for p in cache.iterdir()) == saved
+
+
+def test_a_cache_removed_during_the_run_is_said_once(folder: Path, tmp_path: Path) -> None:
+    # The run went on writing to the deleted database without an error, and
+    # printed the run record's failure every second.
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HARKEN_FAULT": "hang:n3*"}  # time to remove it mid-run
+    args = [str(folder), "-j", "1", "-v", "--timeout", "3", "--cache-dir", str(cache)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli import main; main()", "scan", *args, "-f", "jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if ".wav: " in line:  # the first file is done; n3.wav will hang
+            break
+    shutil.rmtree(cache)
+    _, err = proc.communicate(timeout=60)
+    assert "was removed or replaced during the run" in err
+    assert err.count("could not update the run record") <= 1, err
+
+
+def test_the_cache_says_when_it_was_removed_or_replaced(tmp_path: Path) -> None:
+    from analyzer.cache import CacheWarning, ResultCache
+
+    folder = tmp_path / "cache"
+    kept = ResultCache(str(folder))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept.close()  # still in place: nothing to say
+    for swap in (shutil.rmtree, lambda f: f.rename(tmp_path / "elsewhere")):
+        cache = ResultCache(str(folder))
+        swap(folder)
+        ResultCache(str(folder)).close()  # another run makes a new one there
+        with pytest.warns(CacheWarning, match="removed or replaced during the run"):
+            cache.close()
+        shutil.rmtree(folder)
 
 
 def test_size_limit_evicts_and_says_so(folder: Path) -> None:
