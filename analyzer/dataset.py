@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analyzer.discover import discover
+from analyzer.discover import DEFAULT_EXTENSIONS, discover
 from analyzer.errors import UsageError
 
 
@@ -95,20 +95,39 @@ def _clips_of(reader: csv.DictReader[str], manifest: Path) -> list[LabeledClip]:
     return clips
 
 
-def read_folders(root: str | Path) -> list[LabeledClip]:
-    """Clips of a folder-per-class tree: ``root/<label>/**/*.wav``."""
+def read_folders(root: str | Path) -> tuple[list[LabeledClip], list[str]]:
+    """Clips of a folder-per-class tree: ``root/<label>/**/*.wav``, and
+    warnings about what it leaves out: audio files beside the class folders
+    (they have no label), folders that hold none."""
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; give a folder per class or --manifest CSV")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise UsageError(f"{root} has no class folders; give a folder with a subfolder per class")
-    clips = [
-        LabeledClip(path=path, label=label, group=path)
-        for label in classes
-        for path in discover([root / label])
-    ]
-    return clips
+    clips = []
+    empty = []
+    for label in classes:
+        found = discover([root / label])
+        clips.extend(LabeledClip(path=path, label=label, group=path) for path in found)
+        if not found:
+            empty.append(label)
+    warnings = []
+    if loose := sorted(
+        f.name
+        for f in root.iterdir()
+        if f.is_file() and f.name.lower().endswith(DEFAULT_EXTENSIONS)
+    ):
+        shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
+        warnings.append(
+            f"{len(loose)} audio file(s) in {root} itself, outside any class folder, are"
+            f" left out ({shown}): a clip's label is the name of the folder it is in"
+        )
+    if empty:
+        warnings.append(
+            f"no audio files in folder(s) {', '.join(empty)}: left out, no class of that name"
+        )
+    return clips, warnings
 
 
 def load_dataset(
@@ -134,10 +153,12 @@ def load_dataset(
     """
     if (data is None) == (manifest is None):
         raise UsageError("give either a folder per class or --manifest CSV")
-    clips = read_manifest(manifest) if manifest else read_folders(data or "")
+    if manifest:
+        clips, warnings = read_manifest(manifest), []
+    else:
+        clips, warnings = read_folders(data or "")
     if not clips:
         raise UsageError(f"no labeled audio files in {manifest or data}")
-    warnings = []
     with_group = sum(bool((c.meta.get("group") or "").strip()) for c in clips)
     grouped = bool(manifest) and with_group > 0
     if grouped and with_group < len(clips):

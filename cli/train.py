@@ -24,13 +24,18 @@ def _dataset(
 ) -> Any:
     from analyzer.dataset import load_dataset
     from analyzer.errors import HarkenError
+    from cli.render import make_console
 
     try:
-        return load_dataset(
+        dataset = load_dataset(
             data, manifest=manifest, group_pattern=group_pattern, min_classes=min_classes
         )
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
+    err = make_console(stderr=True)
+    for warning in dataset.warnings:
+        err.print(f"WARNING: {warning}")
+    return dataset
 
 
 def _progress(total: int, quiet: bool) -> tuple[Any, Callable[[bool], None]]:
@@ -192,8 +197,6 @@ def train_command(
             " cut from one recording may land on both sides of a fold, and the scores"
             " below may be too optimistic."
         )
-    for warning in dataset.warnings:
-        err.print(f"WARNING: {warning}")
     progress, tick = _progress(len(dataset.clips), quiet)
     try:
         with progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -256,6 +257,25 @@ def test_a_model_written_to_a_symlink_replaces_its_target(labeled: Path, tmp_pat
     assert code == 0, err
     assert link.is_symlink() and resolve_model(link).model_id == resolve_model(target).model_id
     assert target.read_bytes()[:2] == b"PK"  # was: the link replaced, v1 left as it was
+
+
+def test_what_a_class_tree_leaves_out_is_said(labeled: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(labeled, data)
+    write(data / "stray.wav", tone(1.0))  # no class folder: no label
+    (data / "empty").mkdir()
+    from analyzer.dataset import load_dataset
+
+    dataset = load_dataset(str(data))
+    assert len(dataset.clips) == 18 and "empty" not in dataset.classes
+    (loose, empty) = dataset.warnings
+    assert "1 audio file(s) in" in loose and "stray.wav" in loose
+    assert "no audio files in folder(s) empty" in empty
+    model = str(tmp_path / "m.skops")
+    code, _, err = invoke("train", str(data), "-o", model, "-j", "1", "-q", "--cv", "2")
+    assert code == 0 and "stray.wav" in err and "folder(s) empty" in err
+    code, _, err = invoke("evaluate", str(data), "--model", model, "-j", "1", "-q")
+    assert code == 0 and "stray.wav" in err  # evaluate said none of its data's warnings
 
 
 def test_a_class_called_unknown_is_refused(labeled: Path, tmp_path: Path) -> None:
