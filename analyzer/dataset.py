@@ -105,7 +105,7 @@ def read_folders(root: str | Path) -> tuple[list[LabeledClip], list[str]]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise UsageError(f"{root} has no class folders; give a folder with a subfolder per class")
-    clips = []
+    clips: list[LabeledClip] = []
     empty = []
     for label in classes:
         found = discover([root / label])
@@ -153,8 +153,9 @@ def load_dataset(
     """
     if (data is None) == (manifest is None):
         raise UsageError("give either a folder per class or --manifest CSV")
+    warnings: list[str] = []
     if manifest:
-        clips, warnings = read_manifest(manifest), []
+        clips = read_manifest(manifest)
     else:
         clips, warnings = read_folders(data or "")
     if not clips:
