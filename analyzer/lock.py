@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -28,11 +29,20 @@ class RunLock:
     cache_dir : str
     wait : bool
         Wait for the holder to finish instead of raising ``LockHeld``.
+    on_wait : callable, optional
+        Called with the holder's description before waiting for it.
     """
 
-    def __init__(self, cache_dir: str, *, wait: bool = False) -> None:
+    def __init__(
+        self,
+        cache_dir: str,
+        *,
+        wait: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = Path(cache_dir) / "harken.lock"
         self.wait = wait
+        self.on_wait = on_wait
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -45,14 +55,22 @@ class RunLock:
                 " --lock needs a cache folder it can write to (--cache-dir)"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
-            os.close(fd)
-            raise LockHeld(
-                f"{holder} holds the lock on {self.path.parent};"
-                " not starting (use --wait to wait for it)"
-            ) from None
+            if not self.wait:
+                os.close(fd)
+                raise LockHeld(
+                    f"{holder} holds the lock on {self.path.parent};"
+                    " not starting (use --wait to wait for it)"
+                ) from None
+            if self.on_wait is not None:
+                self.on_wait(holder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:  # Ctrl-C while waiting
+                os.close(fd)
+                raise
         os.ftruncate(fd, 0)
         os.write(
             fd, f"harken pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode()

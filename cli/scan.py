@@ -498,7 +498,14 @@ def scan_command(
     )
     directory = None if no_cache else (cache_dir or default_cache_dir())
     # --wait implies --lock; the lock is held until the outputs are written.
-    held = RunLock(directory or default_cache_dir(), wait=wait) if lock or wait else nullcontext()
+    locked = directory or default_cache_dir()
+
+    def waiting(holder: str) -> None:
+        if not quiet:  # a log then tells a wait from a hang
+            when = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
+            err.print(f"{when}waiting: {holder} holds the lock on {locked}")
+
+    held = RunLock(locked, wait=wait, on_wait=waiting) if lock or wait else nullcontext()
     try:
         if dry_run:
             _dry_run(files, config, quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -226,8 +227,11 @@ def test_lock_refuses_a_second_run_and_wait_waits(folder: Path, isolated_cache: 
     holder.__enter__()
     threading.Timer(1.0, holder.__exit__, (None, None, None)).start()
     start = time.monotonic()
-    code, _, _ = invoke("scan", str(folder), "--lock", "--wait", "-j", "1", "-q")
+    code, _, err = invoke("scan", str(folder), "--lock", "--wait", "-j", "1")
     assert code == 0 and time.monotonic() - start >= 0.9
+    # It waited without a word: a log could not tell a wait from a hang.
+    waiting = rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d waiting: harken pid {os.getpid()} since "
+    assert re.search(waiting, err, re.M), err
 
 
 def test_lock_that_cannot_be_created_is_a_usage_error(folder: Path, tmp_path: Path) -> None:
