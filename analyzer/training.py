@@ -23,6 +23,10 @@ from analyzer.pool import run_tasks
 from analyzer.results import FileResult
 from analyzer.scan import precheck, read_error, store
 
+#: Decimals kept in reports: the table shows 3 of them, and a value rounded
+#: to 4 first can round the wrong way (17/21: 0.8095, shown as 0.809).
+DIGITS = 6
+
 
 @dataclass(frozen=True)
 class Features:
@@ -200,17 +204,22 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[
     present = [c for c in classes if c in set(y_true.tolist()) | set(y_pred.tolist())]
     return {
         "n": len(y_true),
-        "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), DIGITS),
         # scikit-learn's definition (mean recall over the classes present), without
         # its warning when a prediction names a class absent from y_true.
-        "balanced_accuracy": round(float(np.mean(recall[support > 0])), 4),
+        "balanced_accuracy": round(float(np.mean(recall[support > 0])), DIGITS),
         # Over the classes that occur (as truth or answer): a model's other
         # classes would count as zeros on data that lacks them.
         "macro_f1": round(
-            float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)), 4
+            float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+            DIGITS,
         ),
         "per_class": {
-            c: {"precision": round(float(p), 4), "recall": round(float(r), 4), "support": int(s)}
+            c: {
+                "precision": round(float(p), DIGITS),
+                "recall": round(float(r), DIGITS),
+                "support": int(s),
+            }
             for c, p, r, s in zip(classes, precision, recall, support, strict=True)
         },
         "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
@@ -406,9 +415,9 @@ def fold_accuracies(
     return {
         "folds": names,
         "clips": [len(test) for _, test in folds],
-        "accuracy": {name: [round(a, 4) for a in values] for name, values in accuracy.items()},
-        "mean": {name: round(float(np.mean(values)), 4) for name, values in accuracy.items()},
-        "std": {name: round(float(np.std(values)), 4) for name, values in accuracy.items()},
+        "accuracy": {name: [round(a, DIGITS) for a in values] for name, values in accuracy.items()},
+        "mean": {name: round(float(np.mean(values)), DIGITS) for name, values in accuracy.items()},
+        "std": {name: round(float(np.std(values)), DIGITS) for name, values in accuracy.items()},
     }
 
 
@@ -471,7 +480,7 @@ def worst_mistakes(
             "path": paths[i],
             "truth": str(y[i]),
             "predicted": str(predicted[i]),
-            "confidence": round(float(proba[i].max()), 4),
+            "confidence": round(float(proba[i].max()), DIGITS),
         }
         for i in order
     ]
@@ -653,7 +662,7 @@ def out_of_fold(
             if condition in by_condition:
                 proba = by_condition[condition]["ensemble"][i]
                 row[prefix + "predicted"] = classes[int(proba.argmax())]
-                row[prefix + "confidence"] = round(float(proba.max()), 4)
+                row[prefix + "confidence"] = round(float(proba.max()), DIGITS)
         rows.append(row)
     return rows
 

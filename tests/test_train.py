@@ -342,6 +342,20 @@ def test_macro_f1_counts_only_the_classes_that_occur() -> None:
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0) / 2, abs=1e-4)  # "b" was answered
 
 
+def test_the_table_rounds_a_score_once() -> None:
+    from rich.console import Console
+
+    from analyzer.training import metrics
+    from cli.render import training_report
+
+    truth = np.array(["a"] * 21)
+    m = metrics(truth, np.array(["a"] * 17 + ["b"] * 4), ["a", "b"])  # 17/21 = 0.80952
+    console = Console(file=io.StringIO(), width=200)
+    training_report(console, {"scores": {"ensemble": m}, "analyzed": 21, "clips": 21})
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "0.810" in shown and "0.809" not in shown  # was 0.8095, shown as 0.809
+
+
 def test_folds_beyond_the_groups_are_reduced_with_a_note(labeled: Path, tmp_path: Path) -> None:
     code, out, err = invoke(
         "train", str(labeled), "-o", str(tmp_path / "m.skops"), "-j", "1", "--members",
