@@ -285,11 +285,14 @@ def folds_for(
                     " every class outside each of them (and at least two folds)"
                 )
         return folds
-    n_groups = min(len(set(groups[labels == c].tolist())) for c in set(labels.tolist()))
+    per_class = {c: len(set(groups[labels == c].tolist())) for c in sorted(set(labels.tolist()))}
+    n_groups = min(per_class.values())
     if n_groups < 2:
+        short = ", ".join(c for c, n in per_class.items() if n < 2)
         raise UsageError(
             "cross-validation needs at least two groups (recordings) of every class;"
-            " add data, or check --group-pattern and the manifest's group column"
+            f" {short} has one. Add data, or check --group-pattern and the manifest's"
+            " group column"
         )
     return grouped_folds(labels, groups, n_splits=min(n_splits, n_groups), seed=seed)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +20,14 @@ from analyzer.writers import displayed
 PIPED_WIDTH = 1000
 
 LABEL_STYLES = {"speech": "cyan", "music": "magenta", "noise": "yellow", "silence": "dim"}
+
+
+def confidence_shown(label: str, confidence: float) -> str:
+    """Two decimals; cut rather than rounded under an ``unknown`` (below
+    --min-confidence): 0.9887 under 0.99 shows as 0.98, not as 0.99."""
+    if label == "unknown":
+        return f"{math.floor(confidence * 100 + 1e-9) / 100:.2f}"
+    return f"{confidence:.2f}"
 
 
 def results_table(results: Sequence[FileResult]) -> Table:
@@ -44,7 +53,7 @@ def results_table(results: Sequence[FileResult]) -> Table:
             cells: list[Text | str] = [
                 path,
                 Text(p.label, style=LABEL_STYLES.get(p.label, "")),
-                f"{p.confidence:.2f}",
+                confidence_shown(p.label, p.confidence),
                 f"{p.agreement}/{len(p.votes)}",
                 duration,
             ]

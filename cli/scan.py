@@ -436,6 +436,8 @@ def scan_command(
     if not paths and files_from is None:
         raise click.UsageError("give at least one file or folder, or --files-from")
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
+    if output == "-":  # standard output, as `--files-from -` is standard input
+        output = None
     format = output_format(format, output)
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:

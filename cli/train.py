@@ -174,6 +174,10 @@ def train_command(
         )
     if folds_from and not manifest:
         raise click.UsageError("--folds-from needs --manifest (it names one of its columns)")
+    if output == "-":
+        raise click.BadParameter(
+            "a model is written to a file: give its name", param_hint="--output"
+        )
     check_output_folder(output, "--output", create=True)  # save_model would make it
     if cv_predictions:
         check_output_folder(cv_predictions, "--cv-predictions", create=True)

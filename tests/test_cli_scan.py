@@ -212,6 +212,8 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     assert run(str(audio_dir), "-o", str(tmp_path / "x.txt"))[0] == EXIT_USAGE
     code, _, err = run(str(audio_dir), "-o", str(tmp_path / "report.xml"))
     assert code == EXIT_USAGE and "a JUnit report goes to --junit FILE" in err
+    code, out, _ = run(str(audio_dir / "tone.wav"), "-f", "jsonl", "-o", "-", "-j", "1")
+    assert code == 0 and json.loads(out)["label"]  # was a file named '-'
     same = str(tmp_path / "same.json")
     code, _, err = run(str(audio_dir), "-o", same, "--junit", str(tmp_path / "." / "same.json"))
     assert code == EXIT_USAGE and "--output and --junit name the same file" in err  # was exit 0
@@ -437,3 +439,11 @@ def test_ctrl_c_after_the_work_is_done_keeps_the_exit_code_quietly(tmp_path: Pat
     assert done.returncode == EXIT_ERRORS, done.stderr
     assert "Traceback" not in done.stderr and "still winding down" not in done.stdout
     assert json.loads(done.stdout.splitlines()[1])["error"]["kind"] == "not_found"
+
+
+def test_a_confidence_under_the_threshold_never_shows_as_the_threshold() -> None:
+    from cli.render import confidence_shown
+
+    assert confidence_shown("unknown", 0.988746) == "0.98"  # was 0.99, beside a 0.99 of music
+    assert confidence_shown("unknown", 0.29) == "0.29"  # (0.29 * 100 is 28.999999999999996)
+    assert confidence_shown("music", 0.988746) == "0.99"

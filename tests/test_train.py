@@ -197,6 +197,8 @@ def test_default_model_card() -> None:
 def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "m.skops")
     assert invoke("train", str(labeled), "-o", out, "--members", "knn")[0] == EXIT_USAGE
+    code, _, err = invoke("train", str(labeled), "-o", "-")
+    assert code == EXIT_USAGE and "a model is written to a file" in err
     code, _, err = invoke("train", str(labeled), "-o", out, "--cv-predictions", out)
     assert code == EXIT_USAGE and "--output and --cv-predictions name the same file" in err
     code, _, err = invoke("train", str(labeled), "-o", out, "--members", "logreg,svm,logreg")
@@ -390,8 +392,9 @@ def test_too_little_data_is_a_usage_error(tmp_path: Path) -> None:
     one = tmp_path / "one"
     write(one / "a" / "x.wav", tone(1.0))
     write(one / "b" / "y.wav", noise(1.0))
+    write(one / "b" / "z.wav", noise(1.0, seed=1))
     code, _, err = invoke("train", str(one), "-o", str(tmp_path / "m.skops"), "-q")
-    assert code == EXIT_USAGE and "at least two groups" in err
+    assert code == EXIT_USAGE and "at least two groups" in err and "; a has one" in err
     manifest = tmp_path / "gone.csv"
     manifest.write_text("\ufeffpath,label\nmissing1.wav,a\nmissing2.wav,b\n")  # with a BOM
     code, _, err = invoke(
