@@ -677,11 +677,15 @@ def evaluate(
     jobs: int,
     cache_dir: str | None,
     trust_model: bool = False,
+    min_confidence: float | None = None,
     on_done: Callable[[bool], None] | None = None,
 ) -> dict[str, Any]:
-    """Scores of ``model`` on labeled clips: the metrics and the worst mistakes."""
+    """Scores of ``model`` on labeled clips: the metrics and the worst mistakes;
+    and, when there is an ``unknown`` threshold (``min_confidence``, else the
+    card's), the scores of the answers as a scan gives them."""
     from analyzer.analysis import ensemble_for
     from analyzer.calibration import calibration_error
+    from analyzer.scan import UNKNOWN, unknown_threshold
 
     ensemble = ensemble_for(model, trust=trust_model)
     feats = featurize(
@@ -704,6 +708,14 @@ def evaluate(
         predicted = np.array(classes)[proba[known].argmax(axis=1)]
         known_classes = sorted(set(model.card.classes))
         extra["known_label_scores"] = {"ensemble": metrics(y[known], predicted, known_classes)}
+    if threshold := unknown_threshold(model, min_confidence):
+        below = proba.max(axis=1) < threshold
+        answers = np.where(below, UNKNOWN, np.array(classes)[proba.argmax(axis=1)])
+        extra["as_scanned"] = {
+            "unknown_threshold": threshold,
+            "unknown": int(below.sum()),
+            "scores": {"ensemble": metrics(y, answers, sorted({*classes, UNKNOWN}))},
+        }
     return {
         "model": model.model_id,
         "clips": len(dataset.clips),

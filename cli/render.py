@@ -171,6 +171,13 @@ def training_report(console: Console, report: dict[str, Any]) -> None:
         if "known_label_scores" in report:
             title = "clips of labels it knows"
             console.print(_scores_table(report["known_label_scores"], title))
+    if "as_scanned" in report:
+        scanned = report["as_scanned"]
+        title = (
+            f"as scanned: {scanned['unknown']} unknown"
+            f" (confidence < {scanned['unknown_threshold']})"
+        )
+        console.print(_scores_table(scanned["scores"], title))
     if report.get("worst_mistakes"):
         table = Table(title="worst mistakes", show_edge=False, header_style="bold")
         for column in ("file", "truth", "predicted", "confidence"):

@@ -270,6 +270,12 @@ def _write_predictions(rows: list[dict[str, Any]], path: str) -> None:
     help="A .skops model [default: the shipped model].",
 )
 @click.option("--trust-model", is_flag=True, help="Load a model with untrusted types.")
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0.0, 1.0),
+    help="Score the answers as a scan with this threshold gives them, below it"
+    " `unknown` [default: the model card's].",
+)
 def evaluate_command(
     data: str | None,
     manifest: str | None,
@@ -281,6 +287,7 @@ def evaluate_command(
     quiet: bool,
     model: str | None,
     trust_model: bool,
+    min_confidence: float | None,
 ) -> None:
     """Score a model on labeled audio: metrics and the worst mistakes."""
     from analyzer.errors import HarkenError
@@ -299,6 +306,7 @@ def evaluate_command(
                 jobs=jobs or default_jobs(),
                 cache_dir=_cache_dir(cache_dir, no_cache),
                 trust_model=trust_model,
+                min_confidence=min_confidence,
                 on_done=tick,
             )
     except HarkenError as exc:

@@ -174,6 +174,18 @@ def test_evaluate_and_scan_with_the_trained_model(model: Path, labeled: Path) ->
     rows = [json.loads(line) for line in out.splitlines()]
     assert {r["label"] for r in rows} <= {"hiss", "notes", "tones", "unknown"}
     assert all(r["model"].startswith("toy@") for r in rows)
+    # Scored as a scan answers, too (under the threshold: `unknown`, a mistake).
+    for threshold, unknown in ((1.0, 18), (0.0001, 0)):
+        args = ("--model", str(model), "-f", "json", "-q", "--min-confidence", str(threshold))
+        code, out, _ = invoke("evaluate", str(labeled), *args)
+        scanned = json.loads(out)["as_scanned"]
+        assert scanned["unknown_threshold"] == threshold and scanned["unknown"] == unknown
+        scores = scanned["scores"]["ensemble"]
+        assert scores["confusion"][scores["classes"].index("unknown")] == [0, 0, 0, 0]
+        expected = 0.0 if unknown else report["scores"]["ensemble"]["balanced_accuracy"]
+        assert scores["balanced_accuracy"] == expected
+    code, out, _ = invoke("evaluate", str(labeled), *args[:2], "-q", "--min-confidence", "1")
+    assert "as scanned: 18 unknown (confidence < 1.0)" in out
 
 
 def test_min_confidence_labels_unknown(labeled: Path) -> None:
