@@ -703,7 +703,7 @@ def evaluate(
     proba = _align(ensemble.predict_proba(feats.X), [str(c) for c in ensemble.classes_], classes)
     unknown = sorted(set(y.tolist()) - set(model.card.classes))
     known = ~np.isin(y, unknown)
-    extra = {}
+    extra: dict[str, Any] = {}
     if unknown and known.any():
         predicted = np.array(classes)[proba[known].argmax(axis=1)]
         known_classes = sorted(set(model.card.classes))
