@@ -57,23 +57,23 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another run"
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another run"
             if not self.wait:
                 os.close(fd)
                 raise LockHeld(
                     f"{holder} holds the lock on {self.path.parent};"
                     " not starting (use --wait to wait for it)"
                 ) from None
-            if self.on_wait is not None:
-                self.on_wait(holder)
             try:
+                if self.on_wait is not None:
+                    self.on_wait(holder)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except BaseException:  # Ctrl-C while waiting
                 os.close(fd)
                 raise
         os.ftruncate(fd, 0)
-        os.write(
-            fd, f"harken pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode()
+        os.pwrite(
+            fd, f"harken pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0
         )
         self._fd = fd
         return self

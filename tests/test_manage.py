@@ -234,6 +234,17 @@ def test_lock_refuses_a_second_run_and_wait_waits(folder: Path, isolated_cache: 
     assert re.search(waiting, err, re.M), err
 
 
+def test_a_run_that_waited_names_itself_in_the_lock_file(tmp_path: Path) -> None:
+    # It wrote its name after as many NUL bytes as it had read of the holder's.
+    holder = RunLock(str(tmp_path))
+    holder.__enter__()
+    threading.Timer(0.5, holder.__exit__, (None, None, None)).start()
+    told: list[str] = []
+    with RunLock(str(tmp_path), wait=True, on_wait=told.append):
+        assert (tmp_path / "harken.lock").read_bytes().startswith(b"harken pid ")
+    assert told and told[0].startswith(f"harken pid {os.getpid()} since ")
+
+
 def test_lock_that_cannot_be_created_is_a_usage_error(folder: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
