@@ -145,10 +145,14 @@ def check_output_folder(output: str, option: str = "--output", *, create: bool =
 
 def refuse_one_file_twice(*outputs: tuple[str | None, str]) -> None:
     """Refuse two outputs (file, option) that name one file: the second
-    written would replace the first without a word."""
+    written would replace the first without a word. Devices and pipes
+    (``/dev/stdout``, ``/dev/stderr``, one terminal) are written to, not
+    replaced: both may go there."""
+    from analyzer.writers import is_special_output
+
     seen: dict[str, str] = {}
     for target, option in outputs:
-        if target:
+        if target and not is_special_output(target):
             where = os.path.realpath(target)
             if where in seen:
                 raise click.UsageError(
@@ -438,6 +442,10 @@ def scan_command(
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
     if output == "-":  # standard output, as `--files-from -` is standard input
         output = None
+    if junit == "-":
+        if output is None and not dry_run:
+            raise click.UsageError("--junit - and the results would both go to standard output")
+        junit = "/dev/stdout"
     format = output_format(format, output)
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:

@@ -447,3 +447,32 @@ def test_a_confidence_under_the_threshold_never_shows_as_the_threshold() -> None
     assert confidence_shown("unknown", 0.988746) == "0.98"  # was 0.99, beside a 0.99 of music
     assert confidence_shown("unknown", 0.29) == "0.29"  # (0.29 * 100 is 28.999999999999996)
     assert confidence_shown("music", 0.988746) == "0.99"
+
+
+def test_outputs_may_share_a_pipe_and_junit_dash_is_standard_output(
+    audio_dir: Path, tmp_path: Path
+) -> None:
+    scan = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "scan",
+        str(audio_dir / "tone.wav"),
+    ]
+    scan += ["-j", "1", "-q", "--no-cache"]
+    both = subprocess.run(  # 2>&1: /dev/stdout and /dev/stderr are one pipe (was exit 2)
+        [*scan, "-f", "jsonl", "-o", "/dev/stdout", "--junit", "/dev/stderr"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
+    assert both.returncode == 0 and '"label"' in both.stdout and "<testsuites" in both.stdout
+    results = tmp_path / "r.jsonl"
+    dash = subprocess.run(
+        [*scan, "-o", str(results), "--junit", "-"], capture_output=True, text=True, timeout=120
+    )
+    assert dash.returncode == 0 and dash.stdout.startswith("<?xml")  # was a file named '-'
+    assert results.read_text().count("\n") == 1
+    code, _, err = run(str(audio_dir / "tone.wav"), "--junit", "-")
+    assert code == EXIT_USAGE and "would both go to standard output" in err
