@@ -25,6 +25,9 @@ from analyzer.flac import samples_held
 from analyzer.quality import SignalMeter
 from analyzer.results import SignalFacts
 
+#: libsndfile's frame count for a file whose header does not give its length
+#: (SF_COUNT_MAX: a FLAC stream's total of 0).
+_LENGTH_NOT_GIVEN = 2**63 - 1
 #: Frames read per block: about 1.4 s at 48 kHz, a few MB for 8 channels.
 BLOCK_FRAMES = 65536
 #: Float samples beyond this magnitude (80 dB over full scale) are not audio.
@@ -301,6 +304,8 @@ def decode(
         except Exception as exc:  # libsndfile raises a plain error for every unreadable file
             raise open_error(path, exc) from None
         rate, channels, declared = audio.samplerate, audio.channels, audio.frames
+        if declared >= _LENGTH_NOT_GIVEN:
+            declared = 0  # (a FLAC stream's encoder could not go back to write it)
         if rate <= 0 or channels <= 0:
             raise DecodeError(
                 "corrupt", f"{path}: the header declares {rate} Hz, {channels} channels"
@@ -342,10 +347,17 @@ def decode(
                 mono = block.mean(axis=1) if channels > 1 else block[:, 0]
                 meter.update(block, mono)
                 sink(resampler.resample_chunk(mono) if resampler else mono.copy())
+            if not declared and meter.frames > max_duration * rate:
+                raise DecodeError(
+                    "too_long",
+                    f"{path}: over the limit of {max_duration:g} s (its header gives no"
+                    " length; raise the limit with --max-duration)",
+                )
             if failure is not None:  # a damaged stream fails mid-read
                 if audio.format == "FLAC" and 0 < declared <= meter.frames:
                     break  # every sample there; what follows (an ID3v1 tag, say) is not audio
                 if audio.format == "FLAC" and (held := samples_held(path, declared)) is not None:
+                    held = min(held, meter.frames)  # (a frame it could not decode is not whole)
                     raise DecodeError("truncated", _cut_short(path, seconds, held / rate))
                 raise DecodeError(
                     "corrupt",

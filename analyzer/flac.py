@@ -19,6 +19,8 @@ from typing import BinaryIO
 _TAIL = 1 << 20
 #: A 128-byte ID3v1 tag some taggers append after the last frame.
 _ID3V1 = 128
+#: An APEv2 tag's footer (and header, when it has one).
+_APE_FOOTER = 32
 
 
 def _crc_table(poly: int, width: int) -> list[int]:
@@ -117,21 +119,42 @@ def _frame_header(data: bytes, at: int, block_size: int) -> tuple[int, int] | No
     return (number if variable else number * block_size), samples
 
 
+def _audio_end(file: BinaryIO, size: int) -> int:
+    """Where the frames end: before the tags some taggers append, an APEv2
+    tag and then an ID3v1 tag (the frames alone say nothing of them)."""
+    end = size
+    file.seek(max(0, end - _ID3V1))
+    if file.read(3) == b"TAG" and end >= _ID3V1:
+        end -= _ID3V1
+    file.seek(max(0, end - _APE_FOOTER))
+    footer = file.read(_APE_FOOTER)
+    if footer[:8] == b"APETAGEX" and len(footer) == _APE_FOOTER:
+        tag = int.from_bytes(footer[12:16], "little")  # items and footer
+        has_header = int.from_bytes(footer[20:24], "little") & 0x80000000
+        end -= tag + (_APE_FOOTER if has_header else 0)
+    return end
+
+
 def samples_held(path: str, total: int) -> int | None:
     """The samples of ``path``'s stream up to its last whole frame, when that
     is fewer than ``total`` (its STREAMINFO's count); ``None`` when the file
-    ends with its final frame whole, or when it does not tell."""
+    ends with its final frame whole, or when it does not tell.
+
+    A whole frame is one whose CRC-16 matches where the file (less its
+    tags) ends. So damage inside the final frame reads as a cut; and a cut
+    in the first bytes of a frame's header counts the frame before as cut
+    too. (The decoder, which checks every frame, bounds what this says.)
+    """
     size = os.path.getsize(path)
     with open(path, "rb") as file:
         info = _stream_info(file)
         if info is None or total <= 0:
             return None
         frames_start, block_size, max_frame = info
-        tail_start = max(frames_start, size - (2 * max_frame + 4096 if max_frame else _TAIL))
+        end = _audio_end(file, size)
+        tail_start = max(frames_start, end - (2 * max_frame + 4096 if max_frame else _TAIL))
         file.seek(tail_start)
-        tail = file.read()
-    if tail[-_ID3V1 : -_ID3V1 + 3] == b"TAG":
-        tail = tail[:-_ID3V1]
+        tail = file.read(max(0, end - tail_start))
     at = len(tail)
     while (at := tail.rfind(b"\xff", 0, at)) >= 0:
         header = _frame_header(tail, at, block_size)
