@@ -185,11 +185,15 @@ def _tick(callback: Callable[[bool], None] | None, cached: bool) -> None:
         callback(cached)
 
 
-def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], *, abstain: str | None = None
+) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro-F1, per-class precision/recall, confusion.
 
     The confusion matrix has true classes as rows and predictions as columns,
-    in the order of ``classes``.
+    in the order of ``classes``. An ``abstain`` answer (``unknown``) is a
+    miss, not a class: macro-F1 leaves it out, where it would count as a
+    class with F1 0 and cost more than a wrong answer.
     """
     from sklearn.metrics import (
         accuracy_score,
@@ -201,7 +205,9 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[
     precision, recall, _, support = precision_recall_fscore_support(
         y_true, y_pred, labels=classes, zero_division=0
     )
-    present = [c for c in classes if c in set(y_true.tolist()) | set(y_pred.tolist())]
+    present = [
+        c for c in classes if c in set(y_true.tolist()) | set(y_pred.tolist()) and c != abstain
+    ]
     return {
         "n": len(y_true),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), DIGITS),
@@ -709,12 +715,14 @@ def evaluate(
         known_classes = sorted(set(model.card.classes))
         extra["known_label_scores"] = {"ensemble": metrics(y[known], predicted, known_classes)}
     if threshold := unknown_threshold(model, min_confidence):
-        below = proba.max(axis=1) < threshold
+        below = np.round(proba.max(axis=1), 6) < threshold  # as a scan's rounded confidence
         answers = np.where(below, UNKNOWN, np.array(classes)[proba.argmax(axis=1)])
         extra["as_scanned"] = {
             "unknown_threshold": threshold,
             "unknown": int(below.sum()),
-            "scores": {"ensemble": metrics(y, answers, sorted({*classes, UNKNOWN}))},
+            "scores": {
+                "ensemble": metrics(y, answers, sorted({*classes, UNKNOWN}), abstain=UNKNOWN)
+            },
         }
     return {
         "model": model.model_id,

@@ -354,6 +354,11 @@ def test_macro_f1_counts_only_the_classes_that_occur() -> None:
     assert m["accuracy"] == m["balanced_accuracy"] == m["macro_f1"] == 1.0
     m = metrics(np.array(["a", "a"]), np.array(["a", "b"]), ["a", "b", "c"])
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0) / 2, abs=1e-4)  # "b" was answered
+    # An abstention is a miss, not a class: it costs no more than a wrong answer.
+    truth = np.array(["a", "a", "b", "b"])
+    wrong = metrics(truth, np.array(["a", "b", "b", "b"]), ["a", "b"])
+    abstained = metrics(truth, np.array(["a", "?", "b", "b"]), ["?", "a", "b"], abstain="?")
+    assert abstained["macro_f1"] >= wrong["macro_f1"]  # was 0.556 against 0.733
 
 
 def test_the_table_rounds_a_score_once() -> None:
