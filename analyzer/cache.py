@@ -149,8 +149,10 @@ class ResultCache:
 
     def close(self) -> None:
         if self._store is not None:
+            # Looked at before closing: once the old file is freed, a new one may get its inode.
+            moved = self.directory and _database_identity(self.directory) != self._database
             self._store.close()
-            if self.directory and _database_identity(self.directory) != self._database:
+            if moved:
                 # Written to all along without an error: an unlinked file takes writes.
                 warnings.warn(
                     f"the cache at {self.directory} was removed or replaced during the run:"
