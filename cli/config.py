@@ -74,6 +74,29 @@ def _did_you_mean(option: str, known: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _check_type(option: click.Option, value: Any, where: str) -> None:
+    """Refuse a value of the wrong TOML type (``verbose = 1``, ``jobs = [1, 2]``),
+    which would reach the option's code as it is: a traceback, exit 1."""
+    kind = option.type
+    if option.multiple:
+        fits = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        )
+        wanted = "a string or a list of strings"
+    elif option.is_flag:
+        fits, wanted = isinstance(value, bool), "true or false"
+    elif isinstance(kind, click.types.IntParamType):
+        fits, wanted = isinstance(value, (int, str)), "a whole number"
+    elif isinstance(kind, click.types.FloatParamType):
+        fits, wanted = isinstance(value, (int, float, str)), "a number"
+    else:  # text, a choice, a path; a size may be a number of bytes
+        numbers = (int,) if kind.name == "SIZE" else ()
+        fits, wanted = isinstance(value, (str, *numbers)), f"a string ({kind.name.lower()})"
+    if not fits or (isinstance(value, bool) and not option.is_flag):
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise click.UsageError(f"{where} must be {wanted}, not {shown}")
+
+
 def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Click's ``default_map`` for ``group`` from a config table; unknown keys are errors.
 
@@ -92,6 +115,7 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
                 f"{path}: unknown option {option!r} for harken {where}"
                 + _did_you_mean(option, [o.replace("_", "-") for o in options])
             )
+        _check_type(options[name], value, f"{path}: {option}")
         if options[name].multiple and isinstance(value, str):
             value = [value]  # one rule (or glob) as a string, not a list of one
         if isinstance(options[name].type, click.Path) and isinstance(value, str):

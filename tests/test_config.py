@@ -56,8 +56,16 @@ def test_harken_toml_comes_first_and_env_beats_the_file(project: Path) -> None:
         ("[train]\nmebmers = 'svm'\n", "unknown option 'mebmers' for harken train; did you mean"),
         ("[nonsense]\nx = 1\n", "[nonsense] is not a harken command"),
         ("jobs = \n", "cannot read"),
-        ("jobs = true\n", "True is not a number"),  # not 1 job
-        ("timeout = true\n", "True is not a number"),  # not 1 s
+        ("jobs = true\n", "jobs must be a whole number, not true"),  # not 1 job
+        ("timeout = true\n", "timeout must be a number, not true"),  # not 1 s
+        # These were tracebacks and exit 1 (a rule failed, to a CI job):
+        ("verbose = 1\n", "verbose must be true or false, not 1"),
+        ("[tool]\n", "[tool] is not a harken command"),
+        ("jobs = [1, 2]\n", "jobs must be a whole number, not [1, 2]"),
+        ("cache-dir = 5\n", "cache-dir must be a string (directory), not 5"),
+        ("labels-dir = true\n", "labels-dir must be a string (directory), not true"),
+        ("fail-on = ['status == ok', 1]\n", "fail-on must be a string or a list of strings"),
+        ("max-memory = true\n", "max-memory must be a string (size), not true"),  # 1000 is fine
     ],
 )
 def test_bad_config_is_a_usage_error(project: Path, text: str, message: str) -> None:
