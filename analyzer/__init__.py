@@ -51,8 +51,8 @@ __all__ = [
 def analyze(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
-    include: tuple[str, ...] = (),
-    exclude: tuple[str, ...] = (),
+    include: str | tuple[str, ...] = (),
+    exclude: str | tuple[str, ...] = (),
     **options: Any,
 ) -> Iterator[FileResult]:
     """Analyze every audio file under ``paths``; yield results as they finish.
@@ -61,7 +61,7 @@ def analyze(
     ----------
     paths : path-like, or an iterable of them
         Files and folders (walked recursively).
-    include, exclude : tuple of str
+    include, exclude : str or tuple of str
         Glob filters, as ``harken scan --include/--exclude``.
     **options
         Fields of ``ScanConfig``: ``jobs``, ``cache_dir``, ``use_cache``,
@@ -104,7 +104,13 @@ def analyze_file(
     """
     from analyzer.scan import precheck, read_error, thresholded, unknown_threshold
 
-    ScanConfig(segments=segments)  # a wrong type fails here, not as an "internal" error
+    # A bad argument fails here, not as every file's error or label:
+    ScanConfig(
+        segments=segments,
+        max_duration=max_duration,
+        min_confidence=min_confidence,
+        trust_model=trust_model,
+    )
     path = os.fspath(path)
     ref = resolve_model(model)
     settings = Settings(

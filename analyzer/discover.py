@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
+from analyzer.arguments import globs
 from analyzer.errors import UsageError
 
 DEFAULT_EXTENSIONS = (
@@ -157,8 +158,8 @@ def read_file_list(source: str) -> list[str]:
 def discover(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
-    include: tuple[str, ...] = (),
-    exclude: tuple[str, ...] = (),
+    include: str | tuple[str, ...] = (),
+    exclude: str | tuple[str, ...] = (),
     files_from: str | None = None,
 ) -> list[str]:
     """Every audio file under ``paths``, in a deterministic order, without duplicates.
@@ -169,6 +170,7 @@ def discover(
     kept as given, so a missing or unreadable file still gets a result row.
     ``exclude`` applies to every path, ``include`` only to walked folders.
     """
+    include, exclude = globs("include", include), globs("exclude", exclude)  # one, or many
     found: list[str] = []
     if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
         paths = [paths]

@@ -23,6 +23,7 @@ from analyzer.analysis import (
     TaskOutput,
     predict,
 )
+from analyzer.arguments import flag, number
 from analyzer.cache import ResultCache, default_cache_dir, hash_file
 from analyzer.delivery import Undelivered
 from analyzer.modelfile import ModelRef, resolve_model
@@ -75,8 +76,20 @@ class ScanConfig:
 
     def __post_init__(self) -> None:
         # What the command line's option types check, for the Python API's callers.
-        if self.jobs is not None and self.jobs < 1:
-            raise ValueError(f"jobs must be 1 or more, not {self.jobs}")
+        if self.jobs is not None:
+            number("jobs", self.jobs, low=1, whole=True)
+        if self.timeout is not None:
+            number("timeout", self.timeout, low=0, low_open=True)
+        if self.max_memory is not None:
+            number("max_memory", self.max_memory, low=0, low_open=True, whole=True)
+        number("max_duration", self.max_duration, low=0, low_open=True)
+        if self.min_confidence is not None:
+            number("min_confidence", self.min_confidence, low=0, high=1)
+        number("connect_timeout", self.connect_timeout, low=0, low_open=True)
+        for name in ("use_cache", "refresh", "retry_failed", "trust_model", "ship_audio"):
+            flag(name, getattr(self, name))
+        if self.backend not in ("local", "dask"):
+            raise ValueError(f"backend must be 'local' or 'dask', not {self.backend!r}")
         if self.segments is not None and not isinstance(self.segments, SegmentSpec):
             raise TypeError(
                 f"segments must be a SegmentSpec (SegmentSpec.make(2.0)), not {self.segments!r}"

@@ -68,12 +68,14 @@ class SegmentSpec:
     hop: float = DEFAULT_WINDOW / 2
     smoothing: float = DEFAULT_SMOOTHING
 
-    @classmethod
-    def make(
-        cls, window: float, hop: float | None = None, smoothing: float = DEFAULT_SMOOTHING
-    ) -> SegmentSpec:
-        """A checked spec; ``hop`` defaults to half the window. Raises ``ValueError``."""
-        hop = window / 2 if hop is None else hop
+    def __post_init__(self) -> None:
+        # Checked however it is made: SegmentSpec(0.1, ...) gave numpy's warnings and a timeline.
+        for name in ("window", "hop", "smoothing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"the {name} must be a number, not {value!r}")
+            object.__setattr__(self, name, float(value))  # (the cache key spells floats)
+        window, hop, smoothing = self.window, self.hop, self.smoothing
         if not math.isfinite(window):
             raise ValueError(f"the window must be a finite number of seconds, not {window:g}")
         if window < MIN_WINDOW:
@@ -84,7 +86,16 @@ class SegmentSpec:
             )
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing is a probability below 1, not {smoothing:g}")
-        return cls(float(window), float(hop), float(smoothing))
+
+    @classmethod
+    def make(
+        cls, window: float, hop: float | None = None, smoothing: float = DEFAULT_SMOOTHING
+    ) -> SegmentSpec:
+        """A spec whose ``hop`` defaults to half the window. Raises ``TypeError``
+        or ``ValueError``, as the constructor does."""
+        if hop is None and isinstance(window, (int, float)):
+            hop = window / 2
+        return cls(window, window if hop is None else hop, smoothing)
 
     def key(self) -> str:
         """The part of a cache key these settings make (exact floats, and the code's version)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 from pathlib import Path
@@ -67,11 +68,9 @@ def test_one_path_is_a_path_not_its_characters(corpus: list[str], tmp_path: Path
 
 def test_both_calls_label_alike_below_the_threshold(corpus: list[str], tmp_path: Path) -> None:
     """analyze_file applies the model card's unknown threshold, as analyze does."""
-    one = analyzer.analyze_file(corpus[0], min_confidence=1.01)
+    one = analyzer.analyze_file(corpus[0], min_confidence=1.0)  # (a tone: never sure)
     assert one.label == "unknown" and one.prediction is not None and one.prediction.agreement == 0
-    (many,) = analyzer.analyze(
-        corpus[0], jobs=1, cache_dir=str(tmp_path / "c"), min_confidence=1.01
-    )
+    (many,) = analyzer.analyze(corpus[0], jobs=1, cache_dir=str(tmp_path / "c"), min_confidence=1.0)
     assert many.to_dict()["label"] == one.to_dict()["label"]
     default = analyzer.analyze_file(corpus[0])
     (scanned,) = analyzer.analyze(corpus[0], jobs=1, cache_dir=str(tmp_path / "c"))
@@ -83,8 +82,42 @@ def test_bad_options_fail_before_any_work(corpus: list[str]) -> None:
         analyzer.analyze_file(corpus[0], segments=2.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="segments must be a SegmentSpec"):
         next(analyzer.analyze(corpus, segments=2.0))
-    with pytest.raises(ValueError, match="jobs must be 1 or more"):
+    with pytest.raises(ValueError, match="jobs must be at least 1, not 0"):
         next(analyzer.analyze(corpus, jobs=0))
+    # These were taken as given: every label unknown, every file too_long, 2.5 workers.
+    for options, error, message in (
+        ({"min_confidence": 2}, ValueError, "min_confidence must be at least 0 and at most 1"),
+        ({"min_confidence": float("nan")}, ValueError, "min_confidence must be at least 0"),
+        ({"max_duration": -5}, ValueError, "max_duration must be over 0, not -5"),
+        ({"jobs": 2.5}, TypeError, "jobs must be a whole number, not 2.5"),
+        ({"jobs": "2"}, TypeError, "jobs must be a whole number, not '2'"),
+        ({"timeout": 0}, ValueError, "timeout must be over 0"),
+        ({"refresh": 1}, TypeError, "refresh must be True or False, not 1"),
+        ({"backend": "spark"}, ValueError, "backend must be 'local' or 'dask'"),
+    ):
+        with pytest.raises(error, match=re.escape(message)):
+            next(analyzer.analyze(corpus, **options))
+    for options, error, message in (
+        ({"min_confidence": -1}, ValueError, "min_confidence must be at least 0"),
+        ({"max_duration": 0}, ValueError, "max_duration must be over 0, not 0"),
+        ({"trust_model": "yes"}, TypeError, "trust_model must be True or False"),
+    ):
+        with pytest.raises(error, match=re.escape(message)):
+            analyzer.analyze_file(corpus[0], **options)
+    with pytest.raises(ValueError, match=r"the window must be at least 0\.5 s"):
+        analyzer.SegmentSpec(0.1, 0.01, 5)  # was a timeline, with numpy's warnings
+    with pytest.raises(TypeError, match="the window must be a number, not '2'"):
+        analyzer.SegmentSpec.make("2")  # type: ignore[arg-type]
+    assert analyzer.SegmentSpec.make(2) == analyzer.SegmentSpec(2.0, 1.0)
+
+
+def test_one_glob_is_a_glob_not_its_characters(corpus: list[str]) -> None:
+    folder = Path(corpus[0]).parent
+    # '*' alone matched every file, and exclude="junk.wav" left out nothing.
+    assert analyzer.discover(folder, include="*.wav") == [corpus[4], corpus[3], corpus[0]]
+    assert corpus[4] not in analyzer.discover(folder, exclude="junk.wav")
+    with pytest.raises(TypeError, match="include must be a string or strings"):
+        analyzer.discover(folder, include=[1])  # type: ignore[list-item]
 
 
 def test_stopping_early_is_quiet(tmp_path: Path) -> None:
