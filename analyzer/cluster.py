@@ -369,15 +369,26 @@ class _WorkerWatch:
 def _checked(address: str | None) -> str:
     """``address`` if it names a scheduler (``tcp://host:8786``, ``host:8786``)."""
     from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
 
     try:
         scheme, location = parse_address(address or "", strict=False)
+        get_backend(scheme)  # http://...: refused now, not after the timeout and a traceback
         if scheme in ("tcp", "tls"):
             parse_host_port(location)
     except (ValueError, TypeError) as exc:
         raise ClusterError(
             f"{address!r} is not a Dask scheduler address ({exc}); give one like tcp://host:8786"
         ) from None
+    if scheme == "tls":
+        from distributed.security import Security
+
+        if Security().get_connection_args("client").get("ssl_context") is None:
+            # (else the client fails, and its __del__ prints a traceback 6 s later)
+            raise ClusterError(
+                f"{address}: tls:// needs Dask's TLS settings (distributed.comm.tls in its"
+                " configuration: a CA and this client's certificate), and there are none"
+            )
     return str(address)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
 from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
@@ -463,8 +464,11 @@ def scan_command(
         raise click.UsageError("--dry-run prints its plan on standard output; -o does not apply")
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
-    if backend != "dask" and (scheduler or ship_audio):
-        raise click.UsageError("--scheduler and --ship-audio need --backend dask")
+    timed = click.get_current_context().get_parameter_source("connect_timeout")
+    if backend != "dask" and (scheduler or ship_audio or timed is ParameterSource.COMMANDLINE):
+        raise click.UsageError(
+            "--scheduler, --ship-audio and --connect-timeout need --backend dask"
+        )
     try:
         before = load_baseline(baseline) if baseline else None
     except HarkenError as exc:

@@ -397,14 +397,34 @@ def test_unreachable_scheduler_is_a_quick_clear_error(folder: Path) -> None:
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
 
 
-@pytest.mark.parametrize("address", ["nonsense", "tcp://host-without-port"])
-def test_malformed_scheduler_address(folder: Path, address: str) -> None:
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("nonsense", ""),
+        ("tcp://host-without-port", ""),
+        # At once, not after --connect-timeout and the client's traceback:
+        ("http://127.0.0.1:8786", "unknown address scheme 'http'"),
+    ],
+)
+def test_malformed_scheduler_address(folder: Path, address: str, why: str) -> None:
+    start = time.monotonic()
     code, _, err = scan(str(folder), "--backend", "dask", "--scheduler", address)
-    assert code == EXIT_USAGE and "not a Dask scheduler address" in err
+    assert code == EXIT_USAGE and "not a Dask scheduler address" in err and why in err
+    assert time.monotonic() - start < 5
+
+
+def test_tls_without_dask_tls_settings_is_refused_at_once(folder: Path) -> None:
+    start = time.monotonic()
+    args = ("--backend", "dask", "--scheduler", "tls://127.0.0.1:8786", "--connect-timeout", "9")
+    code, _, err = scan(str(folder), *args)
+    assert code == EXIT_USAGE and "tls:// needs Dask's TLS settings" in err
+    assert time.monotonic() - start < 5
 
 
 def test_scheduler_needs_the_dask_backend(folder: Path) -> None:
     code, _, err = scan(str(folder), "--scheduler", "tcp://127.0.0.1:8786")
+    assert code == EXIT_USAGE and "--backend dask" in err
+    code, _, err = scan(str(folder), "--connect-timeout", "3")  # was taken, and ignored
     assert code == EXIT_USAGE and "--backend dask" in err
 
 
