@@ -243,7 +243,25 @@ def _on_cluster(
         connect_timeout=config.connect_timeout,
         workers=jobs,
     )
-    return run_on_cluster(tasks, settings, cluster)
+    outputs = run_on_cluster(tasks, settings, cluster)
+    return outputs if config.ship_audio else _missing_on_the_worker(outputs)
+
+
+def _missing_on_the_worker(outputs: Iterator[TaskOutput]) -> Iterator[TaskOutput]:
+    """Say so when a worker did not find a file that this machine has (it read
+    "no such file" of a file the user can see)."""
+    for output in outputs:
+        error = output.result.error
+        if error and error.kind == "not_found" and os.path.exists(output.result.path):
+            path = output.result.path
+            error = replace(
+                error,
+                message=f"{path}: no such file on the Dask worker, though this machine has"
+                " it; the workers need the files at the same path (shared storage; absolute"
+                " paths), or --ship-audio",
+            )
+            output = replace(output, result=replace(output.result, error=error))
+        yield output
 
 
 UNKNOWN = "unknown"

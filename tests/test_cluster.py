@@ -134,6 +134,10 @@ def test_ship_audio_serves_workers_that_cannot_see_the_files(
     _, unseen, _ = scan(*base)
     kinds = {r["error"]["kind"] for r in unseen if r["status"] != "ok"}
     assert "ok" not in {r["status"] for r in unseen} and kinds <= {"not_found", "changed"}
+    # It said "no such file" of files the user has.
+    missing = [r["error"]["message"] for r in unseen if r["error"]["kind"] == "not_found"]
+    assert missing and all("no such file on the Dask worker" in m for m in missing)
+    assert all("or --ship-audio" in m for m in missing)
     code, shipped, _ = scan(*base, "--ship-audio")
     _, local, _ = scan("in", "--no-cache", "-j", "1")
     assert code == EXIT_ERRORS
