@@ -9,6 +9,7 @@ is a folder that cannot be listed (the scan gives it a row saying why).
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -122,33 +123,39 @@ def walk(
 AUDIO_MAGIC = (b"RIFF", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b"ID3", b".snd")
 
 
-def _is_audio(path: str) -> bool:
-    """Whether ``path`` is an audio file libsndfile reads. Only a file that
-    begins like one is asked (soundfile imports numpy, which a cached rerun
+def _is_audio(data: bytes) -> bool:
+    """Whether ``data`` is an audio file libsndfile reads. Only bytes that
+    begin like one are asked (soundfile imports numpy, which a cached rerun
     does without)."""
-    with open(path, "rb") as handle:
-        if not handle.read(4).startswith(AUDIO_MAGIC):
-            return False
+    mpeg_sync = len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0  # MP3, no tag
+    if not data[:4].startswith(AUDIO_MAGIC) and not mpeg_sync:
+        return False
     import soundfile
 
     try:
-        soundfile.info(path)
+        soundfile.info(io.BytesIO(data))
     except Exception:  # libsndfile says no to anything else in the same words
         return False
     return True
 
 
+def _standard_input() -> bytes:
+    """Standard input's bytes (as text where it is only text: IDLE, a test)."""
+    if (raw := getattr(sys.stdin, "buffer", None)) is not None:
+        return bytes(raw.read())
+    return sys.stdin.read().encode("utf-8", errors="surrogateescape")
+
+
 def read_file_list(source: str) -> list[str]:
     """Paths from a file, one a line (``-`` reads standard input); blanks and ``#``
-    skipped. A list with NUL bytes (``find -print0``) is split at them instead,
-    and its paths are kept exactly, spaces and newlines included."""
-    text = (
-        sys.stdin.read()
-        if source == "-"
-        else Path(source).read_text(encoding="utf-8", errors="surrogateescape")
-    )
-    if "\0" in text and source != "-" and _is_audio(source):  # given by mistake
-        raise UsageError(f"{source} is an audio file, not a list of paths")
+    skipped, and spaces at either end of a line. A list with NUL bytes
+    (``find -print0``) is split at them instead, and its paths are kept
+    exactly, spaces and newlines included."""
+    data = _standard_input() if source == "-" else Path(source).read_bytes()
+    if b"\0" in data and _is_audio(data):  # given by mistake
+        name = "standard input" if source == "-" else source
+        raise UsageError(f"{name} is an audio file, not a list of paths")
+    text = data.decode("utf-8", errors="surrogateescape")
     if "\0" in text:
         return [path for path in text.split("\0") if path]
     lines = (line.strip() for line in text.splitlines())
@@ -160,7 +167,7 @@ def discover(
     *,
     include: str | tuple[str, ...] = (),
     exclude: str | tuple[str, ...] = (),
-    files_from: str | None = None,
+    files_from: str | Iterable[str] | None = None,
 ) -> list[str]:
     """Every audio file under ``paths``, in a deterministic order, without duplicates.
 
@@ -175,8 +182,8 @@ def discover(
     if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
         paths = [paths]
     given = [os.fspath(p) for p in paths]
-    if files_from is not None:
-        given.extend(read_file_list(files_from))
+    for listing in [files_from] if isinstance(files_from, str) else files_from or ():
+        given.extend(read_file_list(listing))
     for path in given:
         if os.path.isdir(path):
             files = walk(path, include=include, exclude=exclude)

@@ -188,8 +188,9 @@ def sigterm_as_exception() -> Iterator[None]:
     "--files-from",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str),
+    multiple=True,
     help="Read more paths from FILE, one a line ('#' starts a comment line) or"
-    " NUL-separated ('-' for standard input).",
+    " NUL-separated ('-' for standard input); may be given more than once.",
 )
 @click.option(
     "--include",
@@ -382,7 +383,7 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option("-v", "--verbose", is_flag=True, help="A line per file as it finishes.")
 def scan_command(
     paths: tuple[str, ...],
-    files_from: str | None,
+    files_from: tuple[str, ...],
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     jobs: int | None,
@@ -438,7 +439,7 @@ def scan_command(
     from analyzer.scan import ScanConfig
     from cli.render import make_console, summary_line
 
-    if not paths and files_from is None:
+    if not paths and not files_from:
         raise click.UsageError("give at least one file or folder, or --files-from")
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
     if output == "-":  # standard output, as `--files-from -` is standard input

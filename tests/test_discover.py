@@ -344,3 +344,36 @@ def test_an_audio_file_given_as_the_list_is_refused(tmp_path: Path) -> None:
     listing = tmp_path / "list0"
     listing.write_bytes(b"RIFF.wav\0b.wav\0")  # a list that starts as a WAV does
     assert read_file_list(str(listing)) == ["RIFF.wav", "b.wav"]
+    # An MP3 with no tag starts with a frame's sync bits (it made 2,600 rows).
+    mp3 = tmp_path / "take.mp3"
+    sf.write(mp3, 0.1 * np.random.default_rng(0).standard_normal(44100), 44100, format="MP3")
+    assert mp3.read_bytes()[:1] == b"\xff"
+    with pytest.raises(UsageError, match=r"take\.mp3 is an audio file"):
+        read_file_list(str(mp3))
+
+
+def test_audio_on_standard_input_is_refused_as_a_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from analyzer.errors import UsageError
+
+    audio = io.BytesIO()
+    sf.write(audio, np.zeros(1600, dtype=np.float32), 16000, format="WAV")
+    # It was split at its NUL bytes: 9,312 "paths" of a 2 MB WAV, '/' among them.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(audio.getvalue())))
+    with pytest.raises(UsageError, match="standard input is an audio file, not a list of paths"):
+        read_file_list("-")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b" a.wav \n#b.wav\n\nc.wav\n")))
+    assert read_file_list("-") == ["a.wav", "c.wav"]
+
+
+def test_lists_given_twice_are_both_read(tmp_path: Path) -> None:
+    first, second = tmp_path / "one.txt", tmp_path / "two.txt"
+    first.write_text("a.wav\n")
+    second.write_text("b.wav\n")
+    assert discover([], files_from=[str(first), str(second)]) == ["a.wav", "b.wav"]  # was b only
