@@ -118,8 +118,12 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
         _check_type(options[name], value, f"{path}: {option}")
         if options[name].multiple and isinstance(value, str):
             value = [value]  # one rule (or glob) as a string, not a list of one
-        if isinstance(options[name].type, click.Path) and isinstance(value, str):
-            value = str((path.parent / value).expanduser())  # absolute paths stay as they are
+        if isinstance(options[name].type, click.Path):
+            # relative to the file; absolute paths stay as they are
+            if isinstance(value, str):
+                value = str((path.parent / value).expanduser())
+            elif isinstance(value, list):
+                value = [str((path.parent / v).expanduser()) for v in value]
         settings.setdefault(target, {})[name] = value
 
     for key, value in config.items():

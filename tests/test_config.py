@@ -40,6 +40,17 @@ def test_pyproject_section_sets_scan_options(project: Path) -> None:
     assert out.startswith("path,status")
 
 
+def test_lists_of_paths_in_the_file_are_relative_to_it(project: Path) -> None:
+    (project / "lists").mkdir()
+    (project / "lists" / "a.txt").write_text(f"{project / 'audio' / 'tone.wav'}\n")
+    (project / "harken.toml").write_text('files-from = "lists/a.txt"\nformat = "jsonl"\njobs = 1\n')
+    code, out, err = scan()
+    assert code == 0, err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == [
+        str(project / "audio" / "tone.wav")
+    ]
+
+
 def test_harken_toml_comes_first_and_env_beats_the_file(project: Path) -> None:
     (project / "pyproject.toml").write_text('[tool.harken]\nformat = "csv"\n')
     (project / "harken.toml").write_text('format = "jsonl"\njobs = 1\n\n[train]\ncv = 3\n')
