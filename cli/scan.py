@@ -441,6 +441,10 @@ def scan_command(
 
     if not paths and not files_from:
         raise click.UsageError("give at least one file or folder, or --files-from")
+    if "-" in paths and not os.path.lexists("-"):
+        raise click.UsageError(
+            "no file is named '-' here; to read paths from standard input, give --files-from -"
+        )
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
     if output == "-":  # standard output, as `--files-from -` is standard input
         output = None

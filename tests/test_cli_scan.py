@@ -214,6 +214,8 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     assert code == EXIT_USAGE and "a JUnit report goes to --junit FILE" in err
     code, out, _ = run(str(audio_dir / "tone.wav"), "-f", "jsonl", "-o", "-", "-j", "1")
     assert code == 0 and json.loads(out)["label"]  # was a file named '-'
+    code, _, err = run("-")  # was a not_found row for '-'
+    assert code == EXIT_USAGE and "give --files-from -" in err
     same = str(tmp_path / "same.json")
     code, _, err = run(str(audio_dir), "-o", same, "--junit", str(tmp_path / "." / "same.json"))
     assert code == EXIT_USAGE and "--output and --junit name the same file" in err  # was exit 0
