@@ -119,19 +119,21 @@ def _frame_header(data: bytes, at: int, block_size: int) -> tuple[int, int] | No
     return (number if variable else number * block_size), samples
 
 
-def _audio_end(file: BinaryIO, size: int) -> int:
-    """Where the frames end: before the tags some taggers append, an APEv2
-    tag and then an ID3v1 tag (the frames alone say nothing of them)."""
+def _audio_end(file: BinaryIO, size: int, start: int) -> int:
+    """Where the frames (from ``start``) end: before the tags some taggers
+    append, an APEv2 tag and then an ID3v1 tag (the frames alone say nothing
+    of them). A tag that would reach back before ``start`` is none."""
     end = size
     file.seek(max(0, end - _ID3V1))
-    if file.read(3) == b"TAG" and end >= _ID3V1:
+    if file.read(3) == b"TAG" and end - _ID3V1 >= start:
         end -= _ID3V1
     file.seek(max(0, end - _APE_FOOTER))
     footer = file.read(_APE_FOOTER)
     if footer[:8] == b"APETAGEX" and len(footer) == _APE_FOOTER:
         tag = int.from_bytes(footer[12:16], "little")  # items and footer
         has_header = int.from_bytes(footer[20:24], "little") & 0x80000000
-        end -= tag + (_APE_FOOTER if has_header else 0)
+        if (before := end - tag - (_APE_FOOTER if has_header else 0)) >= start:
+            end = before
     return end
 
 
@@ -151,7 +153,7 @@ def samples_held(path: str, total: int) -> int | None:
         if info is None or total <= 0:
             return None
         frames_start, block_size, max_frame = info
-        end = _audio_end(file, size)
+        end = _audio_end(file, size, frames_start)
         tail_start = max(frames_start, end - (2 * max_frame + 4096 if max_frame else _TAIL))
         file.seek(tail_start)
         tail = file.read(max(0, end - tail_start))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cli.options import CountRange, cache_dir_option, format_option, print_json
+from cli.options import CountRange, NumberRange, cache_dir_option, format_option, print_json
 from cli.scan import (
     HarkenUsageError,
     OutputError,
@@ -272,7 +272,7 @@ def _write_predictions(rows: list[dict[str, Any]], path: str) -> None:
 @click.option("--trust-model", is_flag=True, help="Load a model with untrusted types.")
 @click.option(
     "--min-confidence",
-    type=click.FloatRange(0.0, 1.0),
+    type=NumberRange(0, 1),
     help="Score the answers as a scan with this threshold gives them, below it"
     " `unknown` [default: the model card's].",
 )
