@@ -5,6 +5,7 @@ rather than making every file ``too_long`` or every label ``unknown``."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 
@@ -19,16 +20,17 @@ def number(
 ) -> float:
     """``value`` if it is a (whole) number in ``[low, high]`` (``(low, high]``
     with ``low_open``); else ``TypeError`` or ``ValueError`` naming ``name``."""
-    kinds = (int,) if whole else (int, float)
+    kinds = numbers.Integral if whole else numbers.Real  # numpy's scalars too
     if isinstance(value, bool) or not isinstance(value, kinds):
         wanted = "a whole number" if whole else "a number"
         raise TypeError(f"{name} must be {wanted}, not {value!r}")
-    if math.isnan(value) or value < low or value > high or (low_open and value == low):
+    number = float(value)
+    if math.isnan(number) or number < low or number > high or (low_open and number == low):
         bound = f"over {low:g}" if low_open else f"at least {low:g}"
         if high < math.inf:
             bound += f" and at most {high:g}"
         raise ValueError(f"{name} must be {bound}, not {value!r}")
-    return value
+    return number
 
 
 def flag(name: str, value: Any) -> bool:
@@ -40,6 +42,8 @@ def flag(name: str, value: Any) -> bool:
 
 def globs(name: str, value: Any) -> tuple[str, ...]:
     """Glob patterns as a tuple: one string is one pattern (not its characters)."""
+    if value is None:
+        return ()
     if isinstance(value, str):
         return (value,)
     patterns = tuple(value)

@@ -380,13 +380,13 @@ def _checked(address: str | None) -> str:
         raise ClusterError(
             f"{address!r} is not a Dask scheduler address ({exc}); give one like tcp://host:8786"
         ) from None
-    if scheme == "tls":
+    if scheme in ("tls", "wss"):
         from distributed.security import Security
 
         if Security().get_connection_args("client").get("ssl_context") is None:
             # (else the client fails, and its __del__ prints a traceback 6 s later)
             raise ClusterError(
-                f"{address}: tls:// needs Dask's TLS settings (distributed.comm.tls in its"
+                f"{address}: {scheme}:// needs Dask's TLS settings (distributed.comm.tls in its"
                 " configuration: a CA and this client's certificate), and there are none"
             )
     return str(address)

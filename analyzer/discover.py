@@ -152,8 +152,11 @@ def read_file_list(source: str) -> list[str]:
     (``find -print0``) is split at them instead, and its paths are kept
     exactly, spaces and newlines included."""
     data = _standard_input() if source == "-" else Path(source).read_bytes()
+    name = "standard input" if source == "-" else source
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # (split at its NUL bytes, '.' among the paths)
+        raise UsageError(f"{name} is UTF-16 text; save the list as UTF-8")
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is no path
     if b"\0" in data and _is_audio(data):  # given by mistake
-        name = "standard input" if source == "-" else source
         raise UsageError(f"{name} is an audio file, not a list of paths")
     text = data.decode("utf-8", errors="surrogateescape")
     if "\0" in text:
@@ -167,7 +170,7 @@ def discover(
     *,
     include: str | tuple[str, ...] = (),
     exclude: str | tuple[str, ...] = (),
-    files_from: str | Iterable[str] | None = None,
+    files_from: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
 ) -> list[str]:
     """Every audio file under ``paths``, in a deterministic order, without duplicates.
 
@@ -182,8 +185,11 @@ def discover(
     if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
         paths = [paths]
     given = [os.fspath(p) for p in paths]
-    for listing in [files_from] if isinstance(files_from, str) else files_from or ():
-        given.extend(read_file_list(listing))
+    listings = (
+        [files_from] if isinstance(files_from, (str, os.PathLike)) else list(files_from or ())
+    )
+    for listing in listings:
+        given.extend(read_file_list(os.fspath(listing)))
     for path in given:
         if os.path.isdir(path):
             files = walk(path, include=include, exclude=exclude)

@@ -79,7 +79,7 @@ class ScanConfig:
         if self.jobs is not None:
             number("jobs", self.jobs, low=1, whole=True)
         if self.timeout is not None:
-            number("timeout", self.timeout, low=0, low_open=True)
+            number("timeout", self.timeout, low=0)  # (0: no limit, as on the command line)
         if self.max_memory is not None:
             number("max_memory", self.max_memory, low=0, low_open=True, whole=True)
         number("max_duration", self.max_duration, low=0, low_open=True)

@@ -22,6 +22,7 @@ this module (for ``SegmentSpec``) stays cheap on a warm, cached run.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,7 @@ class SegmentSpec:
         # Checked however it is made: SegmentSpec(0.1, ...) gave numpy's warnings and a timeline.
         for name in ("window", "hop", "smoothing"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"the {name} must be a number, not {value!r}")
             object.__setattr__(self, name, float(value))  # (the cache key spells floats)
         window, hop, smoothing = self.window, self.hop, self.smoothing
@@ -93,7 +94,7 @@ class SegmentSpec:
     ) -> SegmentSpec:
         """A spec whose ``hop`` defaults to half the window. Raises ``TypeError``
         or ``ValueError``, as the constructor does."""
-        if hop is None and isinstance(window, (int, float)):
+        if hop is None and isinstance(window, numbers.Real):
             hop = window / 2
         return cls(window, window if hop is None else hop, smoothing)
 

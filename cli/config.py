@@ -74,6 +74,10 @@ def _did_you_mean(option: str, known: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _relative_to(config: Path, value: str) -> str:
+    return value if value == "-" else str((config.parent / value).expanduser())
+
+
 def _check_type(option: click.Option, value: Any, where: str) -> None:
     """Refuse a value of the wrong TOML type (``verbose = 1``, ``jobs = [1, 2]``),
     which would reach the option's code as it is: a traceback, exit 1."""
@@ -89,9 +93,10 @@ def _check_type(option: click.Option, value: Any, where: str) -> None:
         fits, wanted = isinstance(value, (int, str)), "a whole number"
     elif isinstance(kind, click.types.FloatParamType):
         fits, wanted = isinstance(value, (int, float, str)), "a number"
-    else:  # text, a choice, a path; a size may be a number of bytes
-        numbers = (int,) if kind.name == "SIZE" else ()
-        fits, wanted = isinstance(value, (str, *numbers)), f"a string ({kind.name.lower()})"
+    elif isinstance(kind, (click.Path, click.Choice)):
+        fits, wanted = isinstance(value, str), f"a string ({kind.name.lower()})"
+    else:  # text, which a number may be (older-than = 86400, a size in bytes)
+        fits, wanted = isinstance(value, (str, int, float)), "a string or a number"
     if not fits or (isinstance(value, bool) and not option.is_flag):
         shown = str(value).lower() if isinstance(value, bool) else repr(value)
         raise click.UsageError(f"{where} must be {wanted}, not {shown}")
@@ -119,11 +124,11 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
         if options[name].multiple and isinstance(value, str):
             value = [value]  # one rule (or glob) as a string, not a list of one
         if isinstance(options[name].type, click.Path):
-            # relative to the file; absolute paths stay as they are
+            # relative to the file; absolute paths (and '-', standard input) stay as they are
             if isinstance(value, str):
-                value = str((path.parent / value).expanduser())
+                value = _relative_to(path, value)
             elif isinstance(value, list):
-                value = [str((path.parent / v).expanduser()) for v in value]
+                value = [_relative_to(path, v) for v in value]
         settings.setdefault(target, {})[name] = value
 
     for key, value in config.items():

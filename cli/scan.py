@@ -64,6 +64,13 @@ class Line(click.ParamType):
         return str(value)
 
 
+class PathLines(click.Path):
+    """A path option given many times; from a variable, one path a line
+    (click.Path would split it at ':', as it does PATH)."""
+
+    envvar_list_splitter = "\n"
+
+
 class ByteSize(click.ParamType):
     """A size such as ``512M``, ``2G`` or ``1500000`` (bytes)."""
 
@@ -187,7 +194,7 @@ def sigterm_as_exception() -> Iterator[None]:
 @click.option(
     "--files-from",
     metavar="FILE",
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str),
+    type=PathLines(exists=True, dir_okay=False, allow_dash=True, path_type=str),
     multiple=True,
     help="Read more paths from FILE, one a line ('#' starts a comment line) or"
     " NUL-separated ('-' for standard input); may be given more than once.",

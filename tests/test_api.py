@@ -91,7 +91,7 @@ def test_bad_options_fail_before_any_work(corpus: list[str]) -> None:
         ({"max_duration": -5}, ValueError, "max_duration must be over 0, not -5"),
         ({"jobs": 2.5}, TypeError, "jobs must be a whole number, not 2.5"),
         ({"jobs": "2"}, TypeError, "jobs must be a whole number, not '2'"),
-        ({"timeout": 0}, ValueError, "timeout must be over 0"),
+        ({"timeout": -1}, ValueError, "timeout must be at least 0"),  # (0: no limit)
         ({"refresh": 1}, TypeError, "refresh must be True or False, not 1"),
         ({"backend": "spark"}, ValueError, "backend must be 'local' or 'dask'"),
     ):
@@ -109,6 +109,11 @@ def test_bad_options_fail_before_any_work(corpus: list[str]) -> None:
     with pytest.raises(TypeError, match="the window must be a number, not '2'"):
         analyzer.SegmentSpec.make("2")  # type: ignore[arg-type]
     assert analyzer.SegmentSpec.make(2) == analyzer.SegmentSpec(2.0, 1.0)
+    # What is fine stays fine: no limit, numpy's numbers.
+    import numpy as np
+
+    ScanConfig(timeout=0, jobs=np.int64(2), min_confidence=np.float32(0.5))
+    assert analyzer.SegmentSpec.make(np.float32(2.0)) == analyzer.SegmentSpec(2.0, 1.0)
 
 
 def test_one_glob_is_a_glob_not_its_characters(corpus: list[str]) -> None:
@@ -118,6 +123,7 @@ def test_one_glob_is_a_glob_not_its_characters(corpus: list[str]) -> None:
     assert corpus[4] not in analyzer.discover(folder, exclude="junk.wav")
     with pytest.raises(TypeError, match="include must be a string or strings"):
         analyzer.discover(folder, include=[1])  # type: ignore[list-item]
+    assert analyzer.discover(folder, include=None) == analyzer.discover(folder)  # type: ignore[arg-type]
 
 
 def test_stopping_early_is_quiet(tmp_path: Path) -> None:

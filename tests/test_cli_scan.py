@@ -478,3 +478,16 @@ def test_outputs_may_share_a_pipe_and_junit_dash_is_standard_output(
     assert results.read_text().count("\n") == 1
     code, _, err = run(str(audio_dir / "tone.wav"), "--junit", "-")
     assert code == EXIT_USAGE and "would both go to standard output" in err
+
+
+def test_lists_given_twice_are_both_read(audio_dir: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "one.txt", tmp_path / "two.txt"
+    first.write_text(f"{audio_dir / 'tone.wav'}\n")
+    second.write_text(f"{audio_dir / 'silence.wav'}\n")
+    args = ["-j", "1", "-f", "jsonl", "--no-cache"]
+    code, out, _ = run("--files-from", str(first), "--files-from", str(second), *args)
+    assert code == 0 and len(records(out)) == 2  # the last list only
+    result = CliRunner(env={"HARKEN_SCAN_FILES_FROM": f"{first}\n{second}"}).invoke(
+        main, ["scan", *args], catch_exceptions=False
+    )
+    assert result.exit_code == 0 and len(records(result.stdout)) == 2  # one a line, as --fail-on

@@ -40,6 +40,16 @@ def test_pyproject_section_sets_scan_options(project: Path) -> None:
     assert out.startswith("path,status")
 
 
+def test_numbers_are_taken_where_text_may_be_one(project: Path) -> None:
+    (project / "harken.toml").write_text(
+        "max-memory = 2e9\ncache-size = 5000000000\n[cache]\nolder-than = 86400\n"
+    )
+    code, _, err = scan(str(project / "audio"), "-j", "1", "-q")
+    assert code == 0, err
+    result = CliRunner().invoke(main, ["cache", "prune"], catch_exceptions=False)
+    assert result.exit_code == 0 and "older than 86400" in result.stdout, result.stderr
+
+
 def test_lists_of_paths_in_the_file_are_relative_to_it(project: Path) -> None:
     (project / "lists").mkdir()
     (project / "lists" / "a.txt").write_text(f"{project / 'audio' / 'tone.wav'}\n")
@@ -76,7 +86,7 @@ def test_harken_toml_comes_first_and_env_beats_the_file(project: Path) -> None:
         ("cache-dir = 5\n", "cache-dir must be a string (directory), not 5"),
         ("labels-dir = true\n", "labels-dir must be a string (directory), not true"),
         ("fail-on = ['status == ok', 1]\n", "fail-on must be a string or a list of strings"),
-        ("max-memory = true\n", "max-memory must be a string (size), not true"),  # 1000 is fine
+        ("max-memory = true\n", "max-memory must be a string or a number, not true"),
     ],
 )
 def test_bad_config_is_a_usage_error(project: Path, text: str, message: str) -> None:

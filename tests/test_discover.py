@@ -376,4 +376,16 @@ def test_lists_given_twice_are_both_read(tmp_path: Path) -> None:
     first, second = tmp_path / "one.txt", tmp_path / "two.txt"
     first.write_text("a.wav\n")
     second.write_text("b.wav\n")
-    assert discover([], files_from=[str(first), str(second)]) == ["a.wav", "b.wav"]  # was b only
+    assert discover([], files_from=[str(first), second]) == ["a.wav", "b.wav"]
+    assert discover([], files_from=second) == ["b.wav"]  # one list, a Path
+
+
+def test_a_list_in_utf16_is_refused_and_a_utf8_mark_is_no_path(tmp_path: Path) -> None:
+    from analyzer.errors import UsageError
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.wav\nb.wav\n", encoding="utf-16")  # PowerShell 5's '>'
+    with pytest.raises(UsageError, match="is UTF-16 text; save the list as UTF-8"):
+        read_file_list(str(listing))  # was split at its NUL bytes: 'a', '.', 'w', ...
+    listing.write_text("a.wav\nb.wav\n", encoding="utf-8-sig")
+    assert read_file_list(str(listing)) == ["a.wav", "b.wav"]
