@@ -18,19 +18,20 @@ def number(
     low_open: bool = False,
     whole: bool = False,
 ) -> float:
-    """``value`` if it is a (whole) number in ``[low, high]`` (``(low, high]``
-    with ``low_open``); else ``TypeError`` or ``ValueError`` naming ``name``."""
+    """``value``, as a float, if it is a (whole) number in ``[low, high]``
+    (``(low, high]`` with ``low_open``); else ``TypeError`` or ``ValueError``
+    naming ``name``."""
     kinds = numbers.Integral if whole else numbers.Real  # numpy's scalars too
     if isinstance(value, bool) or not isinstance(value, kinds):
         wanted = "a whole number" if whole else "a number"
         raise TypeError(f"{name} must be {wanted}, not {value!r}")
-    number = float(value)
-    if math.isnan(number) or number < low or number > high or (low_open and number == low):
+    as_float = float(value)
+    if math.isnan(as_float) or not low <= as_float <= high or (low_open and as_float == low):
         bound = f"over {low:g}" if low_open else f"at least {low:g}"
         if high < math.inf:
             bound += f" and at most {high:g}"
         raise ValueError(f"{name} must be {bound}, not {value!r}")
-    return number
+    return as_float
 
 
 def flag(name: str, value: Any) -> bool:
