@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from analyzer.errors import DecodeError
-from analyzer.flac import samples_held
+from analyzer.flac import after_id3v2, samples_held
 from analyzer.quality import SignalMeter
 from analyzer.results import SignalFacts
 
@@ -198,11 +198,7 @@ def mp3_declares_length(path: str) -> bool:
     """Whether the MP3's first frame is a Xing/Info frame, which counts the
     frames exactly; without one the decoder only estimates the length."""
     with open(path, "rb") as file:
-        head = file.read(10)
-        start = 0
-        if head[:3] == b"ID3" and len(head) == 10:  # skip an ID3v2 tag (syncsafe size)
-            start = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
-        file.seek(start)
+        file.seek(after_id3v2(file))
         frame = file.read(200)
     return b"Xing" in frame or b"Info" in frame
 

@@ -52,15 +52,22 @@ def _crc16(data: bytes) -> int:
     return crc
 
 
+def after_id3v2(file: BinaryIO) -> int:
+    """Where ``file``'s audio starts: after an ID3v2 tag, which FLAC and MP3
+    files may begin with (its size is syncsafe: 7 bits a byte)."""
+    file.seek(0)
+    head = file.read(10)
+    if head[:3] == b"ID3" and len(head) == 10:
+        return 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
+    return 0
+
+
 def _stream_info(file: BinaryIO) -> tuple[int, int, int] | None:
     """Where the frames start, the fixed block size and the largest frame's
     bytes (0: not given), from the file's metadata blocks (which a picture
     can make megabytes long); ``None`` when ``file`` is not a whole FLAC
     file's start."""
-    head = file.read(10)
-    start = 0
-    if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag first (syncsafe size)
-        start = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
+    start = after_id3v2(file)
     file.seek(start)
     if file.read(4) != b"fLaC":
         return None
