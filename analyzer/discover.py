@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from functools import cache
-from pathlib import Path
+from typing import BinaryIO, cast
 
 from analyzer.arguments import globs
 from analyzer.errors import UsageError
@@ -130,6 +130,11 @@ def _is_audio(data: bytes) -> bool:
     mpeg_sync = len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0  # MP3, no tag
     if not data[:4].startswith(AUDIO_MAGIC) and not mpeg_sync:
         return False
+    # A tag or a FLAC's STREAMINFO block is enough: a cover picture can put
+    # the audio beyond the head that is read.
+    id3v2 = data[:3] == b"ID3" and data[3:4] in (b"\2", b"\3", b"\4") and max(data[6:10]) < 0x80
+    if id3v2 or data[:8] == b"fLaC\0\0\0\x22" or data[:8] == b"fLaC\x80\0\0\x22":
+        return True
     import soundfile
 
     try:
@@ -139,11 +144,17 @@ def _is_audio(data: bytes) -> bool:
     return True
 
 
-def _standard_input() -> bytes:
-    """Standard input's bytes (as text where it is only text: IDLE, a test)."""
+HEAD_BYTES = 1 << 16  # enough for any audio header, read before the rest
+
+
+def _opened(source: str) -> BinaryIO:
+    """The list's bytes as a stream (standard input as text where it is only
+    text: IDLE, a test)."""
+    if source != "-":
+        return open(source, "rb")
     if (raw := getattr(sys.stdin, "buffer", None)) is not None:
-        return bytes(raw.read())
-    return sys.stdin.read().encode("utf-8", errors="surrogateescape")
+        return cast(BinaryIO, raw)
+    return io.BytesIO(sys.stdin.read().encode("utf-8", errors="surrogateescape"))
 
 
 def read_file_list(source: str) -> list[str]:
@@ -151,13 +162,21 @@ def read_file_list(source: str) -> list[str]:
     skipped, and spaces at either end of a line. A list with NUL bytes
     (``find -print0``) is split at them instead, and its paths are kept
     exactly, spaces and newlines included."""
-    data = _standard_input() if source == "-" else Path(source).read_bytes()
     name = "standard input" if source == "-" else source
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # (split at its NUL bytes, '.' among the paths)
-        raise UsageError(f"{name} is UTF-16 text; save the list as UTF-8")
-    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is no path
-    if b"\0" in data and _is_audio(data):  # given by mistake
-        raise UsageError(f"{name} is an audio file, not a list of paths")
+    stream = _opened(source)
+    try:
+        # An audio file given by mistake is told by its head, before a
+        # multi-GB recording is read into memory.
+        data = stream.read(HEAD_BYTES)
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # (split at its NUL bytes, '.' among the paths)
+            raise UsageError(f"{name} is UTF-16 text; save the list as UTF-8")
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is no path
+        if b"\0" in data and _is_audio(data):
+            raise UsageError(f"{name} is an audio file, not a list of paths")
+        data += stream.read()
+    finally:
+        if source != "-":
+            stream.close()
     text = data.decode("utf-8", errors="surrogateescape")
     if "\0" in text:
         return [path for path in text.split("\0") if path]

@@ -372,6 +372,62 @@ def test_audio_on_standard_input_is_refused_as_a_list(
     assert read_file_list("-") == ["a.wav", "c.wav"]
 
 
+def test_a_long_recording_given_as_the_list_is_refused_from_its_head(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It was read whole first: a multi-GB WAV (or a stream that never ends)
+    went into memory before it was told to be audio."""
+    import numpy as np
+    import soundfile as sf
+
+    from analyzer.discover import HEAD_BYTES
+    from analyzer.errors import UsageError
+
+    class Counted(io.BytesIO):
+        asked = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            block = super().read(size)
+            Counted.asked += len(block)
+            return block
+
+    audio = io.BytesIO()
+    sf.write(audio, np.zeros(16000 * 60, dtype=np.int16), 16000, format="WAV")  # 1.9 MB
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(Counted(audio.getvalue())))
+    with pytest.raises(UsageError, match="standard input is an audio file"):
+        read_file_list("-")
+    assert 0 < Counted.asked <= HEAD_BYTES
+
+
+def test_audio_whose_picture_outgrows_the_head_is_still_refused_as_a_list(
+    tmp_path: Path,
+) -> None:
+    """A cover picture bigger than the head read first: still audio."""
+    import numpy as np
+    import soundfile as sf
+
+    from analyzer.discover import HEAD_BYTES
+    from analyzer.errors import UsageError
+
+    picture = 2 * HEAD_BYTES
+    mp3 = io.BytesIO()
+    sf.write(mp3, 0.1 * np.random.default_rng(0).standard_normal(44100), 44100, format="MP3")
+    syncsafe = bytes((picture >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(b"ID3\4\0\0" + syncsafe + bytes(picture) + mp3.getvalue())
+    flac = io.BytesIO()
+    sf.write(flac, np.zeros(16000, dtype=np.int16), 16000, format="FLAC")
+    whole = flac.getvalue()
+    assert whole[4] == 0x00  # STREAMINFO, more blocks after it
+    padding = b"\x01" + picture.to_bytes(3, "big") + bytes(picture)  # where a picture goes
+    padded = tmp_path / "padded.flac"
+    padded.write_bytes(whole[:42] + padding + whole[42:])
+    assert sf.info(padded).frames == 16000
+    for audio in (tagged, padded):
+        with pytest.raises(UsageError, match="is an audio file, not a list of paths"):
+            read_file_list(str(audio))
+
+
 def test_lists_given_twice_are_both_read(tmp_path: Path) -> None:
     first, second = tmp_path / "one.txt", tmp_path / "two.txt"
     first.write_text("a.wav\n")
