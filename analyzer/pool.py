@@ -30,6 +30,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -217,10 +218,40 @@ class _PoolBroke(Exception):
     """A worker died and took the pool's executor with it."""
 
 
+def _spawn_deaf_to_ctrl_c() -> None:
+    """Start loky's workers with SIGINT blocked.
+
+    Ctrl-C at a terminal reaches the whole process group, and a worker still
+    starting Python died of it with a traceback (thirty lines on stderr for a
+    Ctrl-C in a scan's first second). harken ends its workers itself
+    (``_kill_workers``), so they need not hear it. loky has no option for
+    this, so its spawn is wrapped: the signal mask, unlike a handler,
+    survives the exec, and Python starts with it as it is.
+    """
+    from joblib.externals.loky.backend import fork_exec as module
+
+    spawn = module.fork_exec
+    if getattr(spawn, "deaf_to_ctrl_c", False) or not hasattr(signal, "pthread_sigmask"):
+        return
+
+    @functools.wraps(spawn)
+    def deaf_spawn(*args: object, **kwargs: object) -> int:
+        # (Only this thread blocks it: another, or this one after, takes a Ctrl-C.)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return spawn(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    deaf_spawn.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
+    module.fork_exec = deaf_spawn
+
+
 def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
+    _spawn_deaf_to_ctrl_c()
     batches = make_batches(tasks, jobs=jobs)
     # At least two workers even for one batch: n_jobs=1 would run it in this
     # process, where a crash or the watchdog would end harken itself.

@@ -237,6 +237,47 @@ def test_signal_mid_run_keeps_finished_results(
     assert again.stderr.count("(cached)") >= len(rows)
 
 
+def _starting_worker(sid: int) -> bool:
+    """Whether a loky worker of session ``sid`` has been started."""
+    for pid in _session_processes(sid):
+        try:
+            if b"popen_loky_posix" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_a_terminals_ctrl_c_while_the_workers_start(tmp_path: Path, isolated_cache: Path) -> None:
+    """Ctrl-C reaches the whole process group. A worker still starting Python
+    died of it printing a traceback ("Could not import runpy module",
+    "Fatal Python error: init_import_site"): 30 lines for a Ctrl-C in a
+    scan's first second."""
+    root = tmp_path / "many"
+    for i in range(8):
+        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli import main; main()", "scan", str(root), "-j", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+    )
+    deadline = time.monotonic() + 60
+    while not _starting_worker(proc.pid) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no worker started"
+        time.sleep(0.005)
+    time.sleep(0.05)  # (past Python's first steps, where SIGINT still kills quietly)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+    assert _left_behind(proc.pid) == []
+
+
 def _left_behind(sid: int, wait: float = 30.0) -> list[int]:
     """Processes of session ``sid`` still alive ``wait`` seconds after its
     leader died (then killed, so as not to be left to the next test)."""
