@@ -538,8 +538,8 @@ def test_a_scan_whose_markers_folder_vanishes_goes_on(tmp_path: Path, isolated_c
     """A cleaner (or another machine's harken sharing the temporary folder)
     removes the markers' folder mid-scan: timeouts are lost, not the scan."""
     root = tmp_path / "many"
-    for i in range(30):
-        write(root / f"n{i:02d}.wav", noise(0.3, seed=i))
+    for i in range(30):  # (long enough that the scan is still going when the folder goes)
+        write(root / f"n{i:02d}.wav", noise(2.0, seed=i))
     temp = tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache), "TMPDIR": str(temp)}
@@ -555,6 +555,7 @@ def test_a_scan_whose_markers_folder_vanishes_goes_on(tmp_path: Path, isolated_c
         for line in proc.stderr:  # the pool is up and working
             if ".wav: " in line:
                 break
+        assert proc.poll() is None, "the scan ended before its folder could be removed"
         (folder,) = temp.glob("harken-inflight-*")
         # Workers go on writing markers while rmtree empties the folder, so
         # one pass can end in "Directory not empty": remove until it is gone.
