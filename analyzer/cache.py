@@ -199,23 +199,30 @@ class ResultCache:
         return f"file/{where}"
 
     def content_hash(self, path: str, st: os.stat_result) -> str:
-        """The file's content hash, from the stat fast path when it matches.
+        """The file's content hash, from the stat fast path when it matches."""
+        return self.identify(path, st)[0]
 
-        The identity includes the ctime, which ``touch -d`` cannot restore. A
-        file modified within ``RACY_SECONDS`` of being hashed could change
-        again without its timestamps moving (git's "racy" case), so its
-        identity is marked unsettled and it is hashed again next time.
+    def identify(self, path: str, st: os.stat_result) -> tuple[str, bool]:
+        """The file's content hash, and whether that content is new at this
+        path (a file copied, renamed or written there since it was last seen,
+        though its content may be cached under another path).
+
+        The stat fast path skips the hashing when the identity matches. It
+        includes the ctime, which ``touch -d`` cannot restore. A file modified
+        within ``RACY_SECONDS`` of being hashed could change again without its
+        timestamps moving (git's "racy" case), so its identity is marked
+        unsettled and it is hashed again next time.
         """
         key = self._file_key(path)
         identity = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         known = self._get(key)
         if isinstance(known, dict) and known.get("identity") == identity and known.get("settled"):
-            return str(known["hash"])
+            return str(known["hash"]), False
         digest = hash_file(path)
         newest = max(st.st_mtime_ns, st.st_ctime_ns)
         settled = time.time_ns() - newest > RACY_SECONDS * 1_000_000_000
         self._set(key, {"identity": identity, "hash": digest, "settled": settled})
-        return digest
+        return digest, not (isinstance(known, dict) and known.get("hash") == digest)
 
     def get_analysis(self, content_hash: str, feature_key: str) -> dict[str, Any] | None:
         value = self._get(f"analysis/{content_hash}/{feature_key}")

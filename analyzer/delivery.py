@@ -38,23 +38,28 @@ class Undelivered:
         self._broken = False  # warned once; the scan goes on without the list
 
     def start(self) -> None:
-        """Keep the list from now on (a ``--changed-only`` run uses this cache)."""
+        """Keep the list from now on (a ``--changed-only`` run uses this cache).
+        A new list starts with every result undelivered: the stream has been
+        given nothing yet, though a manual scan may have cached much."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._locked(), open(self.path, "ab"):
-                pass
+            with self._locked():
+                if not self.path.exists():  # (an empty one is all delivered)
+                    _replace(self.path, _EVERYTHING)
         except OSError as exc:
             self._warn(exc)
 
-    def listed(self) -> set[str]:
-        """The paths listed now."""
+    def listed(self) -> set[str] | None:
+        """The paths listed now; ``None`` for every path (no ``--changed-only``
+        run has finished on this cache since the list was made)."""
         try:
-            return set(_records(self.path.read_bytes()))
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return set()
         except OSError as exc:
             self._warn(exc)
             return set()
+        return None if data.startswith(_EVERYTHING) else set(_records(data))
 
     def add(self, paths: Iterable[str]) -> None:
         """List ``paths``, whose results are about to be cached, if the list is kept."""
@@ -68,15 +73,17 @@ class Undelivered:
             self._warn(exc)
 
     def remove(self, paths: Iterable[str]) -> None:
-        """Take ``paths`` off the list (a finished run wrote them out)."""
+        """Take ``paths`` off the list (a finished run wrote them out), and
+        with them the mark of a new list: what is not listed was delivered."""
         gone = set(paths)
-        if not gone or not self.path.exists():
+        if not self.path.exists():
             return
         try:
             with self._locked():
-                listed = _records(self.path.read_bytes())
+                data = self.path.read_bytes()
+                listed = _records(data)
                 kept = [p for p in listed if p not in gone]
-                if len(kept) < len(listed):
+                if len(kept) < len(listed) or data.startswith(_EVERYTHING):
                     _replace(self.path, _encode(kept))
         except OSError as exc:
             self._warn(exc)
@@ -99,6 +106,10 @@ class Undelivered:
                 f" {exc.strerror or exc}); --changed-only may miss results of an interrupted run",
                 stacklevel=3,
             )
+
+
+#: The first line of a new list: every result is undelivered.
+_EVERYTHING = b"true"
 
 
 def _replace(path: Path, data: bytes) -> None:

@@ -188,8 +188,9 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         known: list[Outcome] = []
         tasks: list[Task] = []
         reuse: list[tuple[Task, dict[str, Any]]] = []  # features cached, prediction not
+        arrived: list[str] = []  # content new at its path, maybe cached under another
         for index, path in enumerate(files):
-            answer = _lookup(index, path, cache, config, settings, feature_key)
+            answer = _lookup(index, path, cache, config, settings, feature_key, arrived)
             if isinstance(answer, Outcome):
                 known.append(answer)
             elif isinstance(answer, tuple):
@@ -197,7 +198,8 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
             else:
                 tasks.append(answer)
         if directory is not None:  # before any of them is cached (see analyzer.delivery)
-            Undelivered(directory).add([t.path for t in tasks] + [t.path for t, _ in reuse])
+            fresh = [t.path for t in tasks] + [t.path for t, _ in reuse] + arrived
+            Undelivered(directory).add(dict.fromkeys(fresh))
         jobs = config.jobs or default_jobs()
         # A model that cannot be loaded is a usage error, found before any file
         # is analyzed: here when this process predicts, else by the first worker
@@ -294,16 +296,22 @@ def _lookup(
     config: ScanConfig,
     settings: Settings,
     feature_key: str,
+    arrived: list[str],
 ) -> Outcome | tuple[Task, dict[str, Any]] | Task:
-    """What the parent knows of one file: an answer, cached features, or work to do."""
+    """What the parent knows of one file: an answer, cached features, or work
+    to do. A file whose content is new at its path (written, copied or renamed
+    there since it was last seen) also goes on ``arrived``, answered from the
+    cache or not."""
     st, failed = precheck(path)
     if failed is not None:
         return Outcome(failed, cached=False)
     assert st is not None
     try:
-        digest = cache.content_hash(path, st)
+        digest, new_here = cache.identify(path, st)
     except OSError as exc:
         return Outcome(read_error(path, exc), cached=False)
+    if new_here:
+        arrived.append(path)
     task = Task(index, path, digest, size=st.st_size, mtime_ns=st.st_mtime_ns)
     if config.refresh:
         return task

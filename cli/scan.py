@@ -540,14 +540,18 @@ def scan_command(
             stream = Undelivered(directory) if changed_only and directory else None
             if stream:
                 stream.start()
-            pending = stream.listed() if stream else set()
+            before_run = stream.listed() if stream else set()
             run = _run(
                 files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
             )
             results = [o.result for o in run.outcomes]
             failed_rules = _check_rules(rules, results)
             shown = results
-            if changed_only:  # analyzed now, or earlier but never written out
+            after_run = stream.listed() if stream else set()
+            if changed_only and before_run is not None and after_run is not None:
+                # Analyzed now, new at its path (copied, renamed), or earlier but
+                # never written out. (None: the stream has had nothing yet.)
+                pending = before_run | after_run
                 shown = [o.result for o in run.outcomes if not o.cached or o.result.path in pending]
             _emit(shown, format, output, segments=spec is not None)
             if labels_dir:  # every file's track, cached or not

@@ -2,8 +2,9 @@
 # Nightly re-scan of an archive, e.g. from crontab:
 #   15 2 * * *  ARCHIVE=/srv/recordings /opt/harken/examples/cron.sh
 # --lock: a second run while one is going exits 75 at once; --changed-only:
-# a run's output holds only what is new or changed (and what a stopped run
-# or another scan analyzed but never wrote out, so nothing is lost), so each
+# a run's output holds only what is new, changed, copied or renamed (and what
+# a stopped run or another scan analyzed but never wrote out, so nothing is
+# lost; the first run writes everything), so each
 # run writes a file of its own, named by its start; stderr is not a
 # terminal, so the log gets timestamped progress lines and one summary line.
 set -u

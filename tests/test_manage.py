@@ -315,13 +315,56 @@ def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
     assert code == EXIT_USAGE and "-o does not apply" in err
 
 
+def _delivered(folder: Path) -> list[str]:
+    """The names a nightly ``--changed-only`` run outputs."""
+    code, out, _ = invoke("scan", str(folder), "-j", "1", "-q", "-f", "jsonl", "--changed-only")
+    assert code == 0
+    return sorted(Path(json.loads(line)["path"]).name for line in out.splitlines())
+
+
 def test_changed_only_outputs_just_the_new_files(folder: Path) -> None:
-    invoke("scan", str(folder), "-j", "1", "-q")
+    invoke("scan", str(folder), "-j", "1", "-q")  # a person tries it out first
+    # A new stream is given every result: the try-out's went to a terminal.
+    assert _delivered(folder) == sorted(p.name for p in folder.iterdir())
     write(folder / "added.wav", tone(0.7))
     code, out, err = invoke("scan", str(folder), "-j", "1", "-f", "jsonl", "--changed-only")
     assert code == 0
     assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["added.wav"]
     assert "6 files in" in err
+    assert _delivered(folder) == []
+
+
+def test_changed_only_outputs_files_copied_or_renamed_into_the_archive(folder: Path) -> None:
+    """Their content is cached under another name, so they were answered from
+    the cache, and never output."""
+    _delivered(folder)
+    first = sorted(folder.iterdir())[0]
+    shutil.copy(first, folder / "copy.wav")
+    first.rename(folder / "renamed.wav")
+    assert _delivered(folder) == ["copy.wav", "renamed.wav"]
+    assert _delivered(folder) == []
+
+
+def test_an_interrupted_first_run_leaves_everything_undelivered(folder: Path) -> None:
+    from analyzer.cache import default_cache_dir
+    from analyzer.delivery import Undelivered
+
+    invoke("scan", str(folder), "-j", "1", "-q")
+    Undelivered(default_cache_dir()).start()  # as a first run killed before its output
+    assert len(_delivered(folder)) == 5
+
+
+def recorded_results(cache: Path) -> int:
+    """How many whole result records the run records in ``cache`` hold so far."""
+    count = 0
+    for path in (cache / "runs").glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                json.loads(line)
+            except ValueError:  # being appended
+                continue
+            count += 1
+    return count
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
@@ -382,11 +425,14 @@ def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
     listed.add(names)  # not kept until a --changed-only run starts it
     assert listed.listed() == set()
     listed.start()
+    assert listed.listed() is None  # everything, until a run has finished
+    listed.remove([])
     listed.add(names[:2])
     with open(listed.path, "ab") as handle:
         handle.write(b'\n"cut sho')  # a crash mid-record costs only that record
     listed.add(names[2:])
     assert listed.listed() == set(names)
+    listed.start()  # a later run's start keeps the list
     listed.remove(names[:2])
     assert listed.listed() == set(names[2:])
     assert Undelivered(str(tmp_path / "nowhere")).listed() == set()
