@@ -18,13 +18,15 @@ from typing import Any
 #: are for the same config (models must be trained again): it is part of
 #: every cache key and of every model card.
 FEATURE_CODE_VERSION = 12
-#: Bump when a decoding fix changes the samples of some files, not what the
-#: features are: cached analyses are computed again, and models stay valid.
+#: Bump when a decoding fix changes the samples of some files, or a fix
+#: changes the signal facts (which no model sees), not what the features
+#: are: cached analyses are computed again, and models stay valid.
 #: 2: MP3s read in blocks came out wrong after some block boundaries.
 #: 3: a FLAC cut short between two frames was read as whole, one with an
 #: ID3v1 tag after its last frame was refused as corrupt, and one whose
 #: header gives no length as too long.
-DECODE_FIX = 3
+#: 4: ``rms_dbfs`` and ``silence`` take the DC offset out.
+DECODE_FIX = 4
 #: Libraries whose versions can change the numbers, hence part of the key.
 KEYED_LIBRARIES = ("librosa", "numpy", "scipy", "soundfile", "soxr")
 

@@ -21,9 +21,11 @@ def _fields(record: Any) -> dict[str, Any]:
 class SignalFacts:
     """Facts about the signal, measured while decoding, before any model runs.
 
-    Levels are in dBFS over all channels at the native rate; ``clipping`` is
-    the fraction of samples at full scale; ``silence`` the fraction of 50 ms
-    frames of the mono mix below -60 dBFS; ``dc_offset`` the mean sample.
+    Levels are in dBFS over all channels at the native rate (``rms_dbfs``
+    without each channel's DC offset); ``clipping`` is the fraction of
+    samples at full scale; ``silence`` the fraction of 50 ms frames of the
+    mono mix below -60 dBFS, each frame's DC offset left out; ``dc_offset``
+    the mean sample.
     """
 
     duration: float

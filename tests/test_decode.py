@@ -323,6 +323,21 @@ def test_dc_offset_of_a_signal_with_a_constant_offset(tmp_path: Path) -> None:
     assert run(negative).facts.dc_offset == pytest.approx(-0.2, abs=1e-3)
 
 
+def test_a_dc_offset_is_no_sound_to_the_level_and_silence(tmp_path: Path) -> None:
+    """A cheap recorder's 2 % offset made -70 dBFS room tone -34 dBFS, and
+    not silent at all."""
+    hiss = noise(2.0, seed=6, level=10 ** (-70 / 20))
+    plain = run(write(tmp_path / "hiss.wav", hiss, subtype="FLOAT")).facts
+    offset = run(write(tmp_path / "dc.wav", hiss + np.float32(0.02), subtype="FLOAT")).facts
+    assert offset.rms_dbfs == pytest.approx(plain.rms_dbfs, abs=0.01)
+    assert offset.silence == plain.silence == 1.0
+    assert offset.dc_offset == pytest.approx(0.02, abs=1e-4)
+    # Each channel's own offset: opposite ones do not hide each other.
+    stereo = np.stack([hiss + np.float32(0.3), hiss - np.float32(0.3)], axis=1)
+    both = run(write(tmp_path / "both.wav", stereo, subtype="FLOAT")).facts
+    assert both.rms_dbfs == pytest.approx(plain.rms_dbfs, abs=0.01)
+
+
 def test_no_dc_offset_for_a_centred_signal(tmp_path: Path) -> None:
     path = write(tmp_path / "centred.wav", sine(1.0, TARGET, amp=0.5, freq=100.0), subtype="FLOAT")
     assert abs(run(path).facts.dc_offset) < 1e-4
@@ -335,7 +350,7 @@ def test_a_file_shorter_than_one_fft_frame_still_decodes(tmp_path: Path) -> None
     assert out.facts.frames == 100
     assert out.facts.duration == pytest.approx(100 / TARGET)
     assert out.facts.dc_offset == pytest.approx(0.25)
-    assert out.facts.silence == 0.0
+    assert out.facts.silence == 1.0  # a constant is a DC offset, no sound
 
 
 def test_a_short_file_at_another_rate_still_decodes(tmp_path: Path) -> None:
