@@ -490,6 +490,13 @@ def scan_command(
     except HarkenError as exc:
         raise click.BadParameter(str(exc), param_hint="--files-from") from None
     if not files:
+        if model is not None:  # a CI job's broken model is an error, files or not
+            from analyzer.modelfile import resolve_model
+
+            try:
+                resolve_model(model)
+            except HarkenError as exc:
+                raise HarkenUsageError(str(exc)) from None
         if not quiet:
             err.print("no audio files found")
         if dry_run:

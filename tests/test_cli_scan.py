@@ -243,6 +243,11 @@ def test_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     code, out, err = run(str(tmp_path / "empty"))
     assert code == 0 and out == "" and "no audio files found" in err
+    # A CI job's broken model fails though its data folder is empty today.
+    pickled = tmp_path / "model.skops"
+    pickled.write_bytes(b"\x80\x04K\x01.")
+    code, _, err = run(str(tmp_path / "empty"), "--model", str(pickled))
+    assert code == EXIT_USAGE and "is not a skops model file" in err
 
 
 def test_plain_progress_lines_when_not_a_terminal(
