@@ -20,7 +20,9 @@ Fields are the record's own (``status``, ``label``, ``confidence``,
 facts by name (``duration``, ``sample_rate``, ``clipping``, …), and
 ``probabilities.<class>``, ``votes.<member>``, ``error.kind``,
 ``error.message``; with ``--segments`` also ``fraction.<class>`` (the share
-of the file's time in that class's segments) and ``segment_count``. A test
+of the file's time in that class's segments) and ``segment_count``. A class
+or member name that is not one word is quoted: ``probabilities."bip bop"``.
+A test
 on a field the record does not have (the confidence of a file that could not
 be analyzed) is false. ``Rule.fields`` names the fields a rule uses and
 ``Rule.values`` the words it compares them with, so the caller can refuse
@@ -100,7 +102,9 @@ MAX_DEPTH = 50
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<op><=|>=|==|!=|<|>)|(?P<punct>[(){},])|(?P<str>"[^"]*"|'[^']*')"""
-    r"""|(?P<word>[A-Za-z0-9_.+\-]+))"""
+    # A class or member whose name is not one word, quoted after its prefix:
+    # probabilities."bip bop". (\w: class names in any script, as train takes them.)
+    r"""|(?P<quoted>[a-z_]+\.(?:"[^"]*"|'[^']*'))|(?P<word>[\w.+\-]+))"""
 )
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -245,6 +249,9 @@ class _Parser:
 
     def field(self) -> str:
         kind, name, pos = self.take()
+        if kind == "quoted":  # probabilities."bip bop"
+            head, _, quoted = name.partition(".")
+            kind, name = "word", f"{head}.{quoted[1:-1]}"
         prefix = name.partition(".")[0]
         known = (
             name in TOP_FIELDS
@@ -259,7 +266,8 @@ class _Parser:
                 pos,
                 f"unknown field {name!r}; fields are {fields},"
                 " probabilities.<class>, votes.<member>, error.kind, error.message,"
-                " fraction.<class>",
+                " fraction.<class> (quote a name that is not one word:"
+                ' probabilities."bip bop")',
             )
         self.fields.append(name)
         return name
@@ -327,8 +335,13 @@ class _Parser:
                 return got is not None and _same(got, raw) == equal
 
             return equality
+        quote = ""
+        if field.partition(".")[0] in PREFIXED and op and op[0].isalnum():
+            head, _, name = field.partition(".")
+            quote = f' (quote a name that is not one word: {head}."{name} {op}")'
         self.fail(
-            pos, f"expected an operator (< <= > >= == != in, not in), found {op or 'the end'!r}"
+            pos,
+            f"expected an operator (< <= > >= == != in, not in), found {op or 'the end'!r}{quote}",
         )
         raise AssertionError  # unreachable: fail raises
 

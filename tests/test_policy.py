@@ -427,3 +427,21 @@ def test_the_formats_and_subtypes_rules_know_are_soundfiles() -> None:
 
     assert set(soundfile.available_formats()) <= set(FORMATS)
     assert set(soundfile.available_subtypes()) <= set(SUBTYPES)
+
+
+def test_classes_named_in_any_script_or_with_spaces() -> None:
+    """harken train takes any folder name as a class; rules could not name
+    ``café`` at all, nor ``probabilities.<class>`` of ``bip bop``."""
+    record = {
+        "label": "café",
+        "probabilities": {"café": 0.3, "bip bop": 0.7},
+        "votes": {"my svm": "bip bop"},
+    }
+    assert parse_rule("label == café").fails(record)
+    assert parse_rule("probabilities.café < 0.5").fails(record)
+    spaced = parse_rule('probabilities."bip bop" > 0.5')
+    assert spaced.fields == ("probabilities.bip bop",) and spaced.fails(record)
+    voted = parse_rule("votes.'my svm' == 'bip bop'")
+    assert voted.values == (("votes.my svm", "bip bop"),) and voted.fails(record)
+    with pytest.raises(RuleError, match="quote a name that is not one word"):
+        parse_rule("probabilities.bip bop > 0.5")
