@@ -174,6 +174,33 @@ def is_special_output(path: str) -> bool:
         return False
 
 
+def name_max(folder: str) -> int:
+    """The longest file name, in bytes, that ``folder``'s file system takes
+    (``NAME_MAX``: 255 on most), 255 where it will not say."""
+    try:
+        limit = os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), no such folder
+        return 255
+    return limit if limit > 0 else 255
+
+
+def cut_to_bytes(name: str, limit: int) -> str:
+    """The longest start of ``name`` that is at most ``limit`` bytes as a file
+    name (``os.fsencode``: a byte of a non-UTF-8 name is one character, its
+    surrogate escape), cut between characters, never inside one."""
+    size = 0
+    for i, char in enumerate(name):
+        size += len(os.fsencode(char))
+        if size > limit:
+            return name[:i]
+    return name
+
+
+#: The bytes ``replaced_when_done`` adds to a name: ``.`` before it, then ``.``,
+#: ``tempfile``'s 8 random characters and ``.tmp`` after.
+_TMP_EXTRA = len(".") + len(".") + 8 + len(".tmp")
+
+
 @contextlib.contextmanager
 def replaced_when_done(path: str) -> Iterator[str]:
     """The name of a new file beside ``path``: what is written to it replaces
@@ -183,9 +210,11 @@ def replaced_when_done(path: str) -> Iterator[str]:
     A symlink's target is what gets replaced, not the link.
     """
     path = os.path.realpath(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path)
-    )
+    folder, base = os.path.split(path)
+    # ".<name>.XXXXXXXX.tmp": the name cut short enough that the temporary
+    # file's name is legal whenever the final one is.
+    room = name_max(folder) - _TMP_EXTRA
+    fd, tmp = tempfile.mkstemp(prefix=f".{cut_to_bytes(base, room)}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         os.chmod(tmp, _output_mode(path))
@@ -306,14 +335,17 @@ def write_file(
         write(results, fmt, handle, segments=segments)
 
 
-def label_file_names(results: Iterable[FileResult]) -> dict[str, str]:
+def label_file_names(results: Iterable[FileResult], limit: int = 255) -> dict[str, str]:
     """``path -> label file name`` for the results with a timeline.
 
     The name is the audio file's (printable) name plus ``.txt``
     (``talk.wav.txt``); when several files would get one name (files of one
     name in different folders, or names that print alike), each of them
     gets the start of a hash of its path too (``talk.wav.3fa4c2d1.txt``), so
-    no track overwrites another.
+    no track overwrites another. A name longer than ``limit`` bytes (the
+    folder's ``NAME_MAX``) is cut short and gets the hash as well
+    (``yyyy…yy.9b0c51e2.txt``, ``limit`` bytes at most), so two long names
+    that start alike still get tracks of their own.
     """
     import hashlib
     from collections import Counter
@@ -323,10 +355,12 @@ def label_file_names(results: Iterable[FileResult]) -> dict[str, str]:
     counts = Counter(bases.values())
     names = {}
     for path, base in bases.items():
-        if counts[base] > 1:
+        name = f"{base}.txt"
+        if counts[base] > 1 or len(os.fsencode(name)) > limit:
             tag = hashlib.blake2b(os.fsencode(path), digest_size=4).hexdigest()
-            base = f"{base}.{tag}"
-        names[path] = f"{base}.txt"
+            start = cut_to_bytes(base, limit - len(f".{tag}.txt"))
+            name = f"{start}.{tag}.txt" if start else f"{tag}.txt"
+        names[path] = name
     return names
 
 
@@ -337,7 +371,7 @@ def write_labels(results: Iterable[FileResult], folder: str) -> list[str]:
 
     results = list(results)
     os.makedirs(folder, exist_ok=True)
-    names = label_file_names(results)
+    names = label_file_names(results, name_max(folder))
     written = []
     for result in results:
         name = names.get(result.path)

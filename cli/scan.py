@@ -701,12 +701,15 @@ def _bad_rule(message: str) -> click.BadParameter:
 
 
 def _write_labels(results: list[FileResult], folder: str) -> None:
-    from analyzer.writers import write_labels
+    from analyzer.writers import displayed, write_labels
 
     try:
         write_labels(results, folder)
     except OSError as exc:
-        raise OutputError(f"cannot write label tracks to {folder}: {exc.strerror or exc}") from None
+        which = f" ({displayed(exc.filename)})" if isinstance(exc.filename, str) else ""
+        raise OutputError(
+            f"cannot write label tracks to {folder}{which}: {exc.strerror or exc}"
+        ) from None
 
 
 def _report_changes(console: Console, changes: Changes, limit: int = 20) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -13,7 +15,15 @@ from typing import Any
 import pytest
 
 from analyzer import writers
-from analyzer.results import ErrorInfo, FileResult, Prediction, SignalFacts, error_result
+from analyzer.results import (
+    ErrorInfo,
+    FileResult,
+    Prediction,
+    Segment,
+    SignalFacts,
+    Timeline,
+    error_result,
+)
 
 BAD_NAME = "bad\udcff.wav"  # the byte 0xff of a non-UTF-8 file name, as os.fsdecode gives it
 
@@ -354,3 +364,178 @@ def test_an_error_row_for_a_non_utf8_path_is_written_as_valid_utf8(
     writers.write_file([result], fmt, str(target))
     text = target.read_bytes().decode("utf-8")
     assert "bad\ufffd.wav: no such file" in text
+
+
+# --- file names near NAME_MAX (255 bytes a name on Linux) -----------------------------------
+
+
+def timed(path: str) -> FileResult:
+    """A result with a one-segment timeline, as ``--segments`` gives."""
+    line = Timeline(
+        window=1.0,
+        hop=0.5,
+        smoothing=0.1,
+        segments=(Segment(0.0, 3.0, "music", 0.9),),
+        windows=(),
+        fractions={"music": 1.0},
+    )
+    return dataclasses.replace(ok(path), timeline=line)
+
+
+def size(name: str) -> int:
+    """A file name's length as the file system counts it: bytes."""
+    return len(os.fsencode(name))
+
+
+def tag(path: str) -> str:
+    return hashlib.blake2b(os.fsencode(path), digest_size=4).hexdigest()
+
+
+def test_a_label_track_name_of_255_bytes_is_kept() -> None:
+    base = "y" * 247 + ".wav"  # + ".txt": 255 bytes
+    assert writers.label_file_names([timed(f"in/{base}")]) == {f"in/{base}": f"{base}.txt"}
+
+
+def test_a_label_track_name_beyond_255_bytes_is_cut_and_tagged() -> None:
+    path = "in/" + "y" * 248 + ".wav"  # + ".txt": 256 bytes
+    name = writers.label_file_names([timed(path)])[path]
+    assert name == "y" * 242 + f".{tag(path)}.txt"
+    assert size(name) == 255
+    assert writers.label_file_names([timed(path)]) == {path: name}  # the same every time
+
+
+def test_long_label_track_names_that_start_alike_stay_apart() -> None:
+    paths = ["in/" + "y" * 300 + "a.wav", "in/" + "y" * 300 + "b.wav", "on/" + "y" * 300 + "a.wav"]
+    names = writers.label_file_names([timed(p) for p in paths])
+    assert len(set(names.values())) == 3
+    for path, name in names.items():
+        assert name == "y" * 242 + f".{tag(path)}.txt"
+
+
+@pytest.mark.parametrize("char", ["é", "音", "\U0001f3b5"], ids=["2-byte", "3-byte", "4-byte"])
+def test_a_long_multibyte_label_track_name_is_cut_between_characters(char: str) -> None:
+    path = "in/" + char * 130 + ".wav"  # 264 bytes and more
+    name = writers.label_file_names([timed(path)])[path]
+    assert size(name) <= 255
+    os.fsencode(name).decode("utf-8")  # strict: no character cut in two
+    kept = 242 // len(char.encode("utf-8"))  # as many whole characters as fit
+    assert name == char * kept + f".{tag(path)}.txt"
+
+
+def test_a_long_non_utf8_label_track_name_is_cut_to_255_bytes() -> None:
+    path = os.fsdecode(b"in/" + b"\xff" * 200 + b".wav")  # each byte prints as 3: U+FFFD
+    name = writers.label_file_names([timed(path)])[path]
+    assert name == "\ufffd" * 80 + f".{tag(path)}.txt"
+    assert size(name) <= 255
+
+
+def test_label_track_names_of_one_name_too_long_get_one_tag_each() -> None:
+    paths = ["a/" + "y" * 260 + ".wav", "b/" + "y" * 260 + ".wav"]
+    names = writers.label_file_names([timed(p) for p in paths])
+    assert names == {p: "y" * 242 + f".{tag(p)}.txt" for p in paths}
+
+
+def test_label_file_names_keep_to_a_smaller_limit() -> None:
+    names = writers.label_file_names([timed("a/talk.wav"), timed("a/" + "x" * 40)], limit=32)
+    assert names["a/talk.wav"] == "talk.wav.txt"
+    assert names["a/" + "x" * 40] == "x" * 19 + f".{tag('a/' + 'x' * 40)}.txt"
+
+
+def test_write_labels_asks_the_folder_for_its_name_max(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def pathconf(path: str, name: str) -> int:
+        asked.append((str(path), name))
+        return 40
+
+    monkeypatch.setattr(os, "pathconf", pathconf)
+    folder = tmp_path / "labels"
+    [track] = writers.write_labels([timed("in/" + "y" * 60 + ".wav")], str(folder))
+    assert (str(folder), "PC_NAME_MAX") in asked
+    assert size(os.path.basename(track)) <= 40
+    assert [p.name for p in folder.iterdir()] == [os.path.basename(track)]
+
+
+def test_name_max_falls_back_to_255(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert writers.name_max(str(tmp_path)) == os.pathconf(tmp_path, "PC_NAME_MAX")
+    assert writers.name_max(str(tmp_path / "missing")) == 255
+    monkeypatch.setattr(os, "pathconf", lambda path, name: -1)  # "no limit"
+    assert writers.name_max(str(tmp_path)) == 255
+    monkeypatch.delattr(os, "pathconf")  # Windows
+    assert writers.name_max(str(tmp_path)) == 255
+
+
+@pytest.mark.parametrize(
+    "audio",
+    ["y" * 236 + ".wav", "y" * 248 + ".wav", "音" * 83 + ".wav"],
+    ids=["track-fits", "track-too-long", "cjk-track-too-long"],
+)
+def test_write_labels_of_long_audio_names(tmp_path: Path, audio: str) -> None:
+    path = str(tmp_path / "in" / audio)
+    folder = tmp_path / "labels"
+    [track] = writers.write_labels([timed(path)], str(folder))
+    name = os.path.basename(track)
+    assert size(name) <= 255
+    if size(audio + ".txt") <= 255:
+        assert name == audio + ".txt"
+    else:
+        assert name.startswith(audio[:50]) and name.endswith(f".{tag(path)}.txt")
+    assert [p.name for p in folder.iterdir()] == [name]  # no temporary file left behind
+    assert (folder / name).read_text() == "0.000000\t3.000000\tmusic\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["z" * 245 + ".jsonl", "音" * 83 + ".jsonl", os.fsdecode(b"\xff" * 249 + b".jsonl")],
+    ids=["ascii-251-bytes", "cjk-255-bytes", "non-utf8-255-bytes"],
+)
+def test_write_file_to_a_long_but_legal_name(tmp_path: Path, name: str) -> None:
+    assert size(name) <= 255
+    target = tmp_path / name
+    target.write_text("old\n")
+    writers.write_file(RESULTS, "jsonl", str(target))
+    assert target.read_bytes() == render(RESULTS, "jsonl").encode("utf-8")
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == [name]
+
+
+def test_the_temporary_file_of_a_long_name_is_hidden_unique_and_beside_it(tmp_path: Path) -> None:
+    target = tmp_path / ("音" * 83 + ".jsonl")  # 255 bytes
+    with (
+        writers.replaced_when_done(str(target)) as one,
+        writers.replaced_when_done(str(target)) as two,
+    ):
+        assert one != two
+        for tmp in (one, two):
+            base = os.path.basename(tmp)
+            assert os.path.dirname(tmp) == os.path.realpath(tmp_path)
+            assert base.startswith(".音音音") and base.endswith(".tmp")
+            assert size(base) <= 255
+            os.fsencode(base).decode("utf-8")  # cut between characters
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == [target.name]
+
+
+@pytest.mark.parametrize("audio", ["y" * 236 + ".wav", "音" * 83 + ".wav"], ids=["ascii", "cjk"])
+def test_scan_writes_tracks_and_output_of_long_names(tmp_path: Path, audio: str) -> None:
+    """The report: a 236-character file with --labels-dir, and a 251-byte -o, exited 4."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    from signals import chord
+    from signals import write as write_audio
+
+    write_audio(tmp_path / "in" / audio, chord(3.0))
+    out = tmp_path / ("z" * 245 + ".jsonl")
+    labels = tmp_path / "labels"
+    args = ["scan", str(tmp_path / "in"), "-q", "-j", "1", "--segments", "2"]
+    args += ["--labels-dir", str(labels), "-o", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == [
+        str(tmp_path / "in" / audio)
+    ]
+    [track] = list(labels.iterdir())
+    assert size(track.name) <= 255 and track.name.startswith(audio[:50])
+    assert track.read_text().count("\n") >= 1
