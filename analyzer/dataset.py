@@ -4,7 +4,10 @@ A manifest has columns ``path,label`` and optionally ``group`` (clips cut
 from one recording share a group) and ``fold`` (an official split, used as
 given); paths are relative to the CSV. Without a ``group`` column, groups can
 come from file names with ``--group-pattern``; without either, every file is
-its own group, and clips of one recording may leak across folds.
+its own group, and clips of one recording may leak across folds. A file
+is one row: a row repeating an earlier one for the same file (its path
+normalised) is left out with a warning, and one that gives it another
+label, group, fold or other value is refused.
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ class Dataset:
             )
 
 
-def read_manifest(manifest: str | Path) -> list[LabeledClip]:
-    """Clips listed in a CSV manifest (see the module notes)."""
+def read_manifest(manifest: str | Path) -> tuple[list[LabeledClip], list[str]]:
+    """Clips listed in a CSV manifest (see the module notes), and warnings
+    about rows left out: a row that repeats an earlier one for the same file.
+    A file listed twice with another label (or group, fold, any column) is
+    refused: it would be trained on as both."""
     manifest = Path(manifest)
     try:
         handle = manifest.open(newline="", encoding="utf-8-sig")  # Excel writes a BOM
@@ -73,16 +79,44 @@ def read_manifest(manifest: str | Path) -> list[LabeledClip]:
         raise UsageError(f"{manifest}: not a readable CSV ({exc})") from None
 
 
-def _clips_of(reader: csv.DictReader[str], manifest: Path) -> list[LabeledClip]:
+@dataclass(frozen=True)
+class _Row:
+    """A manifest row as read: its line, the path as written, and its other cells."""
+
+    line: int
+    written: str
+    cells: tuple[tuple[str, str], ...]
+
+
+def _cells(row: dict[str | None, str | list[str] | None]) -> tuple[tuple[str, str], ...]:
+    """A row's cells but its path, stripped (cells past the header are one more)."""
+    return tuple(
+        (key or "", (", ".join(value) if isinstance(value, list) else value or "").strip())
+        for key, value in row.items()
+        if key != "path"
+    )
+
+
+def _clips_of(reader: csv.DictReader[str], manifest: Path) -> tuple[list[LabeledClip], list[str]]:
     base = manifest.parent
     missing = {"path", "label"} - set(reader.fieldnames or ())
     if missing:
         raise UsageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
-    clips = []
-    for line, row in enumerate(reader, start=2):
+    clips: list[LabeledClip] = []
+    rows: dict[str, list[_Row]] = {}  # one file (its normalised path): its rows
+    repeated: list[tuple[_Row, _Row]] = []  # a row the same as an earlier one, and that one
+    for row in reader:
+        line = reader.line_num  # (of the row's last line: a quoted cell may hold newlines)
         if not (row.get("path") or "").strip() or not (row.get("label") or "").strip():
             raise UsageError(f"{manifest}, line {line}: empty path or label")
         path = str(base / row["path"])
+        this = _Row(line, row["path"], _cells(row))
+        earlier = rows.setdefault(os.path.normcase(os.path.abspath(path)), [])
+        same = next((r for r in earlier if r.cells == this.cells), None)
+        earlier.append(this)
+        if same is not None:  # counted twice, it would weigh twice in training
+            repeated.append((this, same))
+            continue
         clips.append(
             LabeledClip(
                 path=path,
@@ -92,7 +126,41 @@ def _clips_of(reader: csv.DictReader[str], manifest: Path) -> list[LabeledClip]:
                 meta=row,
             )
         )
-    return clips
+    conflicts = [listed for listed in rows.values() if len({r.cells for r in listed}) > 1]
+    if conflicts:
+        raise UsageError(_conflict(manifest, conflicts))
+    warnings = []
+    if repeated:
+        shown = ", ".join(
+            f"line {r.line} ({r.written}) repeats line {same.line}" for r, same in repeated[:3]
+        )
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        warnings.append(
+            f"{manifest}: {len(repeated)} row(s) repeat an earlier row for the same file and"
+            f" are left out, so no clip counts twice: {shown}{more}"
+        )
+    return clips, warnings
+
+
+def _conflict(manifest: Path, conflicts: list[list[_Row]]) -> str:
+    """The error for files listed more than once with another label, group, fold..."""
+    listed = conflicts[0]
+    cells = [dict(r.cells) for r in listed]
+    keys = dict.fromkeys(["label", "group", "fold", *(key for row in cells for key in row)])
+    differ = [key for key in keys if len({row.get(key, "") for row in cells}) > 1]
+    names = {key: key or "extra cells" for key in differ}  # (cells past the header)
+    rows = ", ".join(
+        f"line {r.line}"
+        + (f" ({r.written})" if r.written != listed[0].written else "")
+        + " has "
+        + " and ".join(f"{names[key]} {row.get(key, '')!r}" for key in differ)
+        for r, row in zip(listed, cells, strict=True)
+    )
+    more = f" (and {len(conflicts) - 1} more such file(s))" if len(conflicts) > 1 else ""
+    return (
+        f"{manifest}: {listed[0].written} is listed more than once with a different"
+        f" {' and '.join(names.values())}: {rows}{more}; give each file one row"
+    )
 
 
 def read_folders(root: str | Path) -> tuple[list[LabeledClip], list[str]]:
@@ -155,7 +223,7 @@ def load_dataset(
         raise UsageError("give either a folder per class or --manifest CSV")
     warnings: list[str] = []
     if manifest:
-        clips = read_manifest(manifest)
+        clips, warnings = read_manifest(manifest)
     else:
         clips, warnings = read_folders(data or "")
     if not clips:

@@ -83,16 +83,23 @@ def walk(
     unlisted: list[str] = []
 
     def cannot_list(exc: OSError) -> None:
-        # Not a folder gone since it was listed, or one that cannot be stat'ed.
-        if isinstance(exc, PermissionError) and exc.filename is not None:
-            folder = os.fsdecode(exc.filename)
-            try:
-                st = os.stat(folder)
-            except OSError:
-                return
-            if (st.st_dev, st.st_ino) not in seen:  # (not again through a symlink)
-                seen.add((st.st_dev, st.st_ino))
+        # Whatever the reason (no permission, a path longer than PATH_MAX, an
+        # I/O error), but not a folder gone (or no longer a folder) since its
+        # parent was listed.
+        if exc.filename is None or isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            return
+        folder = os.fsdecode(exc.filename)
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            return
+        except OSError:  # not even stat'ed (its path too long): known by its path alone
+            if folder not in unlisted:
                 unlisted.append(folder)
+            return
+        if (st.st_dev, st.st_ino) not in seen:  # (not again through a symlink)
+            seen.add((st.st_dev, st.st_ino))
+            unlisted.append(folder)
 
     for folder, dirs, files in os.walk(root, onerror=cannot_list, followlinks=True):
         try:
@@ -110,8 +117,9 @@ def walk(
             rel = name if rel_folder == "." else f"{rel_folder}/{name}"
             if _wanted(rel, name, include, exclude):
                 yield os.path.join(folder, name)
-    # A folder that cannot be listed (no permission) is given as it is: the
-    # scan gives it a row saying so, where it would silently be left out.
+    # A folder that cannot be listed (no permission, too long a path...) is
+    # given as it is: the scan gives it a row saying why, where it would
+    # silently be left out.
     for folder in unlisted:
         rel, name = os.path.relpath(folder, root), os.path.basename(folder)
         # ``--exclude 'lost+found/*'`` (what it holds) leaves out the folder too

@@ -204,7 +204,8 @@ def sigterm_as_exception() -> Iterator[None]:
     multiple=True,
     type=Line(),
     metavar="GLOB",
-    help="Only files matching GLOB (replaces the default audio extensions; repeatable).",
+    help="Only files matching GLOB, case-sensitive (replaces the default audio"
+    " extensions, which match any case; repeatable).",
 )
 @click.option(
     "--exclude",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
+import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +87,15 @@ def test_include_replaces_the_extension_filter(tmp_path: Path) -> None:
     touch(tmp_path, "a.wav", "b.raw", "sub/c.raw", "sub/d.flac")
     found = rel(discover([tmp_path], include=("*.raw",)), tmp_path)
     assert sorted(found) == ["b.raw", "sub/c.raw"]
+
+
+def test_globs_are_case_sensitive_unlike_the_default_extensions(tmp_path: Path) -> None:
+    touch(tmp_path, "a.wav", "B.WAV")
+    assert rel(discover([tmp_path]), tmp_path) == ["B.WAV", "a.wav"]
+    assert rel(discover([tmp_path], include="*.wav"), tmp_path) == ["a.wav"]  # as documented
+    assert rel(discover([tmp_path], exclude="*.wav"), tmp_path) == ["B.WAV"]
+    both = rel(discover([tmp_path], include="*.[wW][aA][vV]"), tmp_path)
+    assert both == ["B.WAV", "a.wav"]
 
 
 def test_include_star_takes_every_file(tmp_path: Path) -> None:
@@ -183,6 +197,75 @@ def test_a_folder_reached_twice_through_links_is_walked_once(tmp_path: Path) -> 
     touch(root, "a/x.wav")
     os.symlink(root / "a", root / "b")  # sorted: 'a' is walked first, 'b' is the same folder
     assert rel(discover([root]), root) == ["a/x.wav"]
+
+
+def test_a_folder_that_fails_to_list_for_any_reason_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    touch(tmp_path, "a.wav", "broken/b.wav", "fine/c.wav")
+    real = os.scandir
+
+    def scandir(path: str) -> Any:
+        if os.path.basename(path) == "broken":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # (os.walk lists with it)
+    assert rel(discover([tmp_path]), tmp_path) == ["a.wav", "broken", "fine/c.wav"]
+    assert rel(discover([tmp_path], exclude="broken/*"), tmp_path) == ["a.wav", "fine/c.wav"]
+
+
+DEEP = 22  # folders of 200 characters: deeper than PATH_MAX (4096 on Linux, 1024 on macOS)
+
+
+@pytest.fixture
+def too_deep(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path/deep`` with a chain of DEEP folders (a file at the bottom),
+    made and removed through folder descriptors: no path is ever that long."""
+    if os.mkdir not in os.supports_dir_fd or os.open not in os.supports_dir_fd:
+        pytest.skip("no dir_fd support")
+    root = tmp_path / "deep"
+    root.mkdir()
+    name = "d" * 200
+    fds = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(DEEP):
+            os.mkdir(name, dir_fd=fds[-1])
+            fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        os.close(os.open("bottom.wav", os.O_WRONLY | os.O_CREAT, dir_fd=fds[-1]))
+        yield root
+    finally:  # bottom up, each folder removed through its parent's descriptor
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink("bottom.wav", dir_fd=fds[-1])
+            for parent in reversed(fds[:-1]):
+                os.rmdir(name, dir_fd=parent)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    assert name not in os.listdir(root)
+
+
+def test_a_folder_too_deep_to_list_is_kept_and_gets_an_error_row(too_deep: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+    from cli.scan import EXIT_ERRORS
+
+    touch(too_deep, "near.wav")
+    found = discover([too_deep])
+    assert len(found) == 2 and found[1] == str(too_deep / "near.wav")
+    path = found[0]  # the first folder down the chain whose path is too long to list
+    limit = os.pathconf(too_deep, "PC_PATH_MAX")
+    assert path.startswith(str(too_deep)) and len(os.path.dirname(path)) < limit <= len(path)
+    assert discover([too_deep], exclude="d*") == [str(too_deep / "near.wav")]
+    # As a folder harken may not list: a row saying why, and the exit code of errors.
+    args = ["scan", str(too_deep), "--exclude", "near.wav", "-f", "jsonl", "--no-cache", "-q"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == EXIT_ERRORS, result.stderr
+    (row,) = map(json.loads, result.stdout.splitlines())
+    assert row["path"] == path and row["status"] == "error"
+    assert row["error"]["message"] == f"{path}: {os.strerror(errno.ENAMETOOLONG)}"
 
 
 # --- order and duplicates -----------------------------------------------------------------

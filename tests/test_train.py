@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -234,6 +235,46 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     file.write_text("")
     code, _, err = invoke("train", str(labeled), "-o", str(file / "m.skops"))  # before any work
     assert code == EXIT_USAGE and "cannot write" in err and "--output" in err
+
+
+def test_a_file_listed_twice_in_a_manifest_is_refused_or_counted_once(
+    model: Path, labeled: Path, tmp_path: Path
+) -> None:
+    from analyzer.dataset import load_dataset
+
+    rows = write_manifest(labeled, tmp_path / "data.csv", "group", lambda i, p: p.name[:4])
+    base = (tmp_path / "data.csv").read_text()
+    first = rows[0]  # line 2, as an absolute path; again relative to the manifest, with ./
+    again = "./" + os.path.relpath(first, tmp_path)
+    out = str(tmp_path / "m.skops")
+    for row, what, value in (
+        (f"{again},{first.parent.name}-too,{first.name[:4]}", "label", "-too"),  # as reported
+        (f"{again},{first.parent.name},elsewhere", "group", "elsewhere"),  # on both sides of a fold
+    ):
+        conflicting = tmp_path / f"conflicting-{what}.csv"
+        conflicting.write_text(base + "\n" + row + "\n")  # line 21, after a blank line
+        for command in (["train", "-o", out], ["evaluate", "--model", str(model)]):
+            code, _, err = invoke(*command, "--manifest", str(conflicting), "-q")
+            flat = " ".join(err.split())
+            assert code == EXIT_USAGE, err
+            assert f"{first} is listed more than once with a different {what}" in flat
+            assert f"line 2 has {what} " in flat and f"line 21 ({again}) has {what} " in flat
+            assert f"{value}'; give each file one row" in flat
+    # The same row again (under another spelling) is one clip, with a warning.
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text(base + "\n" + f"{again},{first.parent.name},{first.name[:4]}\n")
+    dataset = load_dataset(manifest=str(repeated))
+    assert len(dataset.clips) == len(rows) == 18
+    assert [c.path for c in dataset.clips].count(str(first)) == 1
+    (warning,) = dataset.warnings
+    assert (
+        "1 row(s) repeat an earlier row" in warning
+        and f"line 21 ({again}) repeats line 2" in warning
+    )
+    args = ["--manifest", str(repeated), "--model", str(model), "-f", "json", "-q"]
+    code, out, err = invoke("evaluate", *args)
+    assert code == 0 and json.loads(out)["analyzed"] == 18
+    assert "line 21" in " ".join(err.split())
 
 
 def _small_files(limit: int) -> None:
