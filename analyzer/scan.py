@@ -121,6 +121,14 @@ def precheck(path: str) -> tuple[os.stat_result | None, FileResult | None]:
             return None, error_result(
                 path, "permission", f"{path}: a folder harken may not list: permission denied"
             )
+        try:  # or could not for another reason (an I/O error)
+            with os.scandir(path) as listing:
+                next(listing, None)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            return None, error_result(
+                path, "unreadable", f"{path}: a folder harken cannot list: {reason}"
+            )
         return None, error_result(path, "not_a_file", f"{path}: is a directory, not an audio file")
     if not stat.S_ISREG(st.st_mode):
         return None, error_result(

@@ -779,3 +779,28 @@ def test_mutated_files_never_raise(tmp_path: Path, fmt: str, data: st.DataObject
         assert result.error is not None and result.error.kind
         assert result.error.kind != "internal", result.error.message
         assert str(path) in result.error.message
+
+
+def test_a_folder_that_fails_to_list_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discovery gives the scan a folder it could not list; its row said "is a
+    directory, not an audio file" for an I/O error."""
+    import errno
+
+    from analyzer.scan import precheck
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    listing = os.scandir
+
+    def failing(path: object = ".") -> object:
+        if str(path) == str(broken):
+            raise OSError(errno.EIO, "Input/output error", str(broken))
+        return listing(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", failing)
+    _, row = precheck(str(broken))
+    assert row is not None and row.error is not None
+    assert row.error.kind == "unreadable"
+    assert row.error.message == f"{broken}: a folder harken cannot list: Input/output error"
