@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,21 @@ def blake(data: bytes) -> str:
 
 
 def rewrite_keeping_mtime(path: Path, data: bytes) -> None:
-    """Write ``data`` into ``path`` in place, then put the old mtime back."""
+    """Write ``data`` into ``path`` in place, then put the old mtime back.
+
+    Only the ctime moves, and with a coarse clock (older kernels) it may not
+    have yet: the mtime is put back again until it has."""
     before = os.stat(path)
     with open(path, "r+b") as handle:  # same inode
         handle.truncate(0)
         handle.write(data)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    deadline = time.monotonic() + 10
+    while True:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # sets the ctime to now
+        if os.stat(path).st_ctime_ns != before.st_ctime_ns:
+            return
+        assert time.monotonic() < deadline, "the ctime never moved"
+        time.sleep(0.002)
 
 
 # --- hashing ------------------------------------------------------------------------------

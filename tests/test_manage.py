@@ -393,7 +393,10 @@ def test_changed_only_delivers_what_an_interrupted_run_analyzed(
         done += ".wav: " in line
         if done >= 4:
             break
-    time.sleep(1.5)  # the run record's writer has appended what finished
+    # The run record's writer (every second) has appended what finished.
+    deadline = time.monotonic() + 30
+    while recorded_results(isolated_cache) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signum)
     proc.wait(timeout=60)
     proc.stderr.close()
