@@ -34,6 +34,8 @@ HASH_CHUNK = 1 << 20
 DEFAULT_SIZE_LIMIT = 4 << 30
 #: Files changed this recently are hashed again on the next run.
 RACY_SECONDS = 2.0
+#: ``file/`` entries (key, value) that ``ResultCache.identify`` left to write later.
+Identities = list[tuple[str, dict[str, Any]]]
 
 
 def default_cache_dir() -> str:
@@ -202,10 +204,16 @@ class ResultCache:
         """The file's content hash, from the stat fast path when it matches."""
         return self.identify(path, st)[0]
 
-    def identify(self, path: str, st: os.stat_result) -> tuple[str, bool]:
+    def identify(
+        self, path: str, st: os.stat_result, later: Identities | None = None
+    ) -> tuple[str, bool]:
         """The file's content hash, and whether that content is new at this
         path (a file copied, renamed or written there since it was last seen,
-        though its content may be cached under another path).
+        though its content may be cached under another path). What the path
+        holds is remembered now, or with ``remember(later)``: a scan first
+        lists what is new where ``--changed-only`` looks (see
+        ``analyzer.delivery``), so that a run stopped in between has not
+        remembered a path it never listed.
 
         The stat fast path skips the hashing when the identity matches. It
         includes the ctime, which ``touch -d`` cannot restore. A file modified
@@ -221,8 +229,17 @@ class ResultCache:
         digest = hash_file(path)
         newest = max(st.st_mtime_ns, st.st_ctime_ns)
         settled = time.time_ns() - newest > RACY_SECONDS * 1_000_000_000
-        self._set(key, {"identity": identity, "hash": digest, "settled": settled})
+        entry = {"identity": identity, "hash": digest, "settled": settled}
+        if later is None:
+            self._set(key, entry)
+        else:
+            later.append((key, entry))
         return digest, not (isinstance(known, dict) and known.get("hash") == digest)
+
+    def remember(self, identities: Identities) -> None:
+        """Write what ``identify`` left for later."""
+        for key, entry in identities:
+            self._set(key, entry)
 
     def get_analysis(self, content_hash: str, feature_key: str) -> dict[str, Any] | None:
         value = self._get(f"analysis/{content_hash}/{feature_key}")

@@ -50,8 +50,9 @@ class Undelivered:
             self._warn(exc)
 
     def listed(self) -> set[str] | None:
-        """The paths listed now; ``None`` for every path (no ``--changed-only``
-        run has finished on this cache since the list was made)."""
+        """The paths listed now, absolute (a scan from another folder names
+        them otherwise); ``None`` for every path (no ``--changed-only`` run
+        has finished on this cache since the list was made)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -63,7 +64,7 @@ class Undelivered:
 
     def add(self, paths: Iterable[str]) -> None:
         """List ``paths``, whose results are about to be cached, if the list is kept."""
-        data = _encode(paths)
+        data = _encode(dict.fromkeys(map(os.path.abspath, paths)))
         if not data or not self.path.exists():
             return
         try:
@@ -75,7 +76,7 @@ class Undelivered:
     def remove(self, paths: Iterable[str]) -> None:
         """Take ``paths`` off the list (a finished run wrote them out), and
         with them the mark of a new list: what is not listed was delivered."""
-        gone = set(paths)
+        gone = set(map(os.path.abspath, paths))
         if not self.path.exists():
             return
         try:

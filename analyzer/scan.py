@@ -24,7 +24,7 @@ from analyzer.analysis import (
     predict,
 )
 from analyzer.arguments import flag, number
-from analyzer.cache import ResultCache, default_cache_dir, hash_file
+from analyzer.cache import Identities, ResultCache, default_cache_dir, hash_file
 from analyzer.delivery import Undelivered
 from analyzer.modelfile import ModelRef, resolve_model
 from analyzer.results import (
@@ -98,10 +98,13 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One finished file, and whether its answer came from the cache."""
+    """One finished file, and whether its answer came from the cache; an
+    ``arrived`` one came from it for content new at its path (a file copied
+    or renamed there, whose content was analyzed under another name)."""
 
     result: FileResult
     cached: bool
+    arrived: bool = False
 
 
 def precheck(path: str) -> tuple[os.stat_result | None, FileResult | None]:
@@ -196,18 +199,20 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         known: list[Outcome] = []
         tasks: list[Task] = []
         reuse: list[tuple[Task, dict[str, Any]]] = []  # features cached, prediction not
-        arrived: list[str] = []  # content new at its path, maybe cached under another
+        seen: Identities = []  # what each path holds, remembered once listed below
         for index, path in enumerate(files):
-            answer = _lookup(index, path, cache, config, settings, feature_key, arrived)
+            answer = _lookup(index, path, cache, config, settings, feature_key, seen)
             if isinstance(answer, Outcome):
                 known.append(answer)
             elif isinstance(answer, tuple):
                 reuse.append(answer)
             else:
                 tasks.append(answer)
-        if directory is not None:  # before any of them is cached (see analyzer.delivery)
-            fresh = [t.path for t in tasks] + [t.path for t, _ in reuse] + arrived
-            Undelivered(directory).add(dict.fromkeys(fresh))
+        if directory is not None:  # before any is cached or remembered (see analyzer.delivery)
+            fresh = [t.path for t in tasks] + [t.path for t, _ in reuse]
+            fresh += [o.result.path for o in known if o.arrived]
+            Undelivered(directory).add(fresh)
+        cache.remember(seen)
         jobs = config.jobs or default_jobs()
         # A model that cannot be loaded is a usage error, found before any file
         # is analyzed: here when this process predicts, else by the first worker
@@ -304,22 +309,18 @@ def _lookup(
     config: ScanConfig,
     settings: Settings,
     feature_key: str,
-    arrived: list[str],
+    seen: Identities,
 ) -> Outcome | tuple[Task, dict[str, Any]] | Task:
     """What the parent knows of one file: an answer, cached features, or work
-    to do. A file whose content is new at its path (written, copied or renamed
-    there since it was last seen) also goes on ``arrived``, answered from the
-    cache or not."""
+    to do. What the path holds goes on ``seen``, for the cache to remember."""
     st, failed = precheck(path)
     if failed is not None:
         return Outcome(failed, cached=False)
     assert st is not None
     try:
-        digest, new_here = cache.identify(path, st)
+        digest, new_here = cache.identify(path, st, seen)
     except OSError as exc:
         return Outcome(read_error(path, exc), cached=False)
-    if new_here:
-        arrived.append(path)
     task = Task(index, path, digest, size=st.st_size, mtime_ns=st.st_mtime_ns)
     if config.refresh:
         return task
@@ -338,14 +339,17 @@ def _lookup(
                 cached=False,
             )
         if config.segments is None:
-            return Outcome(FileResult.from_dict({**record, "path": path}), cached=True)
+            result = FileResult.from_dict({**record, "path": path})
+            return Outcome(result, cached=True, arrived=new_here)
         line = cache.get_segments(digest, feature_key, model.fingerprint, config.segments.key())
         if line is None:
             return task  # the windows' features are not cached: the worker computes them
-        return Outcome(FileResult.from_dict({**record, **line, "path": path}), cached=True)
+        result = FileResult.from_dict({**record, **line, "path": path})
+        return Outcome(result, cached=True, arrived=new_here)
     entry = cache.get_analysis(digest, feature_key)
     if entry is not None and "error" in entry and not config.retry_failed:
-        return Outcome(_from_analysis(path, entry, model.model_id, digest), cached=True)
+        result = _from_analysis(path, entry, model.model_id, digest)
+        return Outcome(result, cached=True, arrived=new_here)
     if entry is not None and "features" in entry and config.segments is None:
         return task, entry
     return task

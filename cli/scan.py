@@ -502,7 +502,7 @@ def scan_command(
             err.print("no audio files found")
         if dry_run:
             sys.exit(EXIT_OK)
-        _emit([], format, output, segments=spec is not None)
+        _emit([], format, output, segments=spec is not None, model=model)
         if junit:
             _write_junit([], {}, junit, 0.0)
         # An emptied or renamed data set is a change: every baseline file is gone.
@@ -548,20 +548,22 @@ def scan_command(
             stream = Undelivered(directory) if changed_only and directory else None
             if stream:
                 stream.start()
-            before_run = stream.listed() if stream else set()
+            pending = stream.listed() if stream else set()
             run = _run(
                 files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
             )
             results = [o.result for o in run.outcomes]
             failed_rules = _check_rules(rules, results)
             shown = results
-            after_run = stream.listed() if stream else set()
-            if changed_only and before_run is not None and after_run is not None:
+            if changed_only and pending is not None:  # (None: the stream has had nothing yet)
                 # Analyzed now, new at its path (copied, renamed), or earlier but
-                # never written out. (None: the stream has had nothing yet.)
-                pending = before_run | after_run
-                shown = [o.result for o in run.outcomes if not o.cached or o.result.path in pending]
-            _emit(shown, format, output, segments=spec is not None)
+                # never written out.
+                shown = [
+                    o.result
+                    for o in run.outcomes
+                    if not o.cached or o.arrived or os.path.abspath(o.result.path) in pending
+                ]
+            _emit(shown, format, output, segments=spec is not None, model=model)
             if labels_dir:  # every file's track, cached or not
                 _write_labels(results, labels_dir)
             if junit:
@@ -905,15 +907,22 @@ def _verbose_line(result: FileResult, cached: bool) -> str:
 
 
 def _emit(
-    results: list[FileResult], format: str, output: str | None, *, segments: bool = False
+    results: list[FileResult],
+    format: str,
+    output: str | None,
+    *,
+    segments: bool = False,
+    model: str | None = None,
 ) -> None:
-    """Write results to ``output`` or standard output in ``format``."""
+    """Write results to ``output`` or standard output in ``format``; CSV has
+    ``model``'s columns whatever the results hold."""
     from analyzer.writers import write, write_file
     from cli.render import make_console, results_table
 
+    columns = _model_columns(model) if format == "csv" else ((), ())
     if output:
         try:
-            write_file(results, format, output, segments=segments)
+            write_file(results, format, output, segments=segments, columns=columns)
         except OSError as exc:
             raise OutputError(
                 f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged"
@@ -925,5 +934,18 @@ def _emit(
         if results:
             make_console(stderr=False).print(results_table(results))
     else:
-        write(results, format, sys.stdout, segments=segments)
+        write(results, format, sys.stdout, segments=segments, columns=columns)
     sys.stdout.flush()  # here, not at exit, where an error would go unreported
+
+
+def _model_columns(model: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The classes and members of ``model`` (its card only), or none if it
+    cannot be read (the scan has said why)."""
+    from analyzer.errors import HarkenError
+    from analyzer.modelfile import resolve_model
+
+    try:
+        card = resolve_model(model).card
+    except HarkenError:
+        return (), ()
+    return tuple(card.classes), tuple(card.members)

@@ -345,6 +345,38 @@ def test_changed_only_outputs_files_copied_or_renamed_into_the_archive(folder: P
     assert _delivered(folder) == []
 
 
+def test_a_copy_seen_by_a_run_stopped_before_listing_it_is_still_delivered(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped after hashing a copied file, before listing it where
+    --changed-only looks: had its path been remembered, the copy was never
+    new again, so never written out."""
+    from analyzer.delivery import Undelivered
+
+    _delivered(folder)
+    shutil.copy(sorted(folder.iterdir())[0], folder / "copy.wav")
+
+    def stopped(self: Undelivered, paths: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Undelivered, "add", stopped)
+        assert invoke("scan", str(folder), "-j", "1", "-q")[0] == 130
+    assert _delivered(folder) == ["copy.wav"]
+
+
+def test_changed_only_matches_paths_however_they_are_spelled(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person's scan from another folder lists a new file by another
+    spelling than the nightly run's: it was never written out."""
+    _delivered(folder)
+    write(folder / "added.wav", tone(0.7))
+    monkeypatch.chdir(folder.parent)
+    assert invoke("scan", folder.name, "-j", "1", "-q")[0] == 0
+    assert _delivered(folder) == ["added.wav"]
+
+
 def test_an_interrupted_first_run_leaves_everything_undelivered(folder: Path) -> None:
     from analyzer.cache import default_cache_dir
     from analyzer.delivery import Undelivered
@@ -424,6 +456,7 @@ def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
     from analyzer.delivery import Undelivered
 
     names = ["plain.wav", "new\nline.wav", "latin1-\udce9.wav", 'q"uote.wav']
+    names = [os.path.abspath(name) for name in names]  # (kept absolute)
     listed = Undelivered(str(tmp_path / "cache"))
     listed.add(names)  # not kept until a --changed-only run starts it
     assert listed.listed() == set()
