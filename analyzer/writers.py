@@ -17,7 +17,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from analyzer.results import FileResult
@@ -122,12 +122,19 @@ def segment_rows(result: FileResult, row: dict[str, Any]) -> Iterator[dict[str, 
 
 
 def write(
-    results: Iterable[FileResult], fmt: str, stream: IO[str], *, segments: bool = False
+    results: Iterable[FileResult],
+    fmt: str,
+    stream: IO[str],
+    *,
+    segments: bool = False,
+    columns: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> None:
     """Write results to ``stream`` in ``fmt`` (``json``, ``jsonl`` or ``csv``).
 
     ``segments`` makes CSV a row per segment (JSON records carry their
-    timelines whatever it says).
+    timelines whatever it says). ``columns`` are the model's classes and
+    members: CSV has their columns even when no result has (every file
+    failed, or none was new), so files of one model share one header.
     """
     results = list(results)
     if fmt == "jsonl":
@@ -139,8 +146,9 @@ def write(
         )
         stream.write("\n")
     elif fmt == "csv":
-        classes = sorted({c for r in results if r.prediction for c in r.prediction.probabilities})
-        members = sorted({m for r in results if r.prediction for m in r.prediction.votes})
+        predictions = [r.prediction for r in results if r.prediction]
+        classes = sorted({*columns[0], *(c for p in predictions for c in p.probabilities)})
+        members = sorted({*columns[1], *(m for p in predictions for m in p.votes)})
         fields = CSV_FIELDS + [f"p_{c}" for c in classes] + [f"vote_{m}" for m in members]
         if segments:
             fields += SEGMENT_FIELDS + [f"fraction_{c}" for c in classes]
@@ -328,11 +336,16 @@ def write_junit(
 
 
 def write_file(
-    results: Iterable[FileResult], fmt: str, path: str, *, segments: bool = False
+    results: Iterable[FileResult],
+    fmt: str,
+    path: str,
+    *,
+    segments: bool = False,
+    columns: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> None:
-    """Write results to ``path`` atomically."""
+    """Write results to ``path`` atomically (``write``'s arguments)."""
     with atomic_output(path) as handle:
-        write(results, fmt, handle, segments=segments)
+        write(results, fmt, handle, segments=segments, columns=columns)
 
 
 def label_file_names(results: Iterable[FileResult], limit: int = 255) -> dict[str, str]:

@@ -102,6 +102,7 @@ def runs_show(run: str, cache_dir: str | None, format: str) -> None:
     from analyzer.runs import find_run, run_results
     from analyzer.writers import write
     from cli.render import make_console, results_table, summary_line
+    from cli.scan import model_columns
 
     directory = _directory(cache_dir)
     try:
@@ -116,8 +117,11 @@ def runs_show(run: str, cache_dir: str | None, format: str) -> None:
             f"run {record['id']} ({record['state']}): "
             + summary_line(results, cached=record["cached"], seconds=wall)
         )
-    else:
-        write(results, format, sys.stdout)
+    else:  # the CSV as the scan wrote it: a row per segment, the model's columns
+        given = record.get("arguments") or {}
+        segments = bool(given.get("segments")) or any(r.timeline for r in results)
+        columns = model_columns(given.get("model")) if format == "csv" else ((), ())
+        write(results, format, sys.stdout, segments=segments, columns=columns)
 
 
 @click.group("cache")

@@ -919,7 +919,7 @@ def _emit(
     from analyzer.writers import write, write_file
     from cli.render import make_console, results_table
 
-    columns = _model_columns(model) if format == "csv" else ((), ())
+    columns = model_columns(model) if format == "csv" else ((), ())
     if output:
         try:
             write_file(results, format, output, segments=segments, columns=columns)
@@ -938,7 +938,7 @@ def _emit(
     sys.stdout.flush()  # here, not at exit, where an error would go unreported
 
 
-def _model_columns(model: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def model_columns(model: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The classes and members of ``model`` (its card only), or none if it
     cannot be read (the scan has said why)."""
     from analyzer.errors import HarkenError

@@ -87,6 +87,13 @@ def test_output_file_json_and_csv(audio_dir: Path, tmp_path: Path) -> None:
     assert len(rows) == 5
     assert {"p_music", "p_speech", "vote_gboost", "duration", "rms_dbfs"} <= set(rows[0])
     assert [r["path"] for r in rows] == [r["path"] for r in data]
+    # The header is the model's, whatever the results: a night when every
+    # file failed (or nothing was new) had no p_ and vote_ columns.
+    header = out.splitlines()[0]
+    code, failed, _ = run(str(tmp_path / "missing.wav"), "--format", "csv")
+    assert code == EXIT_ERRORS and failed.splitlines()[0] == header
+    code, _, _ = run(str(tmp_path / "missing.wav"), "-o", str(tmp_path / "out.csv"))
+    assert tmp_path.joinpath("out.csv").read_text().splitlines()[0] == header
 
 
 def test_jobs_one_and_two_give_identical_records(audio_dir: Path) -> None:
