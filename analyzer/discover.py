@@ -138,10 +138,7 @@ def _is_audio(data: bytes) -> bool:
     mpeg_sync = len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0  # MP3, no tag
     if not data[:4].startswith(AUDIO_MAGIC) and not mpeg_sync:
         return False
-    # A tag or a FLAC's STREAMINFO block is enough: a cover picture can put
-    # the audio beyond the head that is read.
-    id3v2 = data[:3] == b"ID3" and data[3:4] in (b"\2", b"\3", b"\4") and max(data[6:10]) < 0x80
-    if id3v2 or data[:8] == b"fLaC\0\0\0\x22" or data[:8] == b"fLaC\x80\0\0\x22":
+    if _container_head(data[:12]):
         return True
     import soundfile
 
@@ -150,6 +147,23 @@ def _is_audio(data: bytes) -> bool:
     except Exception:  # libsndfile says no to anything else in the same words
         return False
     return True
+
+
+def _container_head(head: bytes) -> bool:
+    """Whether ``head`` (12 bytes) starts an audio container's structure, not
+    just its magic: enough when a cover picture or a long comment puts the
+    audio beyond the head that is read. No list of paths begins so."""
+    if head[:3] == b"ID3":  # ID3v2: version 2-4, then a syncsafe size
+        return len(head) >= 10 and head[3] in (2, 3, 4) and max(head[6:10]) < 0x80
+    if head[:4] == b"fLaC":  # STREAMINFO (type 0, last or not), 34 bytes
+        return head[4] & 0x7F == 0 and head[5:8] == b"\0\0\x22"
+    if head[:4] == b"OggS":  # version 0, the stream's first page
+        return len(head) >= 6 and head[4] == 0 and head[5] & 0x02 != 0
+    if head[:4] in (b"RIFF", b"RF64"):
+        return head[8:12] == b"WAVE"
+    if head[:4] == b"FORM":
+        return head[8:12] in (b"AIFF", b"AIFC")
+    return False
 
 
 HEAD_BYTES = 1 << 16  # enough for any audio header, read before the rest

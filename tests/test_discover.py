@@ -506,9 +506,16 @@ def test_audio_whose_picture_outgrows_the_head_is_still_refused_as_a_list(
     padded = tmp_path / "padded.flac"
     padded.write_bytes(whole[:42] + padding + whole[42:])
     assert sf.info(padded).frames == 16000
-    for audio in (tagged, padded):
+    commented = tmp_path / "commented.ogg"
+    with sf.SoundFile(commented, "w", 16000, 1, format="OGG") as ogg:
+        ogg.comment = "x" * picture  # (Vorbis comments hold cover pictures too)
+        ogg.write(np.zeros(16000, dtype=np.float32))
+    for audio in (tagged, padded, commented):
         with pytest.raises(UsageError, match="is an audio file, not a list of paths"):
             read_file_list(str(audio))
+    short = tmp_path / "short"
+    short.write_bytes(b"ID3\3\0\0")  # too short for a tag: a list (it raised ValueError)
+    assert read_file_list(str(short)) == ["ID3\x03"]
 
 
 def test_lists_given_twice_are_both_read(tmp_path: Path) -> None:
