@@ -23,6 +23,7 @@ caller) as they arrived.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -107,7 +108,8 @@ def run_tasks(tasks: Sequence[Task], settings: Settings, *, jobs: int) -> Iterat
     )
     monitor.start()
     try:
-        yield from _supervise(list(tasks), replace(settings, state_dir=state_dir), jobs)
+        with workers_deaf_to_ctrl_c():
+            yield from _supervise(list(tasks), replace(settings, state_dir=state_dir), jobs)
     except BaseException:  # Ctrl-C, SIGTERM, or the caller walked away: no worker survives
         _kill_workers()
         raise
@@ -218,40 +220,57 @@ class _PoolBroke(Exception):
     """A worker died and took the pool's executor with it."""
 
 
-def _spawn_deaf_to_ctrl_c() -> None:
-    """Start loky's workers with SIGINT blocked.
+#: Pools running now whose workers must start deaf to Ctrl-C (loky's
+#: workers outlive them, and others' pools in the process are left alone).
+_deaf_pools = 0
+_deaf_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def workers_deaf_to_ctrl_c() -> Iterator[None]:
+    """While it lasts, loky starts its workers with SIGINT blocked.
 
     Ctrl-C at a terminal reaches the whole process group, and a worker still
     starting Python died of it with a traceback (thirty lines on stderr for a
     Ctrl-C in a scan's first second). harken ends its workers itself
     (``_kill_workers``), so they need not hear it. loky has no option for
-    this, so its spawn is wrapped: the signal mask, unlike a handler,
-    survives the exec, and Python starts with it as it is.
+    this, so its spawn is wrapped, from whichever thread it spawns: the
+    signal mask, unlike a handler, survives the exec, and Python starts with
+    it as it is. Outside, spawns are left as they were (a caller's own
+    joblib pool).
     """
+    global _deaf_pools
     from joblib.externals.loky.backend import fork_exec as module
 
     spawn = module.fork_exec
-    if getattr(spawn, "deaf_to_ctrl_c", False) or not hasattr(signal, "pthread_sigmask"):
-        return
+    if not getattr(spawn, "deaf_to_ctrl_c", False) and hasattr(signal, "pthread_sigmask"):
 
-    @functools.wraps(spawn)
-    def deaf_spawn(*args: object, **kwargs: object) -> int:
-        # (Only this thread blocks it: another, or this one after, takes a Ctrl-C.)
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            return spawn(*args, **kwargs)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        @functools.wraps(spawn)
+        def deaf_spawn(*args: object, **kwargs: object) -> int:
+            if not _deaf_pools:
+                return spawn(*args, **kwargs)
+            # (Only this thread blocks it: another, or this one after, takes a Ctrl-C.)
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                return spawn(*args, **kwargs)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    deaf_spawn.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
-    module.fork_exec = deaf_spawn
+        deaf_spawn.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
+        module.fork_exec = deaf_spawn
+    with _deaf_lock:
+        _deaf_pools += 1
+    try:
+        yield
+    finally:
+        with _deaf_lock:
+            _deaf_pools -= 1
 
 
 def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
-    _spawn_deaf_to_ctrl_c()
     batches = make_batches(tasks, jobs=jobs)
     # At least two workers even for one batch: n_jobs=1 would run it in this
     # process, where a crash or the watchdog would end harken itself.

@@ -391,10 +391,13 @@ def cross_validate(
     """
     from joblib import Parallel, delayed
 
+    from analyzer.pool import workers_deaf_to_ctrl_c
+
     classes = sorted(set(y.tolist()))
-    results = Parallel(n_jobs=min(jobs, len(folds)))(
-        delayed(_fit_fold)(X, y, train, test, members, seed, variants) for train, test in folds
-    )
+    with workers_deaf_to_ctrl_c():
+        results = Parallel(n_jobs=min(jobs, len(folds)))(
+            delayed(_fit_fold)(X, y, train, test, members, seed, variants) for train, test in folds
+        )
     oof: dict[str, dict[str, np.ndarray]] = {}
     for test, conditions in results:
         for condition, per_member in conditions.items():

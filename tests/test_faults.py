@@ -666,3 +666,29 @@ def test_full_disk_keeps_the_previous_output(folder: Path, tiny_disk: Path) -> N
     assert "cannot write" in result.stderr and "previous file is unchanged" in result.stderr
     assert previous.read_text() == '[{"path": "earlier.wav"}]\n'
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "out.json"]  # no temp left
+
+
+def _blocked_signals() -> int:
+    """This process's blocked signals (the SigBlk mask of /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    raise AssertionError("no SigBlk line")
+
+
+def test_only_harkens_own_workers_start_deaf_to_ctrl_c(folder: Path) -> None:
+    """A program that scans with harken, then runs its own joblib pool: that
+    pool's workers still hear Ctrl-C (the mask survives exec, and loky's
+    spawn stays wrapped in the process)."""
+    from joblib import Parallel, delayed
+
+    from analyzer.pool import workers_deaf_to_ctrl_c
+
+    sigint = 1 << (signal.SIGINT - 1)
+    with workers_deaf_to_ctrl_c():
+        inside = Parallel(n_jobs=2, backend="loky")(delayed(_blocked_signals)() for _ in range(2))
+    outcomes = list(scan(sorted(str(p) for p in folder.iterdir()), ScanConfig(jobs=2)))
+    assert outcomes and all(o.result.status == "ok" for o in outcomes)
+    own = Parallel(n_jobs=2, backend="loky")(delayed(_blocked_signals)() for _ in range(2))
+    assert all(mask & sigint for mask in inside)
+    assert not any(mask & sigint for mask in own)
