@@ -338,6 +338,15 @@ def test_a_dc_offset_is_no_sound_to_the_level_and_silence(tmp_path: Path) -> Non
     assert both.rms_dbfs == pytest.approx(plain.rms_dbfs, abs=0.01)
 
 
+def test_a_last_short_frame_is_judged_by_its_sound() -> None:
+    """A lone last sample has no variance of its own: it counted as silent."""
+    t = np.arange(3 * 16000 + 1) / 16000
+    loud = (0.5 * np.cos(2 * np.pi * 100 * t)).astype(np.float32)  # ends on a peak
+    meter = SignalMeter(16000)
+    meter.update(loud[:, np.newaxis], loud)
+    assert meter.facts(channels=1, format="WAV", subtype="FLOAT").silence == 0.0
+
+
 def test_no_dc_offset_for_a_centred_signal(tmp_path: Path) -> None:
     path = write(tmp_path / "centred.wav", sine(1.0, TARGET, amp=0.5, freq=100.0), subtype="FLOAT")
     assert abs(run(path).facts.dc_offset) < 1e-4
