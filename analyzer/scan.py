@@ -124,9 +124,10 @@ def precheck(path: str) -> tuple[os.stat_result | None, FileResult | None]:
             return None, error_result(
                 path, "permission", f"{path}: a folder harken may not list: permission denied"
             )
-        try:  # or could not for another reason (an I/O error)
+        try:  # or could not for another reason (an I/O error, maybe midway)
             with os.scandir(path) as listing:
-                next(listing, None)
+                for _ in listing:
+                    pass
         except OSError as exc:
             reason = exc.strerror or str(exc)
             return None, error_result(
