@@ -6,10 +6,13 @@ so one analyzed by a run that never wrote it out (Ctrl-C, SIGTERM,
 ``kill -9``, a full disk) or by another run (a manual scan of the same
 folder) would never reach the stream. So once a ``--changed-only`` run has
 used a cache, ``<cache>/undelivered`` lists every file any scan analyzes
-there (just before its result is cached), and a ``--changed-only`` run that
-finishes takes off the files it wrote out. A file may reach two outputs (an
-interrupted run's partial one and the next), never none. Caches that never
-see ``--changed-only`` never get the list.
+there (just before its result is cached), and every file whose content is
+new at its path though cached under another name (a copy, a rename), by
+absolute path; a ``--changed-only`` run that finishes takes off the files
+it wrote out. A new list starts as "everything": until a ``--changed-only``
+run has finished, every result is undelivered. A file may reach two
+outputs (an interrupted run's partial one and the next), never none.
+Caches that never see ``--changed-only`` never get the list.
 
 Changes hold an ``flock`` on ``undelivered.lock``; the list is replaced
 whole (a temporary file, then a rename), so a crash leaves the old list or
