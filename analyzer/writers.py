@@ -15,6 +15,7 @@ import json
 import os
 import re
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -182,6 +183,17 @@ def is_special_output(path: str) -> bool:
         return False
 
 
+_DESCRIPTOR = re.compile(r"/(?:dev|proc/self)/fd/([0-9]+)")
+
+
+def _own_descriptor(path: str) -> int | None:
+    """The descriptor of this process that ``path`` names, if it names one."""
+    named = {"/dev/stdout": 1, "/dev/stderr": 2}.get(path)
+    if named is None and (found := _DESCRIPTOR.fullmatch(path)):
+        named = int(found[1])
+    return named
+
+
 def name_max(folder: str) -> int:
     """The longest file name, in bytes, that ``folder``'s file system takes
     (``NAME_MAX``: 255 on most), 255 where it will not say."""
@@ -245,8 +257,19 @@ def atomic_output(path: str) -> Iterator[IO[str]]:
     (see ``replaced_when_done``).
 
     A device or a FIFO (``/dev/stdout``, a pipe) is written to directly:
-    renaming over it would replace the device node itself.
+    renaming over it would replace the device node itself. A descriptor of
+    this process (``/dev/stdout``, ``/dev/fd/3``) is written through, not
+    opened anew: it may be a regular file (``>> log``, a ``{ ...; } > log``
+    group), which a new open would truncate, or write at its own offset over
+    what the shell writes next.
     """
+    if (fd := _own_descriptor(path)) is not None:
+        if fd == 1:
+            with contextlib.suppress(Exception):  # (what this process wrote goes first)
+                sys.stdout.flush()
+        with os.fdopen(os.dup(fd), "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
     if is_special_output(path):
         with open(path, "w", encoding="utf-8", newline="") as handle:
             yield handle

@@ -506,3 +506,27 @@ def test_lists_given_twice_are_both_read(audio_dir: Path, tmp_path: Path) -> Non
         main, ["scan", *args], catch_exceptions=False
     )
     assert result.exit_code == 0 and len(records(result.stdout)) == 2  # one a line, as --fail-on
+
+
+def test_dev_stdout_that_is_a_file_keeps_what_the_shell_wrote(
+    audio_dir: Path, tmp_path: Path
+) -> None:
+    """``-o /dev/stdout`` and ``--junit -`` opened the file behind standard
+    output anew: ``>> log`` lost the log, and a ``{ ...; } > file`` group's
+    next line was written over the results."""
+    import shlex
+
+    harken = f"{shlex.quote(sys.executable)} -c 'from cli import main; main()' scan"
+    audio = shlex.quote(str(next(audio_dir.iterdir())))
+    log = tmp_path / "log.txt"
+    log.write_text("OLD LOG LINE\n")
+    script = (
+        f"{harken} {audio} -j 1 -q --junit - -o {tmp_path / 'res.jsonl'} >> {log};"
+        f" {{ echo BEFORE; {harken} {audio} -j 1 -q -f jsonl -o /dev/stdout; echo AFTER; }}"
+        f" > {tmp_path / 'group.txt'}"
+    )
+    subprocess.run(["sh", "-c", script], check=True, timeout=120)
+    kept = log.read_text().splitlines()
+    assert kept[0] == "OLD LOG LINE" and kept[1].startswith("<?xml")
+    first, record, last = (tmp_path / "group.txt").read_text().splitlines()
+    assert (first, last) == ("BEFORE", "AFTER") and json.loads(record)["status"] == "ok"
