@@ -14,10 +14,10 @@ from functools import cache
 from importlib.metadata import version
 from typing import Any
 
-#: Bump when decoding, signal facts or feature code change what the numbers
-#: are for the same config (models must be trained again): it is part of
-#: every cache key and of every model card.
-FEATURE_CODE_VERSION = 12
+#: Bump when decoding or feature code change what the feature numbers are
+#: for the same config (models must be trained again): it is part of every
+#: cache key and of every model card. 13: each frame less its mean (DC).
+FEATURE_CODE_VERSION = 13
 #: Bump when a decoding fix changes the samples of some files, or a fix
 #: changes the signal facts (which no model sees), not what the features
 #: are: cached analyses are computed again, and models stay valid.

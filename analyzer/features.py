@@ -89,6 +89,17 @@ def frame_descriptors(
     return np.vstack([r.astype(np.float32, copy=False) for r in rows]), log_mel[:, -1]
 
 
+def without_dc(frames: np.ndarray) -> np.ndarray:
+    """Each frame less its own mean: a DC offset is no sound. A cheap
+    recorder's offset of 0.5 % of full scale made the model hear silence as
+    noise (37 of 40 corpus silence clips); below about 16 Hz, what the 64 ms
+    frames lose, nothing is heard either. Digital silence stays exact zeros,
+    and a constant frame becomes one (its mean, summed in float64, is exact).
+    """
+    means = frames.mean(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
+    return frames - means
+
+
 def base_rows(config: FeatureConfig) -> int:
     """Rows ``frame_descriptors`` gives: all but the MFCC deltas and the change."""
     return len(config.descriptor_names()) - config.n_mfcc - 1
@@ -235,7 +246,9 @@ class FeatureStream:
             count = min(CHUNK_FRAMES, n_frames - start)
             piece = self._pending[start * hop : (start + count - 1) * hop + self.config.n_fft]
             frames = np.lib.stride_tricks.sliding_window_view(piece, self.config.n_fft)[::hop]
-            rows, self._last_log_mel = frame_descriptors(frames, self.config, self._last_log_mel)
+            rows, self._last_log_mel = frame_descriptors(
+                without_dc(frames), self.config, self._last_log_mel
+            )
             self._add(rows, last=last and start + count == n_frames)
         self._pending = self._pending[n_frames * hop :]
 

@@ -2,9 +2,9 @@
 
 Takes clips (by default 150 a class from the shared corpus, else the example
 clips), writes each in several forms users' files come in (other rates and
-containers, MP3 at several bitrates, digital silence before and after),
-scans every form with ``harken scan`` and prints the balanced accuracy of
-each form beside the clips as they are. The corpus's clips were trained on,
+containers, MP3 at several bitrates, digital silence before and after, a DC
+offset), scans every form with ``harken scan`` and prints the balanced
+accuracy of each form beside the clips as they are. The corpus's clips were trained on,
 so their scores are high; what matters is the drop from the first line.
 
     python benchmarks/robustness.py                     # ../shared/corpus if there
@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: pad their short clips (the share of the zeros that go first, the rest after).
 PAD_TO = 5.0
 PADDED = {"zeros: padded to 5 s, sound first": 0.0, "zeros: padded to 5 s, sound mid-way": 0.5}
+#: A recorder's DC offset, as a share of full scale, added to every sample.
+OFFSET = {"DC offset 0.5 % of full scale": 0.005, "DC offset 2 % of full scale": 0.02}
 FORMS = {
     "as they are (16 kHz WAV)": (16000, "WAV", None, 0.0, 0.0),
     "8 kHz FLAC": (8000, "FLAC", None, 0.0, 0.0),
@@ -47,6 +49,7 @@ FORMS = {
     "zeros: 50 ms before and after": (16000, "WAV", None, 0.05, 0.05),
     "zeros: 200 ms before, 100 ms after": (16000, "WAV", None, 0.2, 0.1),
     **{name: (16000, "WAV", None, first, 1.0 - first) for name, first in PADDED.items()},
+    **{name: (16000, "WAV", None, 0.0, 0.0) for name in OFFSET},
 }
 
 
@@ -78,7 +81,8 @@ def write_forms(job: tuple[int, Path, str, Path]) -> None:
         target = out / str(index) / label / f"{number}.{fmt.lower()}"
         target.parent.mkdir(parents=True, exist_ok=True)
         extra = {"compression_level": level, "bitrate_mode": "CONSTANT"} if level else {}
-        padded = np.concatenate([zeros[0], converted, zeros[1]])
+        padded = np.concatenate([zeros[0], converted, zeros[1]]) + OFFSET.get(name, 0.0)
+        padded = np.clip(padded, -1.0, 1.0)
         sf.write(target, padded, new_rate, format=fmt, **extra)
 
 

@@ -21,7 +21,13 @@ from click.testing import CliRunner
 
 from analyzer import spectral
 from analyzer.featureconfig import TEXTURE_NAMES, FeatureConfig
-from analyzer.features import FeatureStream, frame_descriptors, spectral_change, summarise
+from analyzer.features import (
+    FeatureStream,
+    frame_descriptors,
+    spectral_change,
+    summarise,
+    without_dc,
+)
 from analyzer.results import Segment
 from analyzer.segments import (
     SegmentSpec,
@@ -94,7 +100,7 @@ def whole_descriptors(signal: np.ndarray) -> np.ndarray:
     padded = np.concatenate([pad, signal, pad])
     frames = np.lib.stride_tricks.sliding_window_view(padded, CONFIG.n_fft)[:: CONFIG.hop_length]
     frames = frames[: 1 + signal.size // CONFIG.hop_length]
-    base, _ = frame_descriptors(frames, CONFIG)
+    base, _ = frame_descriptors(without_dc(frames), CONFIG)  # (as the stream does)
     n = CONFIG.n_mfcc
     deltas = np.vstack([spectral.delta(base[r : r + 1]) for r in range(n)])
     return np.vstack([base[:n], deltas, base[n:], spectral_change(deltas)])
@@ -383,6 +389,9 @@ def test_csv_has_a_row_per_segment_and_labels_go_to_audacity_tracks(tmp_path: Pa
         if len(track.read_text().splitlines()) == 4
     ]
     assert [line[2] for line in lines] == [t[2] for t in truth]
+    # The run's record gives the same CSV again, a row per segment.
+    shown = CliRunner().invoke(main, ["runs", "show", "last", "-f", "csv"])
+    assert shown.exit_code == 0 and sorted(shown.stdout.splitlines()) == sorted(out.splitlines())
     assert lines[0][0] == "0.000000" and len(lines[0][1].split(".")[1]) == 6
 
 
