@@ -233,31 +233,12 @@ def workers_deaf_to_ctrl_c() -> Iterator[None]:
     Ctrl-C at a terminal reaches the whole process group, and a worker still
     starting Python died of it with a traceback (thirty lines on stderr for a
     Ctrl-C in a scan's first second). harken ends its workers itself
-    (``_kill_workers``), so they need not hear it. loky has no option for
-    this, so its spawn is wrapped, from whichever thread it spawns: the
-    signal mask, unlike a handler, survives the exec, and Python starts with
-    it as it is. Outside, spawns are left as they were (a caller's own
-    joblib pool).
+    (``_kill_workers``), so they need not hear it. Outside, spawns are left
+    as they were (a caller's own joblib pool).
     """
     global _deaf_pools
-    from joblib.externals.loky.backend import fork_exec as module
-
-    spawn = module.fork_exec
-    if not getattr(spawn, "deaf_to_ctrl_c", False) and hasattr(signal, "pthread_sigmask"):
-
-        @functools.wraps(spawn)
-        def deaf_spawn(*args: object, **kwargs: object) -> int:
-            if not _deaf_pools:
-                return spawn(*args, **kwargs)
-            # (Only this thread blocks it: another, or this one after, takes a Ctrl-C.)
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
-                return spawn(*args, **kwargs)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-        deaf_spawn.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
-        module.fork_exec = deaf_spawn
+    if "joblib" in sys.modules:  # (else the pool's start wraps it: a cached rerun never does)
+        _deafen_spawns()
     with _deaf_lock:
         _deaf_pools += 1
     try:
@@ -267,10 +248,36 @@ def workers_deaf_to_ctrl_c() -> Iterator[None]:
             _deaf_pools -= 1
 
 
+def _deafen_spawns() -> None:
+    """Wrap loky's spawn, once, for ``workers_deaf_to_ctrl_c``. loky has no
+    option for it; the signal mask, unlike a handler, survives the exec, and
+    Python starts with it as it is. It works from whichever thread spawns."""
+    from joblib.externals.loky.backend import fork_exec as module
+
+    spawn = module.fork_exec
+    if getattr(spawn, "deaf_to_ctrl_c", False) or not hasattr(signal, "pthread_sigmask"):
+        return
+
+    @functools.wraps(spawn)
+    def deaf_spawn(*args: object, **kwargs: object) -> int:
+        if not _deaf_pools:
+            return spawn(*args, **kwargs)
+        # (Only this thread blocks it: another, or this one after, takes a Ctrl-C.)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return spawn(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    deaf_spawn.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
+    module.fork_exec = deaf_spawn
+
+
 def _run_pool(tasks: list[Task], settings: Settings, jobs: int) -> Iterator[TaskOutput]:
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
+    _deafen_spawns()
     batches = make_batches(tasks, jobs=jobs)
     # At least two workers even for one batch: n_jobs=1 would run it in this
     # process, where a crash or the watchdog would end harken itself.
