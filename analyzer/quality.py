@@ -39,7 +39,6 @@ class SignalMeter:
         self._frame_len = max(1, round(sample_rate * SILENT_FRAME_SECONDS))
         self._silent_power = 10.0 ** (SILENT_FRAME_DBFS / 10.0)
         self._tail = np.zeros(0, dtype=np.float64)  # mono samples not yet framed
-        self._mono_sum = 0.0  # (the mono mix's DC offset, for a last short frame)
         self.frames = 0
         self._samples = 0
         self._peak = 0.0
@@ -73,7 +72,6 @@ class SignalMeter:
 
     def _count_silent_frames(self, mono: np.ndarray) -> None:
         samples = np.concatenate([self._tail, mono.astype(np.float64)])
-        self._mono_sum += float(mono.sum(dtype=np.float64))
         n_full = samples.size // self._frame_len
         if n_full:
             frames = samples[: n_full * self._frame_len].reshape(n_full, self._frame_len)
@@ -87,8 +85,9 @@ class SignalMeter:
         silent, total = self._silent_frames, self._total_frames
         if self._tail.size:  # a last, partial frame still counts
             total += 1
-            # About the whole mix's offset: a few samples' own mean is their sound.
-            offset = self._mono_sum / max(self.frames, 1)
+            # About the mono mix's offset (the mean of the channels'): a few
+            # samples' own mean is their sound.
+            offset = float(self._sums.mean()) / max(self.frames, 1)
             silent += int(np.mean(np.square(self._tail - offset)) < self._silent_power)
         n = max(self._samples, 1)
         # The level without each channel's DC offset, which is no sound: a
