@@ -7,9 +7,10 @@ so one analyzed by a run that never wrote it out (Ctrl-C, SIGTERM,
 folder) would never reach the stream. So once a ``--changed-only`` run has
 used a cache, ``<cache>/undelivered`` lists every file any scan analyzes
 there (just before its result is cached), and every file whose content is
-new at its path though cached under another name (a copy, a rename), by
-absolute path; a ``--changed-only`` run that finishes takes off the files
-it wrote out. A new list starts as "everything": until a ``--changed-only``
+new at its path though cached under another name (a copy, a rename;
+``harken train`` lists these too, as it hashes the same files), by absolute
+path; a ``--changed-only`` run that finishes takes off the files it wrote
+out. A new list starts as "everything": until a ``--changed-only``
 run has finished, every result is undelivered. A file may reach two
 outputs (an interrupted run's partial one and the next), never none.
 Caches that never see ``--changed-only`` never get the list.

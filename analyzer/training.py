@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from analyzer.analysis import DEFAULT_TIMEOUT, Settings, Task
-from analyzer.cache import ResultCache
+from analyzer.cache import Identities, ResultCache
 from analyzer.dataset import Dataset, LabeledClip
+from analyzer.delivery import Undelivered
 from analyzer.errors import UsageError
 from analyzer.featureconfig import FeatureConfig
 from analyzer.modelfile import ModelRef
@@ -114,14 +115,19 @@ def featurize(
     failures: list[FileResult] = []
     tasks: list[Task] = []
     digests: dict[int, str] = {}
+    seen: Identities = []  # what each path holds, remembered once arrivals are listed
+    arrived: list[str] = []
     try:
         for index, clip in enumerate(clips):
             st, failed = precheck(clip.path)
             if failed is None and st is not None:
                 try:
-                    digest = cache.content_hash(clip.path, st)
+                    digest, new_here = cache.identify(clip.path, st, seen)
                 except OSError as exc:
                     failed = read_error(clip.path, exc)
+                else:
+                    if new_here:
+                        arrived.append(clip.path)
             if failed is not None:
                 failures.append(failed)
                 _tick(on_done, True)
@@ -149,6 +155,11 @@ def featurize(
                     label=clip.label,
                 )
             )
+        # A clip new at its path, though its content is cached, is news to a
+        # --changed-only scan of the same folder on this cache (analyzer.delivery).
+        if cache_dir is not None:
+            Undelivered(cache_dir).add(arrived)
+        cache.remember(seen)
         for output in run_tasks(tasks, settings, jobs=jobs):
             store(cache, output, key, None)
             if output.variants is not None and output.result.content_hash:

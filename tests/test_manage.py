@@ -365,6 +365,23 @@ def test_a_copy_seen_by_a_run_stopped_before_listing_it_is_still_delivered(
     assert _delivered(folder) == ["copy.wav"]
 
 
+def test_a_copy_first_seen_by_training_is_still_delivered(folder: Path) -> None:
+    """Training on the archive's files on the same cache hashes them too: had
+    it remembered the copy's path unlisted, the copy was never new to a scan."""
+    from analyzer.cache import default_cache_dir
+    from analyzer.dataset import LabeledClip
+    from analyzer.featureconfig import FeatureConfig
+    from analyzer.training import featurize
+
+    _delivered(folder)
+    copy = folder / "copy.wav"
+    shutil.copy(sorted(folder.iterdir())[0], copy)
+    clip = LabeledClip(path=str(copy), label="tone", group="copy")
+    features = featurize([clip], config=FeatureConfig(), jobs=1, cache_dir=default_cache_dir())
+    assert features.kept == [0]
+    assert _delivered(folder) == ["copy.wav"]
+
+
 def test_changed_only_matches_paths_however_they_are_spelled(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
