@@ -73,6 +73,12 @@ LOOK_TIMEOUT = 5.0
 #: Seconds a worker of harken's own LocalCluster gets to stop after a scan was
 #: cut short; the nanny kills it after 0.8 of that (Dask's own close: 4 s).
 STOP_TIMEOUT = 1.0
+#: Most seconds closing harken's own LocalCluster may take. (distributed
+#: 2025.1 waits for ever on a nanny whose killed worker was not reaped within
+#: 0.2 of the nanny's own timeout: its close failed half-way, and closes after
+#: it wait for that one to finish.) Its workers are daemon processes, which
+#: end with harken.
+CLOSE_TIMEOUT = 15.0
 #: The joblib backend name of ``_DaskBackend``.
 BACKEND = "harken-dask"
 
@@ -292,12 +298,12 @@ def _close_local(local: LocalCluster, *, cut_short: bool) -> None:
     closed = False
     try:
         if cut_short:
-            local.sync(_stop_workers, local)
-        local.close()
+            local.sync(_stop_workers, local, callback_timeout=CLOSE_TIMEOUT)
+        local.close(timeout=CLOSE_TIMEOUT)
         closed = True
     except Exception:
-        # The scan is over: a failed close must not lose it. (dask 2025.1 can
-        # raise closing a nanny it lost while it restarted its worker.)
+        # The scan is over: a failed or timed-out close must not lose it. (dask
+        # 2025.1 can raise closing a nanny it lost while it restarted its worker.)
         logger.debug("closing the LocalCluster failed", exc_info=True)
     finally:
         if not closed:

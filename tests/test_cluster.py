@@ -322,6 +322,49 @@ def test_an_interrupted_close_of_harkens_own_cluster_does_not_hold_up_the_exit(
     assert not running(worker)
 
 
+# harken's own cluster whose nanny never finishes closing, as a nanny of
+# distributed 2025.1 whose close failed half-way: every later close waits on it.
+STUCK_CLOSE = """
+import asyncio, os, sys
+import distributed
+import analyzer.cluster
+from analyzer.cluster import Cluster, _connect
+
+async def never(self, *args, **kwargs):
+    await asyncio.Event().wait()
+
+analyzer.cluster.CLOSE_TIMEOUT = 1.0
+cut_short = sys.argv[1] == "cut"
+try:
+    with _connect(Cluster(workers=1)) as (client, local):
+        print(*client.run(os.getpid).values(), flush=True)
+        distributed.Nanny.close = never
+        if cut_short:
+            raise KeyboardInterrupt
+except KeyboardInterrupt:
+    pass
+print("closed", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["done", "cut"])
+def test_a_close_of_harkens_own_cluster_that_never_ends_is_given_up(how: str) -> None:
+    cmd = [sys.executable, "-c", STUCK_CLOSE, how]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        worker = int(proc.stdout.readline())
+        start = time.monotonic()
+        assert proc.stdout.readline() == "closed\n"  # waited for ever before
+        took = time.monotonic() - start
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert took < 10, f"{took:.1f} s to give up a close limited to 1 s"
+    deadline = time.monotonic() + 10  # a daemon process, it ends with harken
+    while running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(worker)
+
+
 # harken's own cluster, with a signal while it starts: the start is not cut
 # short (Dask would leave a half-built cluster, and tracebacks at exit); the
 # signal takes effect once it is up.
