@@ -20,6 +20,12 @@ SILENT_FRAME_DBFS = -60.0
 SILENT_FRAME_SECONDS = 0.05
 
 
+def _rounded(value: float, digits: int) -> float:
+    """``round``, with no negative zero: a level a hair under full scale
+    printed as -0.0."""
+    return round(value, digits) + 0.0
+
+
 def to_dbfs(amplitude: float) -> float:
     """Amplitude (linear, full scale 1.0) to dBFS, floored at -200 dB."""
     return 20.0 * math.log10(max(amplitude, 1e-10))
@@ -101,9 +107,9 @@ class SignalMeter:
             frames=self.frames,
             format=format,
             subtype=subtype,
-            peak_dbfs=round(to_dbfs(self._peak), 3),
-            rms_dbfs=round(to_dbfs(math.sqrt(ac_power)), 3),
+            peak_dbfs=_rounded(to_dbfs(self._peak), 3),
+            rms_dbfs=_rounded(to_dbfs(math.sqrt(ac_power)), 3),
             clipping=round(self._clipped / n, 6),
             silence=round(silent / total, 4) if total else 1.0,
-            dc_offset=round(float(self._sums.sum()) / n, 6),
+            dc_offset=_rounded(float(self._sums.sum()) / n, 6),
         )

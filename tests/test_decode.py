@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -345,6 +346,14 @@ def test_a_last_short_frame_is_judged_by_its_sound() -> None:
     meter = SignalMeter(16000)
     meter.update(loud[:, np.newaxis], loud)
     assert meter.facts(channels=1, format="WAV", subtype="FLOAT").silence == 0.0
+
+
+def test_levels_a_hair_under_full_scale_are_not_negative_zero() -> None:
+    square = np.where(np.arange(16000) % 20 < 10, 0.99999, -0.99999).astype(np.float32)
+    meter = SignalMeter(16000)
+    meter.update(square[:, np.newaxis], square)
+    facts = meter.facts(channels=1, format="WAV", subtype="FLOAT")
+    assert json.dumps([facts.peak_dbfs, facts.rms_dbfs]) == "[0.0, 0.0]"  # was -0.0
 
 
 def test_no_dc_offset_for_a_centred_signal(tmp_path: Path) -> None:
