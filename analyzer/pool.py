@@ -328,7 +328,8 @@ def _isolated(task: Task, settings: Settings) -> TaskOutput:
 
 def _timeout(task: Task, settings: Settings) -> TaskOutput:
     reason = f"gave up after {settings.timeout:g} s (--timeout); worker replaced"
-    return _given_up(task, settings, "timeout", reason)
+    # It ran that long, as a timeout in the worker itself (``-j 1``) reports.
+    return _given_up(task, settings, "timeout", reason, seconds=settings.timeout or 0.0)
 
 
 def crashed_output(task: Task, settings: Settings, reason: str) -> TaskOutput:
@@ -336,7 +337,9 @@ def crashed_output(task: Task, settings: Settings, reason: str) -> TaskOutput:
     return _given_up(task, settings, "crashed", f"analyzing this file crashed the worker: {reason}")
 
 
-def _given_up(task: Task, settings: Settings, status: str, reason: str) -> TaskOutput:
+def _given_up(
+    task: Task, settings: Settings, status: str, reason: str, *, seconds: float = 0.0
+) -> TaskOutput:
     """The row of a file the pool gave up on; its error kind is its status."""
     result = error_result(
         task.path,
@@ -345,5 +348,6 @@ def _given_up(task: Task, settings: Settings, status: str, reason: str) -> TaskO
         status=status,
         model=settings.model_id,
         content_hash=task.content_hash,
+        seconds=seconds,
     )
     return TaskOutput(task.index, result)

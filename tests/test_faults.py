@@ -62,6 +62,8 @@ def test_hung_file_times_out_and_the_batch_goes_on(
     statuses = status_of(rows)
     assert statuses.pop("stuck.wav") == ("timeout", "timeout")
     assert set(statuses.values()) == {("ok", None)} and len(statuses) == 24
+    stuck = next(r for r in rows if r["path"].endswith("stuck.wav"))
+    assert stuck["seconds"] == 1.0  # the time it was given (was 0.0)
 
 
 def test_hung_file_times_out_in_process(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,6 +72,8 @@ def test_hung_file_times_out_in_process(folder: Path, monkeypatch: pytest.Monkey
     code, rows, _ = run(str(folder), "-j", "1", "--timeout", "0.5")
     assert code == EXIT_ERRORS
     assert status_of(rows)["stuck.wav"] == ("timeout", "timeout")
+    stuck = next(r for r in rows if r["path"].endswith("stuck.wav"))
+    assert stuck["seconds"] >= 0.5  # the time it ran, as the pool reports it
     assert sum(r["status"] == "ok" for r in rows) == 24
 
 
