@@ -454,10 +454,16 @@ def scan_command(
             "no file is named '-' here; to read paths from standard input, give --files-from -"
         )
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
+    if dry_run:  # it writes nothing: an output it was asked for would be missing, not stale
+        for given, option in ((output, "-o"), (junit, "--junit"), (labels_dir, "--labels-dir")):
+            if given:
+                raise click.UsageError(
+                    f"--dry-run prints its plan on standard output; {option} does not apply"
+                )
     if output == "-":  # standard output, as `--files-from -` is standard input
         output = None
     if junit == "-":
-        if output is None and not dry_run:
+        if output is None:
             raise click.UsageError("--junit - and the results would both go to standard output")
         junit = "/dev/stdout"
     format = output_format(format, output)
@@ -473,8 +479,6 @@ def scan_command(
     err = make_console(stderr=True)
     with warnings_to(err):  # reading the model card may warn
         _check_rule_fields(rules, spec, model)
-    if dry_run and output:
-        raise click.UsageError("--dry-run prints its plan on standard output; -o does not apply")
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
     timed = click.get_current_context().get_parameter_source("connect_timeout")

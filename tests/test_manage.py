@@ -311,8 +311,11 @@ def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
     assert out.startswith("cached\t")
     code, out, _ = invoke("scan", str(folder / "missing.wav"), "--dry-run")
     assert out.startswith("not_found\t")  # what the scan would report
-    code, _, err = invoke("scan", str(folder), "--dry-run", "-o", str(tmp_path / "plan.csv"))
-    assert code == EXIT_USAGE and "-o does not apply" in err
+    for option, value in (("-o", "plan.csv"), ("--junit", "-"), ("--labels-dir", "labels")):
+        target = value if value == "-" else str(tmp_path / value)
+        code, _, err = invoke("scan", str(folder), "--dry-run", option, target)
+        assert code == EXIT_USAGE and f"{option} does not apply" in err
+    assert not (tmp_path / "labels").exists()
 
 
 def _delivered(folder: Path) -> list[str]:
