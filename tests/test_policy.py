@@ -347,8 +347,8 @@ def test_an_emptied_folder_still_checks_the_baseline_and_writes_junit(
     code, _, _ = run(*args)
     assert code == 0
     dry = tmp_path / "dry.xml"
-    assert run(str(empty), "--dry-run", "--junit", str(dry))[0] == 0
-    assert not dry.exists()  # a dry run writes nothing, files or none
+    assert run(str(empty), "--dry-run", "--junit", str(dry))[0] == EXIT_USAGE
+    assert not dry.exists()  # a dry run writes nothing, files or none, and says so
     code, _, err = run(str(folder), "--junit", str(tmp_path / "no" / "such" / "j.xml"))
     assert code == EXIT_USAGE and "--junit" in err
 
