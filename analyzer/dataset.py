@@ -227,7 +227,7 @@ def load_dataset(
     else:
         clips, warnings = read_folders(data or "")
     if not clips:
-        raise UsageError(f"no labeled audio files in {manifest or data}")
+        raise UsageError(_with(f"no labeled audio files in {manifest or data}", warnings))
     with_group = sum(bool((c.meta.get("group") or "").strip()) for c in clips)
     grouped = bool(manifest) and with_group > 0
     if grouped and with_group < len(clips):
@@ -240,7 +240,7 @@ def load_dataset(
         grouped = matched > 0
         if matched == 0:
             warnings.append(
-                f"--group-pattern {group_pattern!r} matched none of the {len(clips)} file"
+                f"--group-pattern '{group_pattern}' matched none of the {len(clips)} file"
                 " names (or only empty groups), so no clip has a group"
             )
         elif matched < len(clips):
@@ -258,9 +258,15 @@ def load_dataset(
                 " separate classes"
             )
     if len({c.label for c in clips}) < min_classes:
-        raise UsageError("training needs at least two classes")
+        raise UsageError(_with("training needs at least two classes", warnings))
     folded = all(c.fold is not None for c in clips)
     return Dataset(clips=clips, grouped=grouped, folded=folded, warnings=tuple(warnings))
+
+
+def _with(message: str, warnings: list[str]) -> str:
+    """``message``, then the warnings that may say why (a refusal ends the
+    command before they are printed)."""
+    return "\n".join([message, *(f"  {w}" for w in warnings)])
 
 
 def _regroup(clips: list[LabeledClip], group_pattern: str) -> tuple[list[LabeledClip], int]:

@@ -69,6 +69,19 @@ def join_duplicates(groups: np.ndarray, digests: list[str]) -> tuple[np.ndarray,
     return joined, moved
 
 
+def copies_with_other_labels(paths: list[str], labels: np.ndarray, digests: list[str]) -> list[str]:
+    """Every clip whose byte-identical copy carries another label, as
+    ``path (label)``: one of the two labels is wrong, and training takes both."""
+    labels_of: dict[str, set[str]] = {}
+    for label, digest in zip(labels.tolist(), digests, strict=True):
+        labels_of.setdefault(digest, set()).add(label)
+    return [
+        f"{path} ({label})"
+        for path, label, digest in zip(paths, labels.tolist(), digests, strict=True)
+        if len(labels_of[digest]) > 1
+    ]
+
+
 def copies_across_folds(folds: list[tuple[np.ndarray, np.ndarray]], digests: list[str]) -> int:
     """How many clips have a byte-identical copy in another test fold."""
     fold_of = {}
@@ -619,6 +632,9 @@ def train(
         # folds given, counted where they still fall in different folds.
         "identical_clips_joined": duplicates if not (folds_from or dataset.folded) else 0,
         "identical_clips_across_folds": leaked,
+        "identical_clips_with_other_labels": copies_with_other_labels(
+            [c.path for c in clips], y, feats.digests
+        ),
         "scores": scores,
         "per_fold": per_fold,
         "calibration": calibration,
@@ -658,28 +674,31 @@ def train(
     if narrowband:
         balanced = narrowband["ensemble"]["balanced_accuracy"]
         card["cross_validation"]["narrowband_balanced_accuracy"] = balanced
-    predictions = out_of_fold(clips, folds, by_condition, classes)
+    predictions = out_of_fold(clips, folds, fold_names, by_condition, classes)
     return Trained(ensemble=ensemble, card=card, report=report, predictions=predictions)
 
 
 def out_of_fold(
     clips: list[LabeledClip],
     folds: list[tuple[np.ndarray, np.ndarray]],
+    fold_names: list[str],
     by_condition: dict[str, dict[str, np.ndarray]],
     classes: list[str],
 ) -> list[dict[str, Any]]:
-    """A row per clip: its test fold and the ensemble's answer when it was held out
+    """A row per clip: its test fold, named as in the report (the fold's value
+    when folds were given), and the ensemble's answer when it was held out
     (and, with augmentation, the answer for its band-limited copy)."""
-    fold_of = np.zeros(len(clips), dtype=int)
-    for number, (_, test) in enumerate(folds):
-        fold_of[test] = number
+    fold_of = [""] * len(clips)
+    for name, (_, test) in zip(fold_names, folds, strict=True):
+        for i in test.tolist():
+            fold_of[i] = name
     rows = []
     for i, clip in enumerate(clips):
         row: dict[str, Any] = {
             "path": clip.path,
             "label": clip.label,
             "group": clip.group,
-            "fold": int(fold_of[i]),
+            "fold": fold_of[i],
         }
         for condition, prefix in (("original", ""), ("narrowband", "narrowband_")):
             if condition in by_condition:

@@ -38,6 +38,18 @@ def _dataset(
     return dataset
 
 
+def _refuse_unknown_label(dataset: Any) -> None:
+    """No class may be called ``unknown``: a model cannot learn it, and an
+    evaluation would count every unsure answer on it as right."""
+    from analyzer.scan import UNKNOWN
+
+    if UNKNOWN in dataset.classes:
+        raise HarkenUsageError(
+            f"the label {UNKNOWN!r} is what harken calls a result below"
+            " --min-confidence; give that class another name"
+        )
+
+
 def _progress(total: int, quiet: bool) -> tuple[Any, Callable[[bool], None]]:
     from cli.progress import ScanProgress
     from cli.render import make_console
@@ -155,7 +167,6 @@ def train_command(
     from analyzer.errors import HarkenError
     from analyzer.modelfile import save_model
     from analyzer.pool import default_jobs
-    from analyzer.scan import UNKNOWN
     from analyzer.training import train
     from cli.render import failures, make_console, training_report
 
@@ -188,11 +199,7 @@ def train_command(
             dataset.check_folds()
         except HarkenError as exc:
             raise HarkenUsageError(str(exc)) from None
-    if UNKNOWN in dataset.classes:
-        raise HarkenUsageError(
-            f"the label {UNKNOWN!r} is what harken calls a result below"
-            " --min-confidence; give that class another name"
-        )
+    _refuse_unknown_label(dataset)
     err = make_console(stderr=True)
     if not dataset.grouped and not dataset.folded and not folds_from and not group_pattern:
         err.print(
@@ -222,6 +229,14 @@ def train_command(
             f"WARNING: {trained.report['identical_clips_across_folds']} clips have a"
             " byte-identical copy in another of the given folds: the scores may be too"
             " optimistic."
+        )
+    if conflicting := trained.report["identical_clips_with_other_labels"]:
+        shown = "; ".join(conflicting[:4]) + ("; ..." if len(conflicting) > 4 else "")
+        err.print(
+            f"WARNING: {len(conflicting)} clips are byte-identical to a clip with another"
+            f" label, and were trained as both: {shown}",
+            markup=False,
+            highlight=False,
         )
     if trained.report["identical_clips_joined"]:
         err.print(
@@ -297,6 +312,7 @@ def evaluate_command(
     from cli.render import failures, make_console, training_report
 
     dataset = _dataset(data, manifest, group_pattern, min_classes=1)
+    _refuse_unknown_label(dataset)
     progress, tick = _progress(len(dataset.clips), quiet)
     try:
         with progress, warnings_to(make_console(stderr=True)):

@@ -158,8 +158,15 @@ def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
     code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"))
     assert "mean fold accuracy" in out
     args = ["--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "--members", "logreg"]
-    code, out, _ = invoke("train", *args, "-j", "1", "-q")
+    predictions = tmp_path / "cv.csv"
+    code, out, _ = invoke("train", *args, "-j", "1", "-q", "--cv-predictions", str(predictions))
     assert code == 0 and "accuracy per test fold" in out and "1 (6)" in out
+    # Each clip's fold as the manifest names it (was its number from 0).
+    with manifest.open(newline="") as handle:
+        given = {row["path"]: row["fold"] for row in csv.DictReader(handle)}
+    with predictions.open(newline="") as handle:
+        written = {Path(row["path"]).name: row["fold"] for row in csv.DictReader(handle)}
+    assert written == {Path(path).name: fold for path, fold in given.items()}
 
 
 def test_evaluate_and_scan_with_the_trained_model(model: Path, labeled: Path) -> None:
@@ -333,12 +340,35 @@ def test_what_a_class_tree_leaves_out_is_said(labeled: Path, tmp_path: Path) -> 
     assert code == 0 and "stray.wav" in err  # evaluate said none of its data's warnings
 
 
+def test_a_refused_class_tree_still_says_what_it_left_out(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write(data / "tones" / "a.wav", tone(1.0))
+    write(data / "b.wav", chord(1.0))  # meant for a class folder of its own
+    code, _, err = invoke("train", str(data), "-o", str(tmp_path / "m.skops"))
+    assert code == EXIT_USAGE and "at least two classes" in err and "b.wav" in err
+
+
+def test_copies_with_other_labels_are_pointed_out(labeled: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(labeled, data)
+    shutil.copy(data / "tones" / "rec0_tone0.wav", data / "hiss" / "mislabelled.wav")
+    model = str(tmp_path / "m.skops")
+    args = ("-j", "1", "-q", "--cv", "2", "--members", "logreg", "-o", model)
+    code, _, err = invoke("train", str(data), *args)
+    assert code == 0
+    assert "2 clips are byte-identical to a clip with another label" in err
+    assert "mislabelled.wav (hiss)" in err and "rec0_tone0.wav (tones)" in err
+
+
 def test_a_class_called_unknown_is_refused(labeled: Path, tmp_path: Path) -> None:
     manifest = tmp_path / "data.csv"
     write_manifest(labeled, manifest, "group", lambda i, _: f"g{i}")
     text = manifest.read_text().replace(",hiss,", ",unknown,")
     manifest.write_text(text)
     code, _, err = invoke("train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"))
+    assert code == EXIT_USAGE and "give that class another name" in err
+    # An evaluation counted every unsure answer on such clips as right.
+    code, _, err = invoke("evaluate", "--manifest", str(manifest), "--min-confidence", "1")
     assert code == EXIT_USAGE and "give that class another name" in err
 
 
