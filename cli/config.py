@@ -95,7 +95,7 @@ def _check_type(option: click.Option, value: Any, where: str) -> None:
         fits, wanted = isinstance(value, (int, float, str)), "a number"
     elif isinstance(kind, (click.Path, click.Choice)):
         fits, wanted = isinstance(value, str), f"a string ({kind.name.lower()})"
-    else:  # text, which a number may be (older-than = 86400, a size in bytes)
+    else:  # text, which a number may be (a size in bytes)
         fits, wanted = isinstance(value, (str, int, float)), "a string or a number"
     if not fits or (isinstance(value, bool) and not option.is_flag):
         shown = str(value).lower() if isinstance(value, bool) else repr(value)

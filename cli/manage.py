@@ -24,10 +24,17 @@ def _directory(cache_dir: str | None) -> str:
 
 def _open_cache(directory: str) -> Any:
     """The cache at ``directory``; one that cannot be opened is a usable=False
-    cache here, said once by the command rather than as a Python warning."""
+    cache here, said once by the command rather than as a Python warning. A
+    folder that does not exist is a usage error: opening would make an empty
+    cache there, and a mistyped --cache-dir would report success."""
     import warnings
 
     from analyzer.cache import CacheWarning, ResultCache
+
+    if not os.path.lexists(directory):
+        raise HarkenUsageError(
+            f"no cache at {directory}: there is no such folder (a scan makes it); nothing was done"
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CacheWarning)
@@ -188,13 +195,15 @@ def cache_clear(cache_dir: str | None) -> None:
 
 
 def parse_age(text: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``2w`` or seconds -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> seconds. The unit is
+    required: a bare 30 meant 30 s, and pruned a whole cache meant for days."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
     if not match:
         raise click.BadParameter(
-            f"{text!r} is not an age like 30d, 12h or 90m", param_hint="--older-than"
+            f"{text!r} is not an age with a unit, like 30d, 12h, 90m, 45s or 2w",
+            param_hint="--older-than",
         )
-    return float(match[1]) * AGE_UNITS[match[2] or "s"]
+    return float(match[1]) * AGE_UNITS[match[2]]
 
 
 @cache_group.command("prune")
@@ -203,7 +212,7 @@ def parse_age(text: str) -> float:
     "--older-than",
     required=True,
     metavar="AGE",
-    help="Remove entries stored longer ago than AGE (30d, 12h, 90m, 2w).",
+    help="Remove entries stored longer ago than AGE, with its unit (30d, 12h, 90m, 45s, 2w).",
 )
 def cache_prune(cache_dir: str | None, older_than: str) -> None:
     """Remove old cached results."""

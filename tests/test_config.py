@@ -46,8 +46,12 @@ def test_numbers_are_taken_where_text_may_be_one(project: Path) -> None:
     )
     code, _, err = scan(str(project / "audio"), "-j", "1", "-q")
     assert code == 0, err
+    # Taken as text, and an age needs its unit: 86400 meant seconds, a bare 30 30 s.
     result = CliRunner().invoke(main, ["cache", "prune"], catch_exceptions=False)
-    assert result.exit_code == 0 and "older than 86400" in result.stdout, result.stderr
+    assert result.exit_code == EXIT_USAGE and "with a unit" in result.stderr
+    (project / "harken.toml").write_text('[cache]\nolder-than = "1d"\n')
+    result = CliRunner().invoke(main, ["cache", "prune"], catch_exceptions=False)
+    assert result.exit_code == 0 and "older than 1d" in result.stdout, result.stderr
 
 
 def test_lists_of_paths_in_the_file_are_relative_to_it(project: Path) -> None:

@@ -126,6 +126,20 @@ def test_cache_info_clear_and_prune(folder: Path) -> None:
     assert code == 0 and int(out.split()[1]) > 0
     assert json.loads(invoke("cache", "info", "-f", "json")[1])["entries"] == 0
     assert invoke("cache", "prune", "--older-than", "soon")[0] == EXIT_USAGE
+    # A bare number was seconds: "30", meant as days, emptied the cache.
+    invoke("scan", str(folder), "-j", "1", "-q")
+    code, _, err = invoke("cache", "prune", "--older-than", "0")
+    assert code == EXIT_USAGE and "with a unit" in err
+    assert json.loads(invoke("cache", "info", "-f", "json")[1])["entries"] > 0
+
+
+def test_cache_commands_on_a_folder_that_does_not_exist(tmp_path: Path) -> None:
+    """A mistyped --cache-dir made an empty cache there and reported success."""
+    typo = tmp_path / "typo" / "cache"
+    for command in (["info"], ["clear"], ["prune", "--older-than", "1d"]):
+        code, _, err = invoke("cache", *command, "--cache-dir", str(typo))
+        assert code == EXIT_USAGE and "no such folder" in err and "nothing was done" in err
+    assert not (tmp_path / "typo").exists()
 
 
 def test_a_damaged_cache_is_reset_by_clear(folder: Path, tmp_path: Path) -> None:
