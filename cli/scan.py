@@ -470,7 +470,7 @@ def scan_command(
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:
             check_output_folder(target, option)
-    refuse_one_file_twice((output, "--output"), (junit, "--junit"))
+    refuse_one_file_twice((output, "--output"), (junit, "--junit"), (labels_dir, "--labels-dir"))
     try:
         rules = [parse_rule(text) for text in fail_on]
     except RuleError as exc:

@@ -415,6 +415,10 @@ def test_fail_on_fractions_and_segment_count(tmp_path: Path) -> None:
         (["--hop", "1"], "--hop needs --segments"),
         (["--smoothing", "0.1"], "--smoothing needs --segments"),
         (["--labels-dir", "labels"], "--labels-dir needs --segments"),
+        (
+            ["--segments", "2", "-o", "same.csv", "--labels-dir", "same.csv"],
+            "--output and --labels-dir name the same file",
+        ),
         (["--segments", "2", "--hop", "3"], "at most the window"),
         (["--segments", "2", "--hop", "0.1"], "at least 0.25 s"),
         (["--segments", "0.1"], "0.1 is not in the range x>=0.5"),
