@@ -99,6 +99,8 @@ def _cells(row: dict[str | None, str | list[str] | None]) -> tuple[tuple[str, st
 
 def _clips_of(reader: csv.DictReader[str], manifest: Path) -> tuple[list[LabeledClip], list[str]]:
     base = manifest.parent
+    if reader.fieldnames:  # "path, label": a space after the comma is not in the name
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
     missing = {"path", "label"} - set(reader.fieldnames or ())
     if missing:
         raise UsageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")

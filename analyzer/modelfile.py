@@ -115,10 +115,13 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from None
     if not data.startswith(b"PK"):
-        raise ModelError(
-            f"{path} is not a skops model file; harken never loads pickle files."
-            " Train a model with harken or save it with skops."
+        # A pickle starts with its protocol's opcode (0x80) on protocols 2 and later.
+        what = (
+            "a pickle file; harken never loads pickle files"
+            if data[:1] == b"\x80"
+            else ("empty" if not data else "not a skops model file (a zip archive)")
         )
+        raise ModelError(f"{path} is {what}. Train a model with harken or save it with skops.")
     try:
         with zipfile.ZipFile(path) as archive:
             card = json.loads(archive.read(CARD_MEMBER))

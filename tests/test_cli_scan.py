@@ -237,6 +237,11 @@ def test_usage_errors_exit_2(tmp_path: Path, audio_dir: Path) -> None:
     pickle_model.write_bytes(b"\x80\x04K\x01.")
     code, _, err = run(str(audio_dir), "--model", str(pickle_model))
     assert code == EXIT_USAGE and "never loads pickle" in err
+    for name, data in (("empty.skops", b""), ("clip.wav", b"RIFF\x24\0\0\0WAVE")):
+        (tmp_path / name).write_bytes(data)
+        code, _, err = run(str(audio_dir), "--model", str(tmp_path / name))
+        assert code == EXIT_USAGE and "pickle" not in err  # neither is one
+        assert ("is empty" if not data else "not a skops model file") in err
 
 
 def test_missing_path_is_a_row_not_a_crash(tmp_path: Path) -> None:

@@ -244,6 +244,16 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     assert code == EXIT_USAGE and "cannot write" in err and "--output" in err
 
 
+def test_a_manifest_header_with_spaces_after_the_commas(labeled: Path, tmp_path: Path) -> None:
+    from analyzer.dataset import load_dataset
+
+    manifest = tmp_path / "data.csv"
+    lines = [f"{p}, {p.parent.name}, g{i}" for i, p in enumerate(sorted(labeled.rglob("*.wav")))]
+    manifest.write_text("\n".join(["path, label, group", *lines]) + "\n")
+    dataset = load_dataset(None, manifest=str(manifest))  # was: missing column(s) label
+    assert dataset.classes == ["hiss", "notes", "tones"] and dataset.grouped
+
+
 def test_a_file_listed_twice_in_a_manifest_is_refused_or_counted_once(
     model: Path, labeled: Path, tmp_path: Path
 ) -> None:
