@@ -437,7 +437,8 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
     from what was cached for this path), ``model changed`` (features cached,
     not this model's prediction), ``new segments`` (cached, but not the
     timeline ``segments`` asks for), ``previously failed`` (its failure is
-    cached; analyzed again with ``retry_failed``), ``refresh`` (with
+    cached, and answers), ``retry failed`` (that, with ``retry_failed``:
+    analyzed again), ``refresh`` (with
     ``refresh``: analyzed again whatever the cache holds) or ``unreadable``.
     """
     config = config or ScanConfig()
@@ -467,7 +468,10 @@ def plan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[tup
                 )
                 yield path, "new segments" if fresh else "cached"
             elif (entry := cache.get_analysis(digest, feature_key)) is not None:
-                yield path, "previously failed" if "error" in entry else "model changed"
+                if "error" in entry:
+                    yield path, "retry failed" if config.retry_failed else "previously failed"
+                else:
+                    yield path, "model changed"
             else:
                 yield path, "new" if before is None or before == digest else "changed"
     finally:

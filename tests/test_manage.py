@@ -317,6 +317,8 @@ def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
         "n3.wav": "cached",
         "notes.flac": "cached",
     }
+    code, out, _ = invoke("scan", str(folder / "bad.wav"), "--dry-run", "--retry-failed")
+    assert out.startswith("retry failed\t")  # was "previously failed" either way
     other = tmp_path / "other.skops"
     other.write_bytes(
         Path(__import__("analyzer").modelfile.DEFAULT_MODEL_PATH).read_bytes() + b""
