@@ -119,7 +119,7 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
         what = (
             "a pickle file; harken never loads pickle files"
             if data[:1] == b"\x80"
-            else ("empty" if not data else "not a skops model file (a zip archive)")
+            else ("empty" if not data else "not a skops model file (a skops file is a zip archive)")
         )
         raise ModelError(f"{path} is {what}. Train a model with harken or save it with skops.")
     try:

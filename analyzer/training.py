@@ -170,7 +170,7 @@ def featurize(
             )
         # A clip new at its path, though its content is cached, is news to a
         # --changed-only scan of the same folder on this cache (analyzer.delivery).
-        if cache_dir is not None:
+        if cache.enabled and cache_dir is not None:  # (a cache not opened remembers nothing)
             Undelivered(cache_dir).add(arrived)
         cache.remember(seen)
         for output in run_tasks(tasks, settings, jobs=jobs):

@@ -22,19 +22,27 @@ def _directory(cache_dir: str | None) -> str:
     return cache_dir or default_cache_dir()
 
 
-def _open_cache(directory: str) -> Any:
-    """The cache at ``directory``; one that cannot be opened is a usable=False
-    cache here, said once by the command rather than as a Python warning. A
-    folder that does not exist is a usage error: opening would make an empty
-    cache there, and a mistyped --cache-dir would report success."""
-    import warnings
-
-    from analyzer.cache import CacheWarning, ResultCache
-
-    if not os.path.lexists(directory):
+def _no_cache_yet(cache_dir: str | None) -> bool:
+    """Whether there is no cache folder yet, so nothing to look at or remove.
+    Opening would make an empty cache there: a folder that was named
+    (``--cache-dir``, ``HARKEN_CACHE_DIR``, harken.toml) and does not exist
+    is a usage error, as a mistyped one reported success."""
+    directory = _directory(cache_dir)
+    if os.path.lexists(directory):
+        return False
+    if cache_dir is not None:
         raise HarkenUsageError(
             f"no cache at {directory}: there is no such folder (a scan makes it); nothing was done"
         )
+    return True
+
+
+def _open_cache(directory: str) -> Any:
+    """The cache at ``directory``; one that cannot be opened is a usable=False
+    cache here, said once by the command rather than as a Python warning."""
+    import warnings
+
+    from analyzer.cache import CacheWarning, ResultCache
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CacheWarning)
@@ -144,11 +152,22 @@ def cache_info(cache_dir: str | None, format: str) -> None:
     from analyzer.runs import list_runs
 
     directory = _directory(cache_dir)
-    cache = _open_cache(directory)
-    try:
-        info: dict[str, Any] = cache.info()
-    finally:
-        cache.close()
+    if _no_cache_yet(cache_dir):  # the default folder, before any scan: an empty cache
+        from analyzer.cache import DEFAULT_SIZE_LIMIT
+
+        info: dict[str, Any] = {
+            "location": directory,
+            "usable": True,
+            "bytes": 0,
+            "entries": 0,
+            "size_limit": DEFAULT_SIZE_LIMIT,
+        }
+    else:
+        cache = _open_cache(directory)
+        try:
+            info = cache.info()
+        finally:
+            cache.close()
     # The hit rate of the recorded runs: files answered from the cache / files seen.
     runs = list_runs(directory)
     info["hits"] = sum(r.get("cached", 0) for r in runs)
@@ -175,6 +194,9 @@ def cache_clear(cache_dir: str | None) -> None:
     from analyzer.cache import reset_store
 
     directory = _directory(cache_dir)
+    if _no_cache_yet(cache_dir):
+        click.echo(f"removed 0 entries (no cache at {directory} yet)")
+        return
     cache = _open_cache(directory)
     if not cache.enabled:
         if _not_writable(directory):
@@ -218,6 +240,9 @@ def cache_prune(cache_dir: str | None, older_than: str) -> None:
     """Remove old cached results."""
     age = parse_age(older_than)
     directory = _directory(cache_dir)
+    if _no_cache_yet(cache_dir):
+        click.echo(f"removed 0 entries older than {older_than} (no cache at {directory} yet)")
+        return
     cache = _open_cache(directory)
     if not cache.enabled:
         raise _unusable(directory)

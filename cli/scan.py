@@ -454,16 +454,22 @@ def scan_command(
             "no file is named '-' here; to read paths from standard input, give --files-from -"
         )
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
-    if dry_run:  # it writes nothing: an output it was asked for would be missing, not stale
-        for given, option in ((output, "-o"), (junit, "--junit"), (labels_dir, "--labels-dir")):
-            if given:
+    if dry_run:  # it writes nothing: an output asked for here would be missing, not stale
+        typed = click.get_current_context().get_parameter_source
+        for given, name, option in (
+            (output, "output", "-o"),
+            (junit, "junit", "--junit"),
+            (labels_dir, "labels_dir", "--labels-dir"),
+        ):  # (harken.toml's or the environment's are for the real runs)
+            plan_too = option == "-o" and given == "-"  # standard output, where the plan goes
+            if given and not plan_too and typed(name) == ParameterSource.COMMANDLINE:
                 raise click.UsageError(
                     f"--dry-run prints its plan on standard output; {option} does not apply"
                 )
     if output == "-":  # standard output, as `--files-from -` is standard input
         output = None
     if junit == "-":
-        if output is None:
+        if output is None and not dry_run:
             raise click.UsageError("--junit - and the results would both go to standard output")
         junit = "/dev/stdout"
     format = output_format(format, output)

@@ -142,6 +142,24 @@ def test_cache_commands_on_a_folder_that_does_not_exist(tmp_path: Path) -> None:
     assert not (tmp_path / "typo").exists()
 
 
+def test_cache_commands_before_the_first_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default folder, not made yet: an empty cache, and nothing made."""
+    monkeypatch.delenv("HARKEN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    from analyzer.cache import default_cache_dir
+
+    assert default_cache_dir().startswith(str(tmp_path / "xdg"))
+    code, out, _ = invoke("cache", "info", "-f", "json")
+    assert code == 0 and json.loads(out)["entries"] == 0
+    assert invoke("cache", "info")[0] == 0
+    for command in (["clear"], ["prune", "--older-than", "1d"]):
+        code, out, _ = invoke("cache", *command)
+        assert code == 0 and out.startswith("removed 0 entries") and "yet" in out
+    assert not (tmp_path / "xdg").exists()
+
+
 def test_a_damaged_cache_is_reset_by_clear(folder: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     damaged.mkdir()
@@ -332,6 +350,11 @@ def test_dry_run_says_what_would_happen(folder: Path, tmp_path: Path) -> None:
         code, _, err = invoke("scan", str(folder), "--dry-run", option, target)
         assert code == EXIT_USAGE and f"{option} does not apply" in err
     assert not (tmp_path / "labels").exists()
+    # Outputs from harken.toml or the environment are the real runs' own.
+    env = {"HARKEN_SCAN_JUNIT": str(tmp_path / "nightly.xml")}
+    result = CliRunner().invoke(main, ["scan", str(folder), "--dry-run"], env=env)
+    assert result.exit_code == 0 and not (tmp_path / "nightly.xml").exists()
+    assert invoke("scan", str(folder), "--dry-run", "-o", "-")[0] == 0  # standard output
 
 
 def _delivered(folder: Path) -> list[str]:

@@ -415,10 +415,6 @@ def test_fail_on_fractions_and_segment_count(tmp_path: Path) -> None:
         (["--hop", "1"], "--hop needs --segments"),
         (["--smoothing", "0.1"], "--smoothing needs --segments"),
         (["--labels-dir", "labels"], "--labels-dir needs --segments"),
-        (
-            ["--segments", "2", "-o", "same.csv", "--labels-dir", "same.csv"],
-            "--output and --labels-dir name the same file",
-        ),
         (["--segments", "2", "--hop", "3"], "at most the window"),
         (["--segments", "2", "--hop", "0.1"], "at least 0.25 s"),
         (["--segments", "0.1"], "0.1 is not in the range x>=0.5"),
@@ -432,6 +428,14 @@ def test_segment_options_are_checked_before_any_work(
     code, out, err = run(str(tmp_path / "a.wav"), *args)
     assert code == EXIT_USAGE and message in err and out == ""
     assert not (tmp_path / "cache").exists()  # nothing analyzed or cached
+
+
+def test_an_output_and_the_labels_dir_naming_one_path_are_refused(tmp_path: Path) -> None:
+    write(tmp_path / "a.wav", chord())
+    same = str(tmp_path / "same.csv")
+    code, _, err = run(str(tmp_path / "a.wav"), "--segments", "2", "-o", same, "--labels-dir", same)
+    assert code == EXIT_USAGE and "--output and --labels-dir name the same file" in err
+    assert not Path(same).exists()  # was: the whole scan, then exit 4
 
 
 def test_label_tracks_that_cannot_be_written_exit_4(tmp_path: Path) -> None:
