@@ -259,7 +259,7 @@ def test_empty_folder(tmp_path: Path) -> None:
     pickled = tmp_path / "model.skops"
     pickled.write_bytes(b"\x80\x04K\x01.")
     code, _, err = run(str(tmp_path / "empty"), "--model", str(pickled))
-    assert code == EXIT_USAGE and "is not a skops model file" in err
+    assert code == EXIT_USAGE and "never loads pickle files" in err
 
 
 def test_plain_progress_lines_when_not_a_terminal(
