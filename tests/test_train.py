@@ -520,7 +520,7 @@ def test_augmented_training_with_leave_one_source_out(
     assert code == 0, err
     report = json.loads(out)
     oof = list(csv.DictReader(io.StringIO(predictions.read_text())))
-    assert len(oof) == len(rows) and {r["fold"] for r in oof} == {"0", "1", "2"}
+    assert len(oof) == len(rows) and {r["fold"] for r in oof} == {"site0", "site1", "site2"}
     assert {r["label"] for r in oof} == {"tones", "notes", "hiss"}
     assert all(r["predicted"] and r["narrowband_predicted"] for r in oof)
     right = sum(r["predicted"] == r["label"] for r in oof) / len(oof)
