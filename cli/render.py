@@ -140,12 +140,15 @@ def _classes_table(m: dict[str, Any]) -> Table:
     table.add_column("class")
     for column in ("precision", "recall", "n", *classes):
         table.add_column(column, justify="right")
-    for cls, row in zip(classes, m["confusion"], strict=True):
+    predicted = [sum(column) for column in zip(*m["confusion"], strict=True)]
+    for i, (cls, row) in enumerate(zip(classes, m["confusion"], strict=True)):
         pc = m["per_class"][cls]
+        # A class never predicted has no precision, one without clips no recall
+        # (the JSON keeps scikit-learn's 0).
         table.add_row(
             cls,
-            f"{pc['precision']:.3f}",
-            f"{pc['recall']:.3f}",
+            f"{pc['precision']:.3f}" if predicted[i] else "n/a",
+            f"{pc['recall']:.3f}" if pc["support"] else "n/a",
             str(pc["support"]),
             *(str(v) for v in row),
         )

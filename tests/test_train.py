@@ -474,6 +474,9 @@ def test_evaluate_on_one_class(model: Path, labeled: Path, tmp_path: Path) -> No
     assert code == 0, err
     assert "balanced acc." in out
     assert "warning: could not analyze" in err and "broken.wav: empty" in err
+    # No hiss clips: no recall (it showed 0.000), and no precision unless predicted.
+    (hiss,) = [line for line in out.splitlines() if line.split()[:1] == ["hiss"]]
+    assert "n/a" in hiss and "0.000" not in hiss.split("│")[2]
     code, _, err = invoke("evaluate", str(labeled / "tones"), "--model", str(model), "-q")
     assert code == EXIT_USAGE and "no class folders" in err
     shutil.copytree(labeled / "hiss", tmp_path / "only" / "birds")
