@@ -75,7 +75,8 @@ def _did_you_mean(option: str, known: list[str]) -> str:
 
 
 def _relative_to(config: Path, value: str) -> str:
-    return value if value == "-" else str((config.parent / value).expanduser())
+    # ~ first: joined to the file's folder first, "~/cache" made a folder named "~" there.
+    return value if value == "-" else str(config.parent / Path(value).expanduser())
 
 
 def _check_type(option: click.Option, value: Any, where: str) -> None:

@@ -53,12 +53,20 @@ class Terminated(BaseException):
     """SIGTERM arrived: stop like Ctrl-C, but exit 143."""
 
 
+def _lines(text: str) -> list[str]:
+    """A variable's values, one a line; blank lines are none (a YAML ``|``
+    block in a CI file ends with a newline)."""
+    return [line for line in (text or "").split("\n") if line.strip()]
+
+
 class Line(click.ParamType):
     """A string option given many times; from a variable, one value per line
     (Click would split on spaces, which rules and globs contain)."""
 
     name = "TEXT"
-    envvar_list_splitter = "\n"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return _lines(rv)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         return str(value)
@@ -68,7 +76,8 @@ class PathLines(click.Path):
     """A path option given many times; from a variable, one path a line
     (click.Path would split it at ':', as it does PATH)."""
 
-    envvar_list_splitter = "\n"
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return _lines(rv)
 
 
 class ByteSize(click.ParamType):
@@ -454,8 +463,24 @@ def scan_command(
             "no file is named '-' here; to read paths from standard input, give --files-from -"
         )
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
+    typed = click.get_current_context().get_parameter_source
+    # Defaults from harken.toml or the environment for options that only go
+    # with another (--hop with --segments) wait for it; typed here, the
+    # checks below refuse them. (A file setting smoothing for its segment
+    # runs made every other scan a usage error.)
+    if segments is None:
+        here = ParameterSource.COMMANDLINE
+        hop = hop if typed("hop") == here else None
+        smoothing = smoothing if typed("smoothing") == here else None
+        labels_dir = labels_dir if typed("labels_dir") == here else None
+    if not baseline and typed("fail_on_change") != ParameterSource.COMMANDLINE:
+        fail_on_change = False
+    if backend != "dask":
+        if typed("scheduler") != ParameterSource.COMMANDLINE:
+            scheduler = None
+        if typed("ship_audio") != ParameterSource.COMMANDLINE:
+            ship_audio = False
     if dry_run:  # it writes nothing: an output asked for here would be missing, not stale
-        typed = click.get_current_context().get_parameter_source
         for given, name, option in (
             (output, "output", "-o"),
             (junit, "junit", "--junit"),
@@ -472,6 +497,12 @@ def scan_command(
         if output is None and not dry_run:
             raise click.UsageError("--junit - and the results would both go to standard output")
         junit = "/dev/stdout"
+    if typed("format") not in (ParameterSource.COMMANDLINE, None) and output and output != "-":
+        # A default from harken.toml or the environment (a terminal's table, say)
+        # yields to the suffix of an -o typed here: CSV went into today.jsonl.
+        suffix = os.path.splitext(output)[1].lower()
+        if suffix in SUFFIX_FORMATS and typed("output") == ParameterSource.COMMANDLINE:
+            format = None
     format = output_format(format, output)
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:
@@ -487,7 +518,7 @@ def scan_command(
         _check_rule_fields(rules, spec, model)
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
-    timed = click.get_current_context().get_parameter_source("connect_timeout")
+    timed = typed("connect_timeout")
     if backend != "dask" and (scheduler or ship_audio or timed is ParameterSource.COMMANDLINE):
         raise click.UsageError(
             "--scheduler, --ship-audio and --connect-timeout need --backend dask"

@@ -19,14 +19,19 @@ def main(folder: str) -> None:
             counts[result.label or ""] += 1
             print(f"{result.path}: {result.label} ({result.confidence:.2f})")
         else:
-            print(f"{result.path}: {result.status}: {result.error}")
+            message = result.error.message if result.error else ""
+            print(f"{result.path}: {result.status}: {message}")
     print(dict(counts))
 
-    # One file, in this process, no cache: the full record as a dict.
+    # One file, in this process, no cache: the full record as a dict. A file
+    # that could not be analyzed has no signal facts and no probabilities.
     files = analyzer.discover([folder])
     if files:
         record = analyzer.analyze_file(files[0]).to_dict()
-        print(record["label"], record["probabilities"], record["signal"]["duration"])
+        if record["status"] == "ok":
+            print(record["label"], record["probabilities"], record["signal"]["duration"])
+        else:
+            print(record["path"], record["status"], record["error"]["message"])
 
 
 if __name__ == "__main__":

@@ -196,3 +196,49 @@ def test_a_bad_rule_from_a_file_says_so(project: Path) -> None:
     assert f"(from {project / 'harken.toml'})" in err
     code, _, err = scan(str(project / "audio"), env={"HARKEN_SCAN_FAIL_ON": "status == okk"})
     assert code == EXIT_USAGE and "^\n(from HARKEN_SCAN_FAIL_ON)" in err
+
+
+def test_a_format_default_yields_to_the_suffix_of_an_output_typed_here(project: Path) -> None:
+    """CSV from the file's format went into today.jsonl, which --baseline then refused."""
+    (project / "harken.toml").write_text('format = "csv"\njobs = 1\n')
+    out = project / "today.jsonl"
+    code, _, err = scan(str(project / "audio"), "-q", "-o", str(out))
+    assert code == 0, err
+    assert [json.loads(line)["status"] for line in out.read_text().splitlines()] == ["ok", "ok"]
+    code, _, err = scan(str(project / "audio"), "-q", "-o", str(project / "t.json"), env={
+        "HARKEN_SCAN_FORMAT": "table"  # a terminal's default: every -o run failed
+    })  # fmt: skip
+    assert code == 0, err
+    code, stdout, _ = scan(str(project / "audio"), "-q")  # no -o: the file's format
+    assert stdout.startswith("path,status")
+
+
+def test_a_tilde_in_the_file_is_the_home_folder(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(project / "home"))
+    (project / "home").mkdir()
+    (project / "harken.toml").write_text('output = "~/out.jsonl"\njobs = 1\n')
+    code, _, err = scan(str(project / "audio"), "-q")
+    assert code == 0, err
+    assert (project / "home" / "out.jsonl").is_file() and not (project / "~").exists()
+
+
+def test_options_that_go_with_another_wait_for_it_when_set_as_defaults(project: Path) -> None:
+    """A file that sets smoothing for its segment runs made every other scan a
+    usage error ("--smoothing needs --segments"), naming a flag never typed."""
+    (project / "harken.toml").write_text(
+        'jobs = 1\nsmoothing = 0.05\nhop = 1.5\nlabels-dir = "labels"\n'
+        'scheduler = "tcp://127.0.0.1:1"\nfail-on-change = true\n'
+    )
+    code, _, err = scan(str(project / "audio"), "-q", "-f", "jsonl")
+    assert code == 0, err
+    assert not (project / "labels").exists()
+    code, _, err = scan(str(project / "audio"), "-q", "-f", "jsonl", "--hop", "1")
+    assert code == EXIT_USAGE and "--hop needs --segments" in err  # typed: refused
+
+
+def test_a_rules_variable_may_end_with_a_newline(project: Path) -> None:
+    rules = "status != ok\nlabel == silence\n"  # a YAML | block
+    code, _, err = scan(str(project / "audio"), "-q", "-j", "1", env={"HARKEN_SCAN_FAIL_ON": rules})
+    assert code == EXIT_RULES, err  # was a usage error: "bad rule: it is empty"
