@@ -142,7 +142,9 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
             continue
         targets = [t for t in commands if t[0] == key]
         if not targets:
-            raise click.UsageError(f"{path}: [{key}] is not a harken command with options")
+            # [tool.harken] belongs in pyproject.toml; harken.toml's own keys have no prefix.
+            hint = " (in harken.toml, drop the tool.harken prefix)" if key == "tool" else ""
+            raise click.UsageError(f"{path}: [{key}] is not a harken command with options{hint}")
         for option, setting in value.items():
             fits = [t for t in targets if option.replace("-", "_") in _options(commands[t])]
             if not fits:

@@ -242,3 +242,9 @@ def test_a_rules_variable_may_end_with_a_newline(project: Path) -> None:
     rules = "status != ok\nlabel == silence\n"  # a YAML | block
     code, _, err = scan(str(project / "audio"), "-q", "-j", "1", env={"HARKEN_SCAN_FAIL_ON": rules})
     assert code == EXIT_RULES, err  # was a usage error: "bad rule: it is empty"
+
+
+def test_a_pyproject_section_pasted_into_harken_toml_gets_a_hint(project: Path) -> None:
+    (project / "harken.toml").write_text("[tool.harken]\njobs = 1\n")
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_USAGE and "drop the tool.harken prefix" in err
