@@ -463,23 +463,24 @@ def scan_command(
             "no file is named '-' here; to read paths from standard input, give --files-from -"
         )
     quiet, verbose = _quiet_or_verbose(quiet, verbose)
-    typed = click.get_current_context().get_parameter_source
+    source = click.get_current_context().get_parameter_source
+
+    def typed(name: str) -> bool:
+        return source(name) == ParameterSource.COMMANDLINE
+
     # Defaults from harken.toml or the environment for options that only go
     # with another (--hop with --segments) wait for it; typed here, the
     # checks below refuse them. (A file setting smoothing for its segment
     # runs made every other scan a usage error.)
     if segments is None:
-        here = ParameterSource.COMMANDLINE
-        hop = hop if typed("hop") == here else None
-        smoothing = smoothing if typed("smoothing") == here else None
-        labels_dir = labels_dir if typed("labels_dir") == here else None
-    if not baseline and typed("fail_on_change") != ParameterSource.COMMANDLINE:
+        hop = hop if typed("hop") else None
+        smoothing = smoothing if typed("smoothing") else None
+        labels_dir = labels_dir if typed("labels_dir") else None
+    if not baseline and not typed("fail_on_change"):
         fail_on_change = False
     if backend != "dask":
-        if typed("scheduler") != ParameterSource.COMMANDLINE:
-            scheduler = None
-        if typed("ship_audio") != ParameterSource.COMMANDLINE:
-            ship_audio = False
+        scheduler = scheduler if typed("scheduler") else None
+        ship_audio = ship_audio and typed("ship_audio")
     if dry_run:  # it writes nothing: an output asked for here would be missing, not stale
         for given, name, option in (
             (output, "output", "-o"),
@@ -487,7 +488,7 @@ def scan_command(
             (labels_dir, "labels_dir", "--labels-dir"),
         ):  # (harken.toml's or the environment's are for the real runs)
             plan_too = option == "-o" and given == "-"  # standard output, where the plan goes
-            if given and not plan_too and typed(name) == ParameterSource.COMMANDLINE:
+            if given and not plan_too and typed(name):
                 raise click.UsageError(
                     f"--dry-run prints its plan on standard output; {option} does not apply"
                 )
@@ -497,12 +498,11 @@ def scan_command(
         if output is None and not dry_run:
             raise click.UsageError("--junit - and the results would both go to standard output")
         junit = "/dev/stdout"
-    if typed("format") not in (ParameterSource.COMMANDLINE, None) and output and output != "-":
-        # A default from harken.toml or the environment (a terminal's table, say)
-        # yields to the suffix of an -o typed here: CSV went into today.jsonl.
-        suffix = os.path.splitext(output)[1].lower()
-        if suffix in SUFFIX_FORMATS and typed("output") == ParameterSource.COMMANDLINE:
-            format = None
+    # A format from harken.toml or the environment (a terminal's table, say)
+    # yields to the suffix of an -o typed here: CSV went into today.jsonl.
+    named = output and os.path.splitext(output)[1].lower() in SUFFIX_FORMATS
+    if named and typed("output") and not typed("format"):
+        format = None
     format = output_format(format, output)
     for target, option in ((output, "--output"), (junit, "--junit")):
         if target:
@@ -518,8 +518,7 @@ def scan_command(
         _check_rule_fields(rules, spec, model)
     if fail_on_change and not baseline:
         raise click.UsageError("--fail-on-change needs --baseline FILE")
-    timed = typed("connect_timeout")
-    if backend != "dask" and (scheduler or ship_audio or timed is ParameterSource.COMMANDLINE):
+    if backend != "dask" and (scheduler or ship_audio or typed("connect_timeout")):
         raise click.UsageError(
             "--scheduler, --ship-audio and --connect-timeout need --backend dask"
         )
