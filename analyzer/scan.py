@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -209,11 +209,8 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
                 reuse.append(answer)
             else:
                 tasks.append(answer)
-        if directory is not None:  # before any is cached or remembered (see analyzer.delivery)
-            fresh = [t.path for t in tasks] + [t.path for t, _ in reuse]
-            fresh += [o.result.path for o in known if o.arrived]
-            Undelivered(directory).add(fresh)
-        cache.remember(seen)
+        fresh = [t.path for t in tasks] + [t.path for t, _ in reuse]
+        list_then_remember(cache, fresh + [o.result.path for o in known if o.arrived], seen)
         jobs = config.jobs or default_jobs()
         # A model that cannot be loaded is a usage error, found before any file
         # is analyzed: here when this process predicts, else by the first worker
@@ -301,6 +298,17 @@ def thresholded(outcome: Outcome, threshold: float) -> Outcome:
         return outcome
     unknown = replace(pred, label=UNKNOWN, agreement=0)
     return replace(outcome, result=replace(outcome.result, prediction=unknown))
+
+
+def list_then_remember(cache: ResultCache, fresh: Iterable[str], seen: Identities) -> None:
+    """List ``fresh`` (to be analyzed, or new at their paths) where
+    ``--changed-only`` looks, then remember what each path holds: in that
+    order, so a run stopped in between has not remembered a path it never
+    listed (``analyzer.delivery``). A cache that did not open caches
+    nothing, so nothing is undelivered."""
+    if cache.enabled and cache.directory is not None:
+        Undelivered(cache.directory).add(fresh)
+    cache.remember(seen)
 
 
 def _lookup(

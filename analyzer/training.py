@@ -16,13 +16,12 @@ import numpy as np
 from analyzer.analysis import DEFAULT_TIMEOUT, Settings, Task
 from analyzer.cache import Identities, ResultCache
 from analyzer.dataset import Dataset, LabeledClip
-from analyzer.delivery import Undelivered
 from analyzer.errors import UsageError
 from analyzer.featureconfig import FeatureConfig
 from analyzer.modelfile import ModelRef
 from analyzer.pool import run_tasks
 from analyzer.results import FileResult
-from analyzer.scan import precheck, read_error, store
+from analyzer.scan import list_then_remember, precheck, read_error, store
 
 #: Decimals kept in reports: the table shows 3 of them, and a value rounded
 #: to 4 first can round the wrong way (17/21: 0.8095, shown as 0.809).
@@ -169,10 +168,8 @@ def featurize(
                 )
             )
         # A clip new at its path, though its content is cached, is news to a
-        # --changed-only scan of the same folder on this cache (analyzer.delivery).
-        if cache.enabled and cache_dir is not None:  # (a cache not opened remembers nothing)
-            Undelivered(cache_dir).add(arrived)
-        cache.remember(seen)
+        # --changed-only scan of the same folder on this cache.
+        list_then_remember(cache, arrived, seen)
         for output in run_tasks(tasks, settings, jobs=jobs):
             store(cache, output, key, None)
             if output.variants is not None and output.result.content_hash:
