@@ -40,8 +40,14 @@ def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
             if not path.is_file():
                 continue
             try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise click.UsageError(f"cannot read {path}: {exc}") from None
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                if name == "pyproject.toml" and "harken" not in text:
+                    continue  # another project's broken file, which says nothing to harken
                 raise click.UsageError(f"cannot read {path}: {exc}") from None
             if name == "harken.toml":
                 return path, data
@@ -107,8 +113,9 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
     """Click's ``default_map`` for ``group`` from a config table; unknown keys are errors.
 
     Top-level keys are ``scan`` options, and ``cache-dir`` there is every
-    command's; ``[<command>]`` tables (``[cache]`` for all of its subcommands)
-    hold that command's. Relative paths are relative to the config file.
+    command's; ``[<command>]`` tables (``[cache]`` for all of its subcommands,
+    ``[cache.prune]`` for one) hold that command's. Relative paths are
+    relative to the config file.
     """
     commands = _commands(group)
     settings: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -132,6 +139,29 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
                 value = [_relative_to(path, v) for v in value]
         settings.setdefault(target, {})[name] = value
 
+    def table(prefix: tuple[str, ...], values: dict[str, Any]) -> None:
+        """``[cache]`` (every ``cache`` subcommand's options) or ``[cache.prune]``."""
+        targets = [t for t in commands if t[: len(prefix)] == prefix]
+        if not targets:
+            # [tool.harken] belongs in pyproject.toml; harken.toml's own keys have no prefix.
+            hint = " (in harken.toml, drop the tool.harken prefix)" if prefix == ("tool",) else ""
+            raise click.UsageError(
+                f"{path}: [{'.'.join(prefix)}] is not a harken command with options{hint}"
+            )
+        for option, setting in values.items():
+            if isinstance(setting, dict):
+                table((*prefix, option), setting)
+                continue
+            fits = [t for t in targets if option.replace("-", "_") in _options(commands[t])]
+            if not fits:
+                known = {o.replace("_", "-") for t in targets for o in _options(commands[t])}
+                raise click.UsageError(
+                    f"{path}: unknown option {option!r} for harken {' '.join(prefix)}"
+                    + _did_you_mean(option, sorted(known))
+                )
+            for target in fits:
+                put(target, option, setting, " ".join(target))
+
     for key, value in config.items():
         if not isinstance(value, dict):
             put(("scan",), key, value, "scan")
@@ -140,21 +170,7 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
                     if target != ("scan",) and "cache_dir" in _options(command):
                         put(target, key, value, " ".join(target))
             continue
-        targets = [t for t in commands if t[0] == key]
-        if not targets:
-            # [tool.harken] belongs in pyproject.toml; harken.toml's own keys have no prefix.
-            hint = " (in harken.toml, drop the tool.harken prefix)" if key == "tool" else ""
-            raise click.UsageError(f"{path}: [{key}] is not a harken command with options{hint}")
-        for option, setting in value.items():
-            fits = [t for t in targets if option.replace("-", "_") in _options(commands[t])]
-            if not fits:
-                known = {o.replace("_", "-") for t in targets for o in _options(commands[t])}
-                raise click.UsageError(
-                    f"{path}: unknown option {option!r} for harken {key}"
-                    + _did_you_mean(option, sorted(known))
-                )
-            for target in fits:
-                put(target, option, setting, " ".join(target))
+        table((key,), value)
     result: dict[str, Any] = {}
     for target, values in settings.items():
         node = result

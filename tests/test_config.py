@@ -248,3 +248,31 @@ def test_a_pyproject_section_pasted_into_harken_toml_gets_a_hint(project: Path) 
     (project / "harken.toml").write_text("[tool.harken]\njobs = 1\n")
     code, _, err = scan(str(project / "audio"))
     assert code == EXIT_USAGE and "drop the tool.harken prefix" in err
+
+
+def test_a_table_may_name_one_subcommand(project: Path) -> None:
+    # was "unknown option 'prune' for harken cache"
+    (project / "harken.toml").write_text('[cache.prune]\nolder-than = "1d"\n')
+    assert scan(str(project / "audio"), "-q", "-j", "1")[0] == 0  # makes the cache
+    result = CliRunner().invoke(main, ["cache", "prune"], catch_exceptions=False)
+    assert result.exit_code == 0 and "older than 1d" in result.stdout, result.stderr
+    (project / "harken.toml").write_text("[cache.prune]\nolder = 1\n")
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_USAGE and "unknown option 'older' for harken cache prune" in err
+    (project / "harken.toml").write_text("[cache.purge]\nolder-than = '1d'\n")
+    code, _, err = scan(str(project / "audio"))
+    assert code == EXIT_USAGE and "[cache.purge] is not a harken command" in err
+
+
+def test_another_projects_broken_pyproject_is_passed_over(project: Path) -> None:
+    # Every scan under it was "cannot read .../pyproject.toml" (exit 2).
+    (project / "pyproject.toml").write_text('[project]\nname = "x\n')
+    (project / "deep" / "harken.toml").write_text("jobs = nonsense\n")
+    code, _, err = scan(str(project / "audio"), "-q")
+    assert code == EXIT_USAGE and "deep/harken.toml" in err  # the nearer file still counts
+    (project / "deep" / "harken.toml").unlink()
+    code, _, err = scan(str(project / "audio"), "-q", "-j", "1")
+    assert code == 0, err
+    (project / "pyproject.toml").write_text("[tool.harken]\njobs = \n")  # harken's: an error
+    code, _, err = scan(str(project / "audio"), "-q")
+    assert code == EXIT_USAGE and "cannot read" in err and "pyproject.toml" in err
