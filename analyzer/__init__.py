@@ -111,7 +111,7 @@ def analyze_file(
         min_confidence=min_confidence,
         trust_model=trust_model,
     )
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # bytes too, as os functions take them
     ref = resolve_model(model)
     settings = Settings(
         ref,

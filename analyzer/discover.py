@@ -223,14 +223,16 @@ def discover(
     """
     include, exclude = globs("include", include), globs("exclude", exclude)  # one, or many
     found: list[str] = []
-    if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
+    if isinstance(paths, (str, bytes, os.PathLike)):  # one path, not its characters
         paths = [paths]
-    given = [os.fspath(p) for p in paths]
+    given = [os.fsdecode(p) for p in paths]  # bytes as os.listdir gives them, too
     listings = (
-        [files_from] if isinstance(files_from, (str, os.PathLike)) else list(files_from or ())
+        [files_from]
+        if isinstance(files_from, (str, bytes, os.PathLike))
+        else list(files_from or ())
     )
     for listing in listings:
-        given.extend(read_file_list(os.fspath(listing)))
+        given.extend(read_file_list(os.fsdecode(listing)))
     for path in given:
         if os.path.isdir(path):
             files = walk(path, include=include, exclude=exclude)

@@ -64,6 +64,9 @@ def test_one_path_is_a_path_not_its_characters(corpus: list[str], tmp_path: Path
     assert analyzer.discover(folder / "tone.wav") == [str(folder / "tone.wav")]
     results = list(analyzer.analyze(corpus[0], jobs=1, cache_dir=str(tmp_path / "c")))
     assert [r.path for r in results] == [corpus[0]]
+    # bytes, as os.listdir(b".") gives them: a path too (was 'unsupported', and a TypeError)
+    assert analyzer.discover(os.fsencode(folder)) == analyzer.discover(folder)
+    assert analyzer.analyze_file(os.fsencode(corpus[0])).status == "ok"
 
 
 def test_both_calls_label_alike_below_the_threshold(corpus: list[str], tmp_path: Path) -> None:
