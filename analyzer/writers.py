@@ -374,9 +374,10 @@ def write_file(
 def label_file_names(results: Iterable[FileResult], limit: int = 255) -> dict[str, str]:
     """``path -> label file name`` for the results with a timeline.
 
-    The name is the audio file's (printable) name plus ``.txt``
-    (``talk.wav.txt``); when several files would get one name (files of one
-    name in different folders, or names that print alike), each of them
+    The name is the audio file's name as ``displayed`` (a newline as
+    ``\\x0a``) plus ``.txt`` (``talk.wav.txt``); when several files would
+    get one name (files of one name in different folders, or names that
+    print alike), each of them
     gets the start of a hash of its path too (``talk.wav.3fa4c2d1.txt``), so
     no track overwrites another. A name longer than ``limit`` bytes (the
     folder's ``NAME_MAX``) is cut short and gets the hash as well
@@ -387,7 +388,7 @@ def label_file_names(results: Iterable[FileResult], limit: int = 255) -> dict[st
     from collections import Counter
 
     with_line = [r for r in results if r.timeline is not None]
-    bases = {r.path: printable(os.path.basename(r.path)) for r in with_line}
+    bases = {r.path: displayed(os.path.basename(r.path)) for r in with_line}
     counts = Counter(bases.values())
     names = {}
     for path, base in bases.items():

@@ -396,6 +396,14 @@ def test_a_label_track_name_of_255_bytes_is_kept() -> None:
     assert writers.label_file_names([timed(f"in/{base}")]) == {f"in/{base}": f"{base}.txt"}
 
 
+def test_a_label_track_name_has_no_control_characters() -> None:
+    # 'a\nb.wav' got a track named 'a\nb.wav.txt': a name that breaks every listing
+    paths = ["in/a\nb.wav", "in/a\\x0ab.wav"]  # the second prints like the first
+    names = writers.label_file_names([timed(p) for p in paths])
+    assert names == {p: f"a\\x0ab.wav.{tag(p)}.txt" for p in paths}
+    assert writers.label_file_names([timed(paths[0])]) == {paths[0]: "a\\x0ab.wav.txt"}
+
+
 def test_a_label_track_name_beyond_255_bytes_is_cut_and_tagged() -> None:
     path = "in/" + "y" * 248 + ".wav"  # + ".txt": 256 bytes
     name = writers.label_file_names([timed(path)])[path]
