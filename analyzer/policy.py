@@ -34,6 +34,7 @@ or a word against a number.
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import re
@@ -108,6 +109,15 @@ _TOKEN = re.compile(
 )
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _did_you_mean(name: str) -> str:
+    """`` (did you mean 'label'?)`` for a misspelt field, or nothing."""
+    rest = re.split(r"[._]", name, maxsplit=1)[1:]  # fraction_speech: fraction.speech?
+    near = [*TOP_FIELDS, *SIGNAL_FIELDS, "error.kind", "error.message"]
+    near += [f"{prefix}.{rest[0]}" for prefix in PREFIXED if rest and rest[0]]
+    found = difflib.get_close_matches(name, near, n=1, cutoff=0.75)
+    return f" (did you mean {found[0]!r}?)" if found else ""
 
 
 class RuleError(UsageError):
@@ -264,7 +274,7 @@ class _Parser:
             fields = ", ".join(sorted(TOP_FIELDS | SIGNAL_FIELDS))
             self.fail(
                 pos,
-                f"unknown field {name!r}; fields are {fields},"
+                f"unknown field {name!r}{_did_you_mean(name)}; fields are {fields},"
                 " probabilities.<class>, votes.<member>, error.kind, error.message,"
                 " fraction.<class> (quote a name that is not one word:"
                 ' probabilities."bip bop")',

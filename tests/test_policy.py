@@ -115,6 +115,11 @@ def test_bad_rules_point_at_the_mistake(rule: str, points_at: int) -> None:
         ("confidence < 0.5 and", "expected a field, found 'the end'"),
         ("label = noise", "unexpected character '=' (equality is ==)"),
         ("path == a/x.wav", "quote a value that holds it"),
+        ("lable == noise", "unknown field 'lable' (did you mean 'label'?)"),
+        ("fraction_speech > 0.5", "(did you mean 'fraction.speech'?)"),
+        ("probability.speech > 0.5", "(did you mean 'probabilities.speech'?)"),
+        ("error_kind == timeout", "(did you mean 'error.kind'?)"),
+        ("colour == red", "unknown field 'colour'; fields are"),
     ],
 )
 def test_bad_rules_say_what_was_meant(rule: str, says: str) -> None:
