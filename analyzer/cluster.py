@@ -57,6 +57,7 @@ from joblib._dask import DaskDistributedBackend
 from analyzer.analysis import SHIPPED_MODELS, Settings, Task, TaskOutput, run_batch
 from analyzer.cache import hash_bytes
 from analyzer.errors import ClusterError, ClusterLost
+from analyzer.interrupts import signals_held
 from analyzer.pool import MAX_UNEXPLAINED_BREAKS, crashed_output, make_batches
 from analyzer.results import error_result
 
@@ -198,7 +199,7 @@ def _start_local(workers: int) -> LocalCluster:
     """
     before = set(SpecCluster._instances)  # Dask's own list, which its exit hook closes
     local = None
-    with _signals_held() as arrived:
+    with signals_held(HOLD_LIMIT) as arrived:
         try:
             local = LocalCluster(
                 n_workers=workers,
@@ -235,52 +236,10 @@ def _abandon(clusters: set[Any]) -> None:
         cluster.shutdown_on_close = False
 
 
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: Most seconds a signal is held back: then it goes through, as a second one
-#: does. (distributed 2025.1 waits for ever on a worker killed as it starts.)
+#: Most seconds a signal is held back while the cluster starts: then it goes
+#: through, as a second one does. (distributed 2025.1 waits for ever on a
+#: worker killed as it starts.)
 HOLD_LIMIT = 5.0
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[list[int]]:
-    """Hold back SIGINT and SIGTERM for the duration: the list gets the first
-    that arrives, which the caller delivers. A second, or the first after
-    ``HOLD_LIMIT`` seconds, goes to the handler in place before (an escape if
-    the body hangs). A signal ignored is left ignored; outside the main
-    thread, where handlers cannot be set, nothing is held back."""
-    arrived: list[int] = []
-    previous: dict[int, Any] = {}
-    main = threading.main_thread().ident
-    timer: list[threading.Timer] = []
-
-    def hold(signum: int, frame: Any) -> None:
-        if arrived:
-            _restore(previous)
-            signal.raise_signal(signum)
-        else:
-            arrived.append(signum)
-            # to the main thread itself, so that its wait is interrupted
-            late = threading.Timer(HOLD_LIMIT, signal.pthread_kill, (main, signum))
-            late.daemon = True
-            late.start()
-            timer.append(late)
-
-    if threading.current_thread() is threading.main_thread():
-        for signum in HELD_SIGNALS:
-            # (None: a handler set outside Python, which could not be put back)
-            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
-                previous[signum] = signal.signal(signum, hold)
-    try:
-        yield arrived
-    finally:
-        for late in timer:
-            late.cancel()
-        _restore(previous)
-
-
-def _restore(handlers: dict[int, Any]) -> None:
-    for signum, handler in handlers.items():
-        signal.signal(signum, handler)
 
 
 def dask_setup(worker: Any) -> None:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
+from analyzer.interrupts import signals_held
 from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
 from analyzer.writers import FORMATS
 from cli.options import CountRange, NumberRange, cache_dir_option
@@ -179,21 +181,30 @@ def refuse_one_file_twice(*outputs: tuple[str | None, str]) -> None:
 
 
 @contextmanager
-def sigterm_as_exception() -> Iterator[None]:
-    """Turn SIGTERM into ``Terminated`` for the duration, so results are kept."""
+def signals_raised(held: list[int]) -> Iterator[None]:
+    """While files are analyzed, Ctrl-C raises ``KeyboardInterrupt`` and SIGTERM
+    ``Terminated``, so that the scan stops and keeps what it finished. Around
+    it the scan holds both back (``signals_held``): one held before this
+    starts is raised at once. A signal ignored is left ignored."""
 
-    def handler(signum: int, frame: object) -> None:
+    def terminated(signum: int, frame: object) -> None:
         raise Terminated
 
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in (
+            (signal.SIGINT, signal.default_int_handler),
+            (signal.SIGTERM, terminated),
+        ):
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                previous[signum] = signal.signal(signum, handler)
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        yield
-        return
-    try:
+        if held:
+            signal.raise_signal(held.pop())
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @click.command("scan")
@@ -589,27 +600,40 @@ def scan_command(
             if stream:
                 stream.start()
             pending = stream.listed() if stream else set()
-            run = _run(
-                files, config, directory, err, quiet=quiet, verbose=verbose, cache_size=cache_size
-            )
-            results = [o.result for o in run.outcomes]
-            failed_rules = _check_rules(rules, results)
-            shown = results
-            if changed_only and pending is not None:  # (None: the stream has had nothing yet)
-                # Analyzed now, new at its path (copied, renamed), or earlier but
-                # never written out.
-                shown = [
-                    o.result
-                    for o in run.outcomes
-                    if not o.cached or o.arrived or os.path.abspath(o.result.path) in pending
-                ]
-            _emit(shown, format, output, segments=spec is not None, model=model)
-            if labels_dir:  # every file's track, cached or not
-                _write_labels(results, labels_dir)
-            if junit:
-                _write_junit(results, failed_rules, junit, run.seconds)
-            if stream and run.stopped is None:
-                stream.remove(r.path for r in shown)
+            # Ctrl-C and SIGTERM stop the analysis (_run), and wait while what
+            # it finished is written out: after the last file, they lost it all.
+            with signals_held(None) as caught:
+                run = _run(
+                    files,
+                    config,
+                    directory,
+                    err,
+                    caught,
+                    quiet=quiet,
+                    verbose=verbose,
+                    cache_size=cache_size,
+                )
+                results = [o.result for o in run.outcomes]
+                failed_rules = _check_rules(rules, results)
+                shown = results
+                if changed_only and pending is not None:  # (None: nothing streamed yet)
+                    # Analyzed now, new at its path (copied, renamed), or earlier but
+                    # never written out.
+                    shown = [
+                        o.result
+                        for o in run.outcomes
+                        if not o.cached or o.arrived or os.path.abspath(o.result.path) in pending
+                    ]
+                _emit(shown, format, output, segments=spec is not None, model=model)
+                if labels_dir:  # every file's track, cached or not
+                    _write_labels(results, labels_dir)
+                if junit:
+                    _write_junit(results, failed_rules, junit, run.seconds)
+                if stream and run.stopped is None:
+                    stream.remove(r.path for r in shown)
+            stopped = run.stopped
+            if stopped is None and caught:  # every file done, and written out
+                stopped = EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED
             if not quiet:
                 stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
                 err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
@@ -621,14 +645,14 @@ def scan_command(
                 err.print(
                     f"cache: evicted {run.evicted} of the oldest entries to stay under its limit"
                 )
-            if run.stopped is not None:
+            if stopped is not None:
                 kept = (
                     "finished results are cached, run again to resume"
                     if directory
                     else ("nothing was cached (--no-cache)")
                 )
                 err.print(f"interrupted: {len(results)} of {len(files)} files done; {kept}")
-                sys.exit(run.stopped)
+                sys.exit(stopped)
             if not allow_errors and any(r.status != "ok" for r in results):
                 # Even with -q and --changed-only: they are why the exit code is 3.
                 _report_failures(err, [r for r in results if r.status != "ok"])
@@ -794,12 +818,14 @@ def _run(
     config: ScanConfig,
     directory: str | None,
     err: Console,
+    held: list[int],
     *,
     quiet: bool,
     verbose: bool,
     cache_size: int | None,
 ) -> Finished:
-    """Scan with progress, a run record, signal handling and the cache size limit."""
+    """Scan with progress, a run record, signal handling (``signals_raised``:
+    ``held`` has a signal that came before) and the cache size limit."""
     from analyzer.cache import enforce_cache_limit
     from analyzer.errors import ClusterLost
     from analyzer.modelfile import resolve_model
@@ -824,7 +850,7 @@ def _run(
             }
             runlog = start_run(directory, arguments=arguments, files=len(files), model=model_id)
         try:
-            with progress, sigterm_as_exception():
+            with progress, signals_raised(held):
                 for outcome in scan(files, config):
                     outcomes.append(outcome)
                     progress.advance(cached=outcome.cached, failed=outcome.result.status != "ok")

@@ -241,6 +241,48 @@ def test_signal_mid_run_keeps_finished_results(
     assert again.stderr.count("(cached)") >= len(rows)
 
 
+# The signal comes after the last file, as the outputs are about to be written
+# (here from the writer itself, to time it exactly): the whole report was lost.
+SIGNAL_AS_THE_OUTPUTS_ARE_WRITTEN = """
+import os, signal, sys
+import cli.scan
+from cli import main
+
+emit, signum = cli.scan._emit, int(sys.argv[1])
+
+def emit_after_a_signal(*args, **kwargs):
+    os.kill(os.getpid(), signum)
+    emit(*args, **kwargs)
+
+cli.scan._emit = emit_after_a_signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.argv = ["harken", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "expected"), [(signal.SIGINT, EXIT_INTERRUPTED), (signal.SIGTERM, EXIT_TERMINATED)]
+)
+def test_a_signal_after_the_last_file_waits_for_the_outputs(
+    tmp_path: Path, signum: int, expected: int, isolated_cache: Path
+) -> None:
+    for i in range(3):
+        write(tmp_path / "in" / f"n{i}.wav", noise(0.3, seed=i))
+    out, junit = tmp_path / "out.jsonl", tmp_path / "junit.xml"
+    command = ["scan", str(tmp_path / "in"), "-j", "1", "-o", str(out), "--junit", str(junit)]
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AS_THE_OUTPUTS_ARE_WRITTEN, str(int(signum)), *command],
+        env={**os.environ, "HARKEN_CACHE_DIR": str(isolated_cache)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == expected, done.stderr
+    assert "interrupted: 3 of 3 files done" in done.stderr
+    assert len(out.read_text().splitlines()) == 3 and 'tests="3"' in junit.read_text()
+
+
 def _starting_worker(sid: int) -> bool:
     """Whether a loky worker of session ``sid`` has been started."""
     for pid in _session_processes(sid):
