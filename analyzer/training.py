@@ -6,7 +6,8 @@ a fold, so the scores say how the model does on recordings it has not heard.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +23,7 @@ from analyzer.modelfile import ModelRef
 from analyzer.pool import run_tasks
 from analyzer.results import FileResult
 from analyzer.scan import list_then_remember, precheck, read_error, store
+from analyzer.writers import displayed
 
 #: Decimals kept in reports: the table shows 3 of them, and a value rounded
 #: to 4 first can round the wrong way (17/21: 0.8095, shown as 0.809).
@@ -102,6 +104,25 @@ def variants_key(config: FeatureConfig, augment: int, label: str) -> str:
 
     tag = hashlib.blake2b(label.encode(), digest_size=6).hexdigest()
     return f"{config.cache_key()}/variants-{augment}-v{AUGMENT_VERSION}-{tag}"
+
+
+@contextlib.contextmanager
+def failures_named(failures: Sequence[FileResult], shown: int = 5) -> Iterator[None]:
+    """A refusal raised in the body also names the clips that could not be
+    analyzed: they may be why (a class left with too few clips, or none)."""
+    try:
+        yield
+    except UsageError as exc:
+        if not failures:
+            raise
+        named = "; ".join(
+            f"{displayed(r.path)} ({r.error.kind if r.error else r.status})"
+            for r in failures[:shown]
+        )
+        more = f"; and {len(failures) - shown} more" if len(failures) > shown else ""
+        raise UsageError(
+            f"{exc}\n{len(failures)} of the clips could not be analyzed: {named}{more}"
+        ) from None
 
 
 def featurize(
@@ -569,27 +590,32 @@ def train(
         augment=augment,
         on_done=on_done,
     )
-    clips = [dataset.clips[i] for i in feats.kept]
-    y = np.array([c.label for c in clips])
-    if len(set(y.tolist())) < 2:
-        raise UsageError("fewer than two classes could be analyzed; nothing to train on")
-    classes = sorted(set(y.tolist()))
-    groups, duplicates = join_duplicates(np.array([c.group for c in clips]), feats.digests)
-    if folds_from is not None:
-        given = [c.meta.get(folds_from) or None for c in clips]
-        if all(g is None for g in given):
-            raise UsageError(f"--folds-from {folds_from}: not a column of the manifest")
-        if None in given:
-            lacking = clips[given.index(None)].path
-            raise UsageError(f"--folds-from {folds_from}: {lacking} has no value in that column")
-    else:
-        given = [c.fold for c in clips]
-    folds = folds_for(y, groups, given, n_splits=cv, seed=seed)
-    leaked = copies_across_folds(folds, feats.digests)
-    # A given fold is named by its value (a source, an official fold); grouped ones by number.
-    named = all(g is not None for g in given)  # else folds_for made grouped ones
-    fold_names = [str(given[test[0]]) if named else str(i + 1) for i, (_, test) in enumerate(folds)]
-    check_class_sizes(y, classes, folds, fold_names, members)
+    with failures_named(feats.failures):  # they may be why it cannot go on
+        clips = [dataset.clips[i] for i in feats.kept]
+        y = np.array([c.label for c in clips])
+        if len(set(y.tolist())) < 2:
+            raise UsageError("fewer than two classes could be analyzed; nothing to train on")
+        classes = sorted(set(y.tolist()))
+        groups, duplicates = join_duplicates(np.array([c.group for c in clips]), feats.digests)
+        if folds_from is not None:
+            given = [c.meta.get(folds_from) or None for c in clips]
+            if all(g is None for g in given):
+                raise UsageError(f"--folds-from {folds_from}: not a column of the manifest")
+            if None in given:
+                lacking = clips[given.index(None)].path
+                raise UsageError(
+                    f"--folds-from {folds_from}: {lacking} has no value in that column"
+                )
+        else:
+            given = [c.fold for c in clips]
+        folds = folds_for(y, groups, given, n_splits=cv, seed=seed)
+        leaked = copies_across_folds(folds, feats.digests)
+        # A given fold is named by its value (a source, an official fold); grouped ones by number.
+        named = all(g is not None for g in given)  # else folds_for made grouped ones
+        fold_names = [
+            str(given[test[0]]) if named else str(i + 1) for i, (_, test) in enumerate(folds)
+        ]
+        check_class_sizes(y, classes, folds, fold_names, members)
     by_condition = cross_validate(
         feats.X, y, folds, members=members, jobs=jobs, seed=seed, variants=feats.variants
     )
@@ -732,7 +758,8 @@ def evaluate(
         on_done=on_done,
     )
     if not feats.kept:
-        raise UsageError("none of the clips could be analyzed; nothing to evaluate")
+        with failures_named(feats.failures):
+            raise UsageError("none of the clips could be analyzed; nothing to evaluate")
     clips = [dataset.clips[i] for i in feats.kept]
     y = np.array([c.label for c in clips])
     classes = sorted(set(model.card.classes) | set(y.tolist()))

@@ -501,9 +501,19 @@ def test_too_little_data_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = invoke(
         "train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-q"
     )
-    assert code == EXIT_USAGE and "two classes" in err
+    # The files that could not be analyzed are named: they are why (they were not).
+    gone = [tmp_path / "missing1.wav", tmp_path / "missing2.wav"]
+    named = f"2 of the clips could not be analyzed: {gone[0]} (not_found); {gone[1]}"
+    assert code == EXIT_USAGE and "two classes" in err and named in err
     code, _, err = invoke("evaluate", "--manifest", str(manifest), "-q")
-    assert code == EXIT_USAGE and "none of the clips" in err
+    assert code == EXIT_USAGE and "none of the clips" in err and named in err
+    (tmp_path / "missing2.wav").write_bytes((one / "b" / "y.wav").read_bytes())
+    manifest.write_text("path,label\nmissing1.wav,a\nmissing2.wav,b\none/a/x.wav,a\n")
+    code, _, err = invoke(
+        "train", "--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "-q"
+    )
+    assert code == EXIT_USAGE and "at least two groups" in err
+    assert f"1 of the clips could not be analyzed: {gone[0]} (not_found)" in err
 
 
 def test_augmented_training_with_leave_one_source_out(
