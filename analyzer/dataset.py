@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def _clips_of(reader: csv.DictReader[str], manifest: Path) -> tuple[list[Labeled
         clips.append(
             LabeledClip(
                 path=path,
-                label=row["label"].strip(),
+                label=class_name(row["label"]),
                 group=(row.get("group") or "").strip() or path,
                 fold=(row.get("fold") or "").strip() or None,
                 meta=row,
@@ -165,6 +166,13 @@ def _conflict(manifest: Path, conflicts: list[list[_Row]]) -> str:
     )
 
 
+def class_name(text: str) -> str:
+    """A label as a class: stripped, in Unicode's NFC form, so that "café"
+    with a combining accent (as macOS names folders) and with "é" are one
+    class, and a rule's ``label == café`` finds it."""
+    return unicodedata.normalize("NFC", text.strip())
+
+
 def read_folders(root: str | Path) -> tuple[list[LabeledClip], list[str]]:
     """Clips of a folder-per-class tree: ``root/<label>/**/*.wav``, and
     warnings about what it leaves out: audio files beside the class folders
@@ -177,11 +185,12 @@ def read_folders(root: str | Path) -> tuple[list[LabeledClip], list[str]]:
         raise UsageError(f"{root} has no class folders; give a folder with a subfolder per class")
     clips: list[LabeledClip] = []
     empty = []
-    for label in classes:
-        found = discover([root / label])
+    for folder in classes:
+        found = discover([root / folder])
+        label = class_name(folder)
         clips.extend(LabeledClip(path=path, label=label, group=path) for path in found)
         if not found:
-            empty.append(label)
+            empty.append(folder)
     warnings = []
     if loose := sorted(
         f.name

@@ -38,6 +38,7 @@ import difflib
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -63,6 +64,10 @@ TOP_FIELDS = frozenset(
 SEGMENT_FIELDS = frozenset({"segment_count"})
 SIGNAL_FIELDS = frozenset(SignalFacts.__dataclass_fields__)
 PREFIXED = frozenset({"probabilities", "votes", "error", "fraction"})
+#: Those followed by a class name. Classes are named in Unicode's NFC form
+#: (``analyzer.dataset``), as a rule's words are taken: "é" typed as e and
+#: a combining accent is the same class.
+CLASS_PREFIXED = frozenset({"probabilities", "fraction"})
 #: Fields whose values are words: ``<`` and friends would never be true.
 TEXT_FIELDS = frozenset({"status", "label", "model", "path", "content_hash", "format", "subtype"})
 TEXT_PREFIXES = ("votes.", "error.")
@@ -107,6 +112,8 @@ _TOKEN = re.compile(
     # probabilities."bip bop". (\w: class names in any script, as train takes them.)
     r"""|(?P<quoted>[a-z_]+\.(?:"[^"]*"|'[^']*'))|(?P<word>[\w.+\-]+))"""
 )
+
+_WORD = re.compile(r"[\w.+\-]*")
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -193,9 +200,13 @@ class _Parser:
                 at = pos + len(text[pos:]) - len(text[pos:].lstrip())
                 self.fail(at, f"unexpected character {text[at]!r}{_hint(text[at])}")
             kind = match.lastgroup or ""
-            value = match.group(kind)
+            value, pos = match.group(kind), match.end()
+            if kind == "word":  # \w leaves out combining marks: café as e + ´, Hindi's vowels
+                while pos < len(text) and unicodedata.category(text[pos]).startswith("M"):
+                    more = _WORD.match(text, pos + 1)
+                    pos = more.end() if more else pos + 1
+                value = text[match.start(kind) : pos]
             self.tokens.append((kind, value, match.start(kind)))
-            pos = match.end()
         self.i = 0
         self.depth = 0
         self.fields: list[str] = []
@@ -263,6 +274,8 @@ class _Parser:
             head, _, quoted = name.partition(".")
             kind, name = "word", f"{head}.{quoted[1:-1]}"
         prefix = name.partition(".")[0]
+        if prefix in CLASS_PREFIXED:
+            name = unicodedata.normalize("NFC", name)  # as classes are named
         known = (
             name in TOP_FIELDS
             or name in SIGNAL_FIELDS
@@ -294,6 +307,8 @@ class _Parser:
             typed = value
             if field in LIBSNDFILE_NAMES:
                 value = value.upper()
+            if field == "label" or field.startswith("votes."):
+                value = unicodedata.normalize("NFC", value)  # as classes are named
             known = KNOWN_VALUES.get(field)
             if known is not None and value not in known:
                 self.fail(pos, f"unknown {field} {typed!r}; it is one of {', '.join(known)}")

@@ -450,3 +450,9 @@ def test_classes_named_in_any_script_or_with_spaces() -> None:
     assert voted.values == (("votes.my svm", "bip bop"),) and voted.fails(record)
     with pytest.raises(RuleError, match="quote a name that is not one word"):
         parse_rule("probabilities.bip bop > 0.5")
+    # 'é' typed as e and a combining accent is the class (named in NFC form)
+    decomposed = "cafe\u0301"
+    assert parse_rule(f"label == {decomposed}").values == (("label", "café"),)
+    assert parse_rule(f"label == '{decomposed}'").fails(record)
+    assert parse_rule(f"probabilities.{decomposed} < 0.5").fails(record)
+    assert parse_rule("label in {नमस्ते, café}").values == (("label", "नमस्ते"), ("label", "café"))

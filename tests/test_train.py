@@ -254,6 +254,26 @@ def test_a_manifest_header_with_spaces_after_the_commas(labeled: Path, tmp_path:
     assert dataset.classes == ["hiss", "notes", "tones"] and dataset.grouped
 
 
+def test_a_label_spelt_with_a_combining_accent_is_the_same_class(
+    labeled: Path, tmp_path: Path
+) -> None:
+    # Folder names copied from macOS are decomposed: 'café' made two classes.
+    from analyzer.dataset import load_dataset
+
+    tree = tmp_path / "tree"
+    shutil.copytree(labeled / "hiss", tree / "cafe\u0301")
+    shutil.copytree(labeled / "notes", tree / "café")
+    shutil.copytree(labeled / "tones", tree / "tones")
+    dataset = load_dataset(str(tree))
+    assert dataset.classes == ["café", "tones"]
+    assert sum(c.label == "café" for c in dataset.clips) == 12 and not dataset.warnings
+    manifest = tmp_path / "data.csv"
+    manifest.write_text(
+        "path,label\n" + "".join(f"{c.path},{c.path.split('/')[-2]}\n" for c in dataset.clips)
+    )
+    assert load_dataset(None, manifest=str(manifest)).classes == ["café", "tones"]
+
+
 def test_a_file_listed_twice_in_a_manifest_is_refused_or_counted_once(
     model: Path, labeled: Path, tmp_path: Path
 ) -> None:
