@@ -102,7 +102,14 @@ def _clips_of(reader: csv.DictReader[str], manifest: Path) -> tuple[list[Labeled
     base = manifest.parent
     if reader.fieldnames:  # "path, label": a space after the comma is not in the name
         reader.fieldnames = [name.strip() for name in reader.fieldnames]
-    missing = {"path", "label"} - set(reader.fieldnames or ())
+    names = list(reader.fieldnames or ())
+    twice = sorted({name for name in names if name and names.count(name) > 1})
+    if twice:  # csv would keep the last one's cells without a word (two annotators' labels)
+        raise UsageError(
+            f"{manifest}: column(s) {', '.join(twice)} more than once in the header;"
+            " keep one, or rename the others"
+        )
+    missing = {"path", "label"} - set(names)
     if missing:
         raise UsageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
     clips: list[LabeledClip] = []

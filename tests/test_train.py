@@ -238,6 +238,10 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     blank.write_text("path,label\na.wav,x\nb.wav,  \n")
     code, _, err = invoke("train", "--manifest", str(blank), "-o", out)
     assert code == EXIT_USAGE and "line 3: empty path or label" in err
+    twice = tmp_path / "twice.csv"  # two annotators: the second label was taken silently
+    twice.write_text("path,label,group,label\na.wav,x,g,y\n")
+    code, _, err = invoke("train", "--manifest", str(twice), "-o", out)
+    assert code == EXIT_USAGE and "column(s) label more than once in the header" in err
     file = tmp_path / "a-file"
     file.write_text("")
     code, _, err = invoke("train", str(labeled), "-o", str(file / "m.skops"))  # before any work
