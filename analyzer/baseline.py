@@ -56,6 +56,18 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.new or self.removed or self.changed or self.moved)
 
+    def notes(self) -> dict[str, str]:
+        """``path -> what changed`` for the files this scan has (printable paths)."""
+        notes = {path: "new since the baseline" for path in self.new}
+        for move in self.moved:
+            labels = f": {move.old_label} -> {move.new_label}"
+            notes[move.new_path] = f"moved from {move.old_path} since the baseline" + (
+                labels if move.old_label != move.new_label else ""
+            )
+        for path, old, now in self.changed:
+            notes[path] = f"relabeled since the baseline: {old} -> {now}"
+        return notes
+
 
 def _entry(record: dict[str, object]) -> Entry:
     outcome = next(

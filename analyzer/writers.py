@@ -19,9 +19,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from analyzer.results import FileResult
+
+if TYPE_CHECKING:
+    from analyzer.baseline import Changes
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -287,13 +290,21 @@ def xml_text(text: str) -> str:
 
 
 def junit_xml(
-    results: Iterable[FileResult], failed_rules: dict[str, list[str]], *, seconds: float
+    results: Iterable[FileResult],
+    failed_rules: dict[str, list[str]],
+    *,
+    seconds: float,
+    changes: Changes | None = None,
 ) -> bytes:
     """JUnit XML: a testcase per file (classname: its folder, name: its file name);
-    a rule violation is a ``failure``, a file that could not be analyzed an ``error``."""
+    a rule violation is a ``failure``, a file that could not be analyzed an ``error``.
+    With ``changes`` (``--fail-on-change``), a file new, moved or relabeled
+    since the baseline is a ``failure`` too, and one removed a testcase that fails."""
     import xml.etree.ElementTree as ET
 
     results = list(results)
+    notes = changes.notes() if changes else {}
+    removed = changes.removed if changes else []
     suite = ET.Element(
         "testsuite",
         name="harken scan",
@@ -302,19 +313,24 @@ def junit_xml(
         skipped="0",
     )
     failures = errors = 0
-    for result in results:
-        path = xml_text(result.path)
+
+    def testcase(path: str, seconds: float) -> ET.Element:
+        path = xml_text(path)
         # The folder as it is: with its slashes turned into dots, a/b.c/d.wav and
         # a/b/c/d.wav would be one test to a CI server.
         folder = os.path.dirname(path) or "."
-        case = ET.SubElement(
+        return ET.SubElement(
             suite,
             "testcase",
             classname=folder,
             name=os.path.basename(path),
             file=path,
-            time=f"{result.seconds:.3f}",
+            time=f"{seconds:.3f}",
         )
+
+    for result in results:
+        case = testcase(result.path, result.seconds)
+        note = notes.get(printable(result.path))
         if result.error is not None:
             errors += 1
             element = ET.SubElement(
@@ -324,22 +340,32 @@ def junit_xml(
                 message=f"{result.status}: {result.error.kind}",
             )
             element.text = xml_text(result.error.message)
-        elif failed_rules.get(result.path):
+        elif failed_rules.get(result.path) or note:
             failures += 1
-            rules = failed_rules[result.path]
+            rules = failed_rules.get(result.path, [])
+            reasons = (["failed: " + "; ".join(rules)] if rules else []) + ([note] if note else [])
             element = ET.SubElement(
-                case, "failure", type="rule", message=xml_text("failed: " + "; ".join(rules))
+                case,
+                "failure",
+                type="rule" if rules else "baseline",
+                message=xml_text("; ".join(reasons)),
             )
             # The record without its windows and segments: a 2 h file's would be 1 MB.
             data = {k: v for k, v in record(result).items() if k not in ("windows", "segments")}
             element.text = xml_text(json.dumps(data, sort_keys=True, ensure_ascii=False))
-    suite.set("tests", str(len(results)))
+    for path in removed:  # in the baseline, gone now
+        failures += 1
+        ET.SubElement(
+            testcase(path, 0.0), "failure", type="baseline", message="removed since the baseline"
+        )
+    tests = len(results) + len(removed)
+    suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     root = ET.Element(
         "testsuites",
         name="harken",
-        tests=str(len(results)),
+        tests=str(tests),
         failures=str(failures),
         errors=str(errors),
         time=f"{seconds:.3f}",
@@ -350,10 +376,15 @@ def junit_xml(
 
 
 def write_junit(
-    results: Iterable[FileResult], failed_rules: dict[str, list[str]], path: str, *, seconds: float
+    results: Iterable[FileResult],
+    failed_rules: dict[str, list[str]],
+    path: str,
+    *,
+    seconds: float,
+    changes: Changes | None = None,
 ) -> None:
-    """Write the JUnit report to ``path`` atomically."""
-    data = junit_xml(results, failed_rules, seconds=seconds).decode("utf-8")
+    """Write the JUnit report to ``path`` atomically (``junit_xml``'s arguments)."""
+    data = junit_xml(results, failed_rules, seconds=seconds, changes=changes).decode("utf-8")
     with atomic_output(path) as handle:
         handle.write(data)
 

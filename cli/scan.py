@@ -554,10 +554,10 @@ def scan_command(
         if dry_run:
             sys.exit(EXIT_OK)
         _emit([], format, output, segments=spec is not None, model=model)
-        if junit:
-            _write_junit([], {}, junit, 0.0)
         # An emptied or renamed data set is a change: every baseline file is gone.
         changes = compare(before, []) if before is not None else None
+        if junit:
+            _write_junit([], {}, junit, 0.0, changes if fail_on_change else None)
         if changes:
             _report_changes(err, changes)
             if fail_on_change:
@@ -627,8 +627,10 @@ def scan_command(
                 _emit(shown, format, output, segments=spec is not None, model=model)
                 if labels_dir:  # every file's track, cached or not
                     _write_labels(results, labels_dir)
+                changes = compare(before, results) if before is not None else None
                 if junit:
-                    _write_junit(results, failed_rules, junit, run.seconds)
+                    failing = changes if fail_on_change else None
+                    _write_junit(results, failed_rules, junit, run.seconds, failing)
                 if stream and run.stopped is None:
                     stream.remove(r.path for r in shown)
             stopped = run.stopped
@@ -638,7 +640,6 @@ def scan_command(
                 stamp = "" if err.is_terminal else time.strftime("%Y-%m-%d %H:%M:%S ")
                 err.print(stamp + summary_line(results, cached=run.cached, seconds=run.seconds))
             _report_violations(err, failed_rules)  # even with -q: they are why the exit code is 1
-            changes = compare(before, results) if before is not None else None
             if changes is not None and (changes or not quiet):
                 _report_changes(err, changes)
             if run.evicted:
@@ -929,12 +930,17 @@ def _list_files(console: Console, heading: str, reasons: list[tuple[str, str]]) 
 
 
 def _write_junit(
-    results: list[FileResult], failed: dict[str, list[str]], path: str, seconds: float
+    results: list[FileResult],
+    failed: dict[str, list[str]],
+    path: str,
+    seconds: float,
+    changes: Changes | None,
 ) -> None:
+    """``changes``: with --fail-on-change, what fails since the baseline."""
     from analyzer.writers import write_junit
 
     try:
-        write_junit(results, failed, path, seconds=seconds)
+        write_junit(results, failed, path, seconds=seconds, changes=changes)
     except OSError as exc:
         raise OutputError(
             f"cannot write {path}: {exc.strerror or exc}; the previous file is unchanged"

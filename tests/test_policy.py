@@ -236,8 +236,26 @@ def test_baseline_reports_new_removed_and_relabeled(folder: Path, tmp_path: Path
     assert code == 0
     assert "baseline: 1 new, 1 removed, 0 moved, 1 relabeled" in err
     assert "quiet.wav: speech -> silence" in err and "gone.wav" in err and "added.wav" in err
-    code, _, _ = run(str(folder), "-j", "1", "--baseline", str(edited), "--fail-on-change")
+    junit = tmp_path / "junit.xml"
+    code, _, _ = run(
+        str(folder), "-j", "1", "--baseline", str(edited), "--fail-on-change", "--junit", str(junit)
+    )
     assert code == EXIT_RULES
+    # What made it exit 1 fails in the report a CI server shows (it showed nothing failing).
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "3")
+    failed = {
+        case.get("name"): failure.get("message")
+        for case in suite.iter("testcase")
+        if (failure := case.find("failure")) is not None
+    }
+    assert failed == {
+        "added.wav": "new since the baseline",
+        "gone.wav": "removed since the baseline",
+        "quiet.wav": "relabeled since the baseline: speech -> silence",
+    }
+    run(str(folder), "-j", "1", "--baseline", str(edited), "--junit", str(junit))
+    assert ET.parse(junit).getroot().get("failures") == "0"  # changes alone do not fail
     code, _, _ = run(str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change")
     assert code == EXIT_RULES  # added.wav is new
     assert run(str(folder), "--fail-on-change")[0] == EXIT_USAGE
@@ -348,7 +366,8 @@ def test_an_emptied_folder_still_checks_the_baseline_and_writes_junit(
     args = (str(empty), "--baseline", str(before), "--junit", str(junit))
     code, _, err = run(*args, "--fail-on-change")
     assert code == EXIT_RULES and "removed" in err
-    assert ET.parse(junit).getroot().tag == "testsuites"
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites" and root.get("failures") == root.get("tests") == "2"
     code, _, _ = run(*args)
     assert code == 0
     dry = tmp_path / "dry.xml"
