@@ -147,7 +147,7 @@ def check_output_folder(output: str, option: str = "--output", *, create: bool =
         if not os.access(output, os.W_OK):
             raise click.BadParameter(f"{output!r} is not writable", param_hint=option)
         return
-    folder = os.path.dirname(os.path.abspath(output))
+    folder = os.path.dirname(os.path.realpath(output))  # a symlink's target is written
     try:
         if create:
             os.makedirs(folder, exist_ok=True)

@@ -631,6 +631,10 @@ def test_stopping_before_the_pool_exists_starts_no_pool() -> None:
 def test_usage_error_before_any_work_for_unwritable_output(folder: Path, tmp_path: Path) -> None:
     code, rows, err = run(str(folder), "-o", str(tmp_path / "missing" / "out.json"))
     assert code == EXIT_USAGE and rows == [] and "does not exist" in err
+    # A symlink's target is written: its folder counts (this was exit 4 after the scan).
+    (tmp_path / "link.json").symlink_to(tmp_path / "nowhere" / "out.json")
+    code, rows, err = run(str(folder), "-o", str(tmp_path / "link.json"))
+    assert code == EXIT_USAGE and rows == [] and "nowhere' does not exist" in err
 
 
 def test_scan_api_answers_every_file_under_faults(
