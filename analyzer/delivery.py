@@ -11,9 +11,13 @@ new at its path though cached under another name (a copy, a rename;
 ``harken train`` lists these too, as it hashes the same files), by absolute
 path; a ``--changed-only`` run that finishes takes off the files it wrote
 out. A new list starts as "everything": until a ``--changed-only``
-run has finished, every result is undelivered. A file may reach two
-outputs (an interrupted run's partial one and the next), never none.
-Caches that never see ``--changed-only`` never get the list.
+run has finished, every result is undelivered. A finished run then marks
+the folders of its files as covered: a result cached before the list was
+made is delivered only under a covered folder, so a folder that joins the
+job later (``harken scan arC arD`` after nights of ``arC``) has its files
+written out once, though a manual scan cached them before any of this. A
+file may reach two outputs (an interrupted run's partial one and the
+next), never none. Caches that never see ``--changed-only`` never get the list.
 
 Changes hold an ``flock`` on ``undelivered.lock``; the list is replaced
 whole (a temporary file, then a rename), so a crash leaves the old list or
@@ -30,6 +34,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -53,18 +58,17 @@ class Undelivered:
         except OSError as exc:
             self._warn(exc)
 
-    def listed(self) -> set[str] | None:
-        """The paths listed now, absolute (a scan from another folder names
-        them otherwise); ``None`` for every path (no ``--changed-only`` run
-        has finished on this cache since the list was made)."""
+    def listed(self) -> Pending:
+        """What is undelivered now (nothing when the list is not kept)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return set()
+            return Pending(frozenset(), _ALL)
         except OSError as exc:
             self._warn(exc)
-            return set()
-        return None if data.startswith(_EVERYTHING) else set(_records(data))
+            return Pending(frozenset(), _ALL)
+        paths, covered = _read(data)
+        return Pending(frozenset(paths), frozenset(covered))
 
     def add(self, paths: Iterable[str]) -> None:
         """List ``paths``, whose results are about to be cached, if the list is kept."""
@@ -77,19 +81,21 @@ class Undelivered:
         except OSError as exc:
             self._warn(exc)
 
-    def remove(self, paths: Iterable[str]) -> None:
+    def remove(self, paths: Iterable[str], scanned: Iterable[str]) -> None:
         """Take ``paths`` off the list (a finished run wrote them out), and
-        with them the mark of a new list: what is not listed was delivered."""
+        mark the folders of the files it ``scanned`` covered."""
         gone = set(map(os.path.abspath, paths))
+        folders = {os.path.dirname(os.path.abspath(path)) for path in scanned}
         if not self.path.exists():
             return
         try:
             with self._locked():
-                data = self.path.read_bytes()
-                listed = _records(data)
+                listed, covered = _read(self.path.read_bytes())
                 kept = [p for p in listed if p not in gone]
-                if len(kept) < len(listed) or data.startswith(_EVERYTHING):
-                    _replace(self.path, _encode(kept))
+                more = _outermost(covered | folders)
+                if len(kept) < len(listed) or more != _outermost(covered):
+                    header = _encode_covered(more) if more else _EVERYTHING
+                    _replace(self.path, header + _encode(kept))
         except OSError as exc:
             self._warn(exc)
 
@@ -113,8 +119,53 @@ class Undelivered:
             )
 
 
-#: The first line of a new list: every result is undelivered.
+@dataclass(frozen=True)
+class Pending:
+    """The files a ``--changed-only`` run must write out though cached: those
+    listed, and any outside the covered folders (``path in pending``)."""
+
+    paths: frozenset[str]  # absolute (a scan from another folder names them otherwise)
+    covered: frozenset[str]
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, str):
+            return False
+        path = os.path.abspath(path)
+        if path in self.paths:
+            return True
+        folder = os.path.dirname(path)
+        while True:
+            if folder in self.covered:
+                return False
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                return True
+            folder = parent
+
+
+#: The first line of a new list: every result is undelivered (nothing is covered).
 _EVERYTHING = b"true"
+#: Covered folders of a list made before folders were: all of them.
+_ALL = frozenset({os.path.abspath(os.sep)})
+
+
+def _read(data: bytes) -> tuple[list[str], set[str]]:
+    """The listed paths and the covered folders of a list."""
+    paths, covered = _records(data)
+    if data.startswith(_EVERYTHING):
+        return paths, set()
+    return paths, covered or set(_ALL)
+
+
+def _outermost(folders: set[str]) -> set[str]:
+    """``folders`` without those inside another of them."""
+    return {f for f in folders if not any(a in folders for a in _ancestors(f))}
+
+
+def _ancestors(folder: str) -> Iterator[str]:
+    while (parent := os.path.dirname(folder)) != folder:
+        yield parent
+        folder = parent
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -135,14 +186,22 @@ def _encode(paths: Iterable[str]) -> bytes:
     return b"".join(b"\n" + json.dumps(p).encode("ascii") for p in paths)
 
 
-def _records(data: bytes) -> list[str]:
-    """The listed paths, in order, skipping a record a crash cut short."""
-    paths = []
+def _encode_covered(folders: Iterable[str]) -> bytes:
+    """A record per covered folder: ``{"covered": folder}``."""
+    return b"".join(b"\n" + json.dumps({"covered": f}).encode("ascii") for f in sorted(folders))
+
+
+def _records(data: bytes) -> tuple[list[str], set[str]]:
+    """The listed paths, in order, and the covered folders, skipping a
+    record a crash cut short."""
+    paths, covered = [], set()
     for line in data.splitlines():
         try:
-            path = json.loads(line)
+            record = json.loads(line)
         except ValueError:  # blank, or cut short
             continue
-        if isinstance(path, str):
-            paths.append(path)
-    return paths
+        if isinstance(record, str):
+            paths.append(record)
+        elif isinstance(record, dict) and isinstance(record.get("covered"), str):
+            covered.add(record["covered"])
+    return paths, covered

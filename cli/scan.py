@@ -599,7 +599,7 @@ def scan_command(
             stream = Undelivered(directory) if changed_only and directory else None
             if stream:
                 stream.start()
-            pending = stream.listed() if stream else set()
+            pending = stream.listed() if stream else None
             # Ctrl-C and SIGTERM stop the analysis (_run), and wait while what
             # it finished is written out: after the last file, they lost it all.
             with signals_held(None) as caught:
@@ -616,13 +616,15 @@ def scan_command(
                 results = [o.result for o in run.outcomes]
                 failed_rules = _check_rules(rules, results)
                 shown = results
-                if changed_only and pending is not None:  # (None: nothing streamed yet)
+                if changed_only:
                     # Analyzed now, new at its path (copied, renamed), or earlier but
                     # never written out.
                     shown = [
                         o.result
                         for o in run.outcomes
-                        if not o.cached or o.arrived or os.path.abspath(o.result.path) in pending
+                        if not o.cached
+                        or o.arrived
+                        or (pending is not None and o.result.path in pending)
                     ]
                 _emit(shown, format, output, segments=spec is not None, model=model)
                 if labels_dir:  # every file's track, cached or not
@@ -632,7 +634,7 @@ def scan_command(
                     failing = changes if fail_on_change else None
                     _write_junit(results, failed_rules, junit, run.seconds, failing)
                 if stream and run.stopped is None:
-                    stream.remove(r.path for r in shown)
+                    stream.remove((r.path for r in shown), files)
             stopped = run.stopped
             if stopped is None and caught:  # every file done, and written out
                 stopped = EXIT_INTERRUPTED if caught[0] == signal.SIGINT else EXIT_TERMINATED

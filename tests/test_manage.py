@@ -516,21 +516,42 @@ def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
 
     names = ["plain.wav", "new\nline.wav", "latin1-\udce9.wav", 'q"uote.wav']
     names = [os.path.abspath(name) for name in names]  # (kept absolute)
+    here = os.path.abspath("other.wav")
     listed = Undelivered(str(tmp_path / "cache"))
     listed.add(names)  # not kept until a --changed-only run starts it
-    assert listed.listed() == set()
+    assert listed.listed().paths == set() and here not in listed.listed()
     listed.start()
-    assert listed.listed() is None  # everything, until a run has finished
-    listed.remove([])
+    assert here in listed.listed()  # everything, until a run has finished
+    listed.remove([], [])
+    assert here in listed.listed()  # (a run of no files delivered nothing)
+    listed.remove([], [here])  # its folder is covered now
+    assert here not in listed.listed()
     listed.add(names[:2])
     with open(listed.path, "ab") as handle:
         handle.write(b'\n"cut sho')  # a crash mid-record costs only that record
     listed.add(names[2:])
-    assert listed.listed() == set(names)
+    assert listed.listed().paths == set(names)
     listed.start()  # a later run's start keeps the list
-    listed.remove(names[:2])
-    assert listed.listed() == set(names[2:])
-    assert Undelivered(str(tmp_path / "nowhere")).listed() == set()
+    listed.remove(names[:2], names[:2])
+    assert listed.listed().paths == set(names[2:]) and all(n in listed.listed() for n in names[2:])
+    assert here not in Undelivered(str(tmp_path / "nowhere")).listed()
+
+
+def test_a_folder_that_joins_the_changed_only_job_is_written_out_once(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Its files were cached by a manual scan before any --changed-only run:
+    the first run that included it wrote none of them, nor did any later one."""
+    other = tmp_path / "arD"
+    write(other / "d.wav", tone(0.6))
+    assert invoke("scan", str(other), "-j", "1", "-q")[0] == 0  # someone looks at arD once
+    nightly = ("scan", "-j", "1", "-q", "--changed-only", "-f", "jsonl")
+    assert len(invoke(*nightly, str(folder))[1].splitlines()) == 5  # nights of the archive
+    assert invoke(*nightly, str(folder))[1] == ""
+    for expected in (["d.wav"], []):  # arD joins the job
+        code, out, _ = invoke(*nightly, str(folder), str(other))
+        assert code == 0
+        assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == expected
 
 
 def test_an_unusable_list_is_a_warning_and_the_scan_goes_on(folder: Path, tmp_path: Path) -> None:
