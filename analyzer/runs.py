@@ -34,6 +34,10 @@ from analyzer.writers import atomic_output, dumps
 UPDATE_INTERVAL = 1.0
 #: Runs kept; older ones are deleted when a new run starts.
 KEEP_RUNS = 200
+#: Most bytes of run files kept (a record holds every result of its run: a
+#: nightly scan of 100,000 files writes about 60 MB); older runs go first,
+#: the newest is always kept.
+KEEP_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -180,11 +184,30 @@ class RunLog:
             _warn(f"could not write the run's results ({exc.strerror or exc})")
 
     def _prune(self) -> None:
-        records = sorted(self.folder.glob("*.json"))  # ids sort by start time
-        for old in records[: max(0, len(records) - KEEP_RUNS + 1)]:
+        """Make room for this run: at most ``KEEP_RUNS`` and ``KEEP_BYTES``."""
+        records = sorted(self.folder.glob("*.json"), reverse=True)  # ids sort by start time
+        kept = used = 0
+        for record in records:
+            used += _size(record) + _size(record.with_suffix(".jsonl"))
+            kept += 1
+            if kept < KEEP_RUNS and (used <= KEEP_BYTES or kept == 1):
+                continue
             with contextlib.suppress(OSError):  # another run may be pruning too
-                old.unlink(missing_ok=True)
-                old.with_suffix(".jsonl").unlink(missing_ok=True)
+                record.unlink(missing_ok=True)
+                record.with_suffix(".jsonl").unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def history_size(cache_dir: str) -> tuple[int, int]:
+    """How many runs are recorded, and their bytes."""
+    files = list(runs_dir(cache_dir).glob("*.json*"))
+    return sum(f.suffix == ".json" for f in files), sum(map(_size, files))
 
 
 def list_runs(cache_dir: str) -> list[dict[str, Any]]:

@@ -149,7 +149,7 @@ def cache_group() -> None:
 @format_option("table", "json")
 def cache_info(cache_dir: str | None, format: str) -> None:
     """Location, size, entries and hit rate."""
-    from analyzer.runs import list_runs
+    from analyzer.runs import KEEP_BYTES, KEEP_RUNS, history_size, list_runs
 
     directory = _directory(cache_dir)
     if _no_cache_yet(cache_dir):  # the default folder, before any scan: an empty cache
@@ -173,6 +173,8 @@ def cache_info(cache_dir: str | None, format: str) -> None:
     info["hits"] = sum(r.get("cached", 0) for r in runs)
     info["lookups"] = sum(r.get("done", 0) for r in runs)
     info["hit_rate"] = round(info["hits"] / info["lookups"], 4) if info["lookups"] else None
+    # Beside the cache, outside its size limit, with limits of its own.
+    info["runs"], info["runs_bytes"] = history_size(directory)
     if format == "json":
         print_json(info)
         return
@@ -183,7 +185,9 @@ def cache_info(cache_dir: str | None, format: str) -> None:
         f"location  {info['location']}\n"
         f"size      {info['bytes'] / 2**20:.1f} MiB of {info['size_limit'] / 2**30:.1f} GiB\n"
         f"entries   {info['entries']}\n"
-        f"hit rate  {rate} ({info['hits']} of {info['lookups']} files in the recorded runs)"
+        f"hit rate  {rate} ({info['hits']} of {info['lookups']} files in the recorded runs)\n"
+        f"runs      {info['runs']} recorded, {info['runs_bytes'] / 2**20:.1f} MiB"
+        f" (the newest {KEEP_RUNS} are kept, up to {KEEP_BYTES // 2**20} MiB)"
     )
 
 

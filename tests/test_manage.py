@@ -60,6 +60,17 @@ def test_runs_are_recorded_and_reprinted(folder: Path, monkeypatch: pytest.Monke
     assert code == 0 and "finished" in out
     # Piped, the table is as wide as its content, not cut to 80 columns.
     assert "statuses" in out and "ok 5" in out and "…" not in out
+    # The history keeps its own limits: a byte cap drops older runs, never the newest.
+    from analyzer import runs as history
+    from analyzer.cache import default_cache_dir
+
+    two_runs = sum(f.stat().st_size for f in history.runs_dir(default_cache_dir()).iterdir())
+    monkeypatch.setattr(history, "KEEP_BYTES", two_runs // 4)
+    invoke("scan", str(folder), "-j", "1", "-q")
+    assert len(json.loads(invoke("runs", "list", "-f", "json")[1])) == 2  # the newest, and this
+    monkeypatch.setattr(history, "KEEP_BYTES", 10 * two_runs)
+    invoke("scan", str(folder), "-j", "1", "-q")
+    assert len(json.loads(invoke("runs", "list", "-f", "json")[1])) == 3
 
 
 def test_a_running_scan_can_be_followed(folder: Path, isolated_cache: Path) -> None:
@@ -114,8 +125,9 @@ def test_cache_info_clear_and_prune(folder: Path) -> None:
     info = json.loads(out)
     assert code == 0 and info["usable"] and info["entries"] > 0 and info["bytes"] > 0
     assert info["hits"] >= 5 and 0 < info["hit_rate"] < 1
+    assert info["runs"] == 2 and info["runs_bytes"] > 0  # beside the cache, not in its size
     code, out, _ = invoke("cache", "info")
-    assert code == 0 and "hit rate" in out and "entries" in out
+    assert code == 0 and "hit rate" in out and "entries" in out and "2 recorded" in out
     code, out, _ = invoke("cache", "prune", "--older-than", "30d")
     assert code == 0 and out.startswith("removed 0 ")
     time.sleep(1.1)
