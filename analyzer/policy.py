@@ -375,6 +375,7 @@ def parse_rule(text: str) -> Rule:
     """Parse one ``--fail-on`` expression; ``RuleError`` points at a mistake."""
     if not text.strip():
         raise RuleError("bad rule: it is empty")
+    text = text.strip()  # as it is named in reports ('  label == x  ' from a variable)
     parser = _Parser(text)
     fails = parser.parse()
     return Rule(text=text, fails=fails, fields=tuple(parser.fields), values=tuple(parser.values))

@@ -7,6 +7,7 @@ a fold, so the scores say how the model does on recordings it has not heard.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -311,6 +312,11 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """A sort key that puts numbers in a name in numeric order."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+
 def folds_for(
     labels: np.ndarray, groups: np.ndarray, given: list[str | None], *, n_splits: int, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -320,7 +326,7 @@ def folds_for(
     fold, or one whose training side lacks a class.
     """
     if all(f is not None for f in given):
-        names = sorted({str(f) for f in given})
+        names = sorted({str(f) for f in given}, key=_natural)  # 1, 2, ..., 10; not 1, 10, 2
         column = np.array([str(f) for f in given])
         folds = [(np.flatnonzero(column != name), np.flatnonzero(column == name)) for name in names]
         classes = set(labels.tolist())

@@ -38,6 +38,15 @@ def _dataset(
     return dataset
 
 
+def _model_name(name: str) -> str:
+    """A name that shows as one word in ids, tables and CSV cells."""
+    if not name.strip() or any(not c.isprintable() for c in name):
+        raise click.BadParameter(
+            f"{name!r}: a model needs a name, without control characters", param_hint="--name"
+        )
+    return name.strip()
+
+
 def _refuse_unknown_label(dataset: Any) -> None:
     """No class may be called ``unknown``: a model cannot learn it, and an
     evaluation would count every unsure answer on it as right."""
@@ -139,7 +148,13 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     metavar="TEXT",
     help="A line about the training data for the model card (its source, its licences).",
 )
-@click.option("--name", default="harken-model", show_default=True, help="Model name.")
+@click.option(
+    "--name",
+    default="harken-model",
+    show_default=True,
+    callback=lambda ctx, param, value: _model_name(value),
+    help="Model name (in its id, NAME@fingerprint, and every result's 'model').",
+)
 def train_command(
     data: str | None,
     manifest: str | None,

@@ -127,6 +127,11 @@ def test_bad_rules_say_what_was_meant(rule: str, says: str) -> None:
         parse_rule(rule)
 
 
+def test_a_rule_is_named_without_the_spaces_around_it() -> None:
+    # from a variable's line, '   label == music  ' was listed with its spaces
+    assert parse_rule("   label == music  ").text == "label == music"
+
+
 def test_rules_record_the_values_they_compare_with() -> None:
     rule = parse_rule("label in {music, 'unknown'} or votes.svm != noise and confidence < 0.5")
     assert rule.values == (("label", "music"), ("label", "unknown"), ("votes.svm", "noise"))

@@ -238,6 +238,9 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     blank.write_text("path,label\na.wav,x\nb.wav,  \n")
     code, _, err = invoke("train", "--manifest", str(blank), "-o", out)
     assert code == EXIT_USAGE and "line 3: empty path or label" in err
+    for name in ("", " ", "two\nlines"):  # an id '@935e94b6ccaf'; a CSV cell across lines
+        code, _, err = invoke("train", str(labeled), "-o", out, "--name", name)
+        assert code == EXIT_USAGE and "a model needs a name" in err
     twice = tmp_path / "twice.csv"  # two annotators: the second label was taken silently
     twice.write_text("path,label,group,label\na.wav,x,g,y\n")
     code, _, err = invoke("train", "--manifest", str(twice), "-o", out)
@@ -918,3 +921,14 @@ def test_byte_identical_clips_never_straddle_a_fold(labeled: Path, tmp_path: Pat
     write_manifest(data, manifest, "fold", lambda i, path: 1 + i % 3)
     code, _, err = invoke("train", "--manifest", str(manifest), *args)
     assert code == 0 and "2 clips have a byte-identical copy in another" in err
+
+
+def test_given_folds_come_in_numeric_order() -> None:
+    # UrbanSound8K's folds 1-10 were reported as 1, 10, 2, ...
+    from analyzer.training import folds_for
+
+    names = [str(n) for n in range(1, 11)]
+    labels = np.array(["a", "b"] * 10)
+    given: list[str | None] = [names[i // 2] for i in range(20)]
+    folds = folds_for(labels, labels, given, n_splits=5)
+    assert [given[test[0]] for _, test in folds] == names
