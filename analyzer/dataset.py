@@ -98,13 +98,18 @@ def _cells(row: dict[str | None, str | list[str] | None]) -> tuple[tuple[str, st
     )
 
 
+#: The columns harken reads (a column named twice in the header would be read
+#: from its last one without a word: two annotators' labels).
+COLUMNS = ("path", "label", "group", "fold")
+
+
 def _clips_of(reader: csv.DictReader[str], manifest: Path) -> tuple[list[LabeledClip], list[str]]:
     base = manifest.parent
     if reader.fieldnames:  # "path, label": a space after the comma is not in the name
         reader.fieldnames = [name.strip() for name in reader.fieldnames]
     names = list(reader.fieldnames or ())
-    twice = sorted({name for name in names if name and names.count(name) > 1})
-    if twice:  # csv would keep the last one's cells without a word (two annotators' labels)
+    twice = sorted({name for name in COLUMNS if names.count(name) > 1})
+    if twice:
         raise UsageError(
             f"{manifest}: column(s) {', '.join(twice)} more than once in the header;"
             " keep one, or rename the others"

@@ -63,12 +63,12 @@ class Undelivered:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return Pending(frozenset(), _ALL)
+            return Pending(frozenset(), None)
         except OSError as exc:
             self._warn(exc)
-            return Pending(frozenset(), _ALL)
+            return Pending(frozenset(), None)
         paths, covered = _read(data)
-        return Pending(frozenset(paths), frozenset(covered))
+        return Pending(frozenset(paths), None if covered is None else frozenset(covered))
 
     def add(self, paths: Iterable[str]) -> None:
         """List ``paths``, whose results are about to be cached, if the list is kept."""
@@ -92,10 +92,9 @@ class Undelivered:
             with self._locked():
                 listed, covered = _read(self.path.read_bytes())
                 kept = [p for p in listed if p not in gone]
-                more = _outermost(covered | folders)
-                if len(kept) < len(listed) or more != _outermost(covered):
-                    header = _encode_covered(more) if more else _EVERYTHING
-                    _replace(self.path, header + _encode(kept))
+                more = None if covered is None else covered | folders
+                if len(kept) < len(listed) or more != covered:
+                    _replace(self.path, _encode_covered(more) + _encode(kept))
         except OSError as exc:
             self._warn(exc)
 
@@ -125,7 +124,10 @@ class Pending:
     listed, and any outside the covered folders (``path in pending``)."""
 
     paths: frozenset[str]  # absolute (a scan from another folder names them otherwise)
-    covered: frozenset[str]
+    #: The folders whose files a finished run wrote out, each itself and not
+    #: its subfolders (a run of --files-from or --exclude may leave those
+    #: out); ``None``: every folder (no list, or one from before folders were kept).
+    covered: frozenset[str] | None
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str):
@@ -133,39 +135,23 @@ class Pending:
         path = os.path.abspath(path)
         if path in self.paths:
             return True
-        folder = os.path.dirname(path)
-        while True:
-            if folder in self.covered:
-                return False
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                return True
-            folder = parent
+        return self.covered is not None and os.path.dirname(path) not in self.covered
 
 
 #: The first line of a new list: every result is undelivered (nothing is covered).
 _EVERYTHING = b"true"
-#: Covered folders of a list made before folders were: all of them.
-_ALL = frozenset({os.path.abspath(os.sep)})
+#: The record of a list that covers every folder: one from before folders were kept.
+_ALL = {"covered": None}
 
 
-def _read(data: bytes) -> tuple[list[str], set[str]]:
-    """The listed paths and the covered folders of a list."""
-    paths, covered = _records(data)
+def _read(data: bytes) -> tuple[list[str], set[str] | None]:
+    """The listed paths and the covered folders (``None``: all) of a list."""
+    paths, covered, everything = _records(data)
     if data.startswith(_EVERYTHING):
-        return paths, set()
-    return paths, covered or set(_ALL)
-
-
-def _outermost(folders: set[str]) -> set[str]:
-    """``folders`` without those inside another of them."""
-    return {f for f in folders if not any(a in folders for a in _ancestors(f))}
-
-
-def _ancestors(folder: str) -> Iterator[str]:
-    while (parent := os.path.dirname(folder)) != folder:
-        yield parent
-        folder = parent
+        return paths, covered
+    if everything or not covered:  # (no records of folders: a list from before them)
+        return paths, None
+    return paths, covered
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -186,15 +172,21 @@ def _encode(paths: Iterable[str]) -> bytes:
     return b"".join(b"\n" + json.dumps(p).encode("ascii") for p in paths)
 
 
-def _encode_covered(folders: Iterable[str]) -> bytes:
-    """A record per covered folder: ``{"covered": folder}``."""
-    return b"".join(b"\n" + json.dumps({"covered": f}).encode("ascii") for f in sorted(folders))
+def _encode_covered(folders: set[str] | None) -> bytes:
+    """A record per covered folder (``{"covered": folder}``), the first line
+    ``true`` for none, or one record for all."""
+    if not folders:
+        return _EVERYTHING if folders is not None else b"\n" + json.dumps(_ALL).encode("ascii")
+    records = (json.dumps({"covered": f}).encode("ascii") for f in sorted(folders))
+    return b"".join(b"\n" + record for record in records)
 
 
-def _records(data: bytes) -> tuple[list[str], set[str]]:
-    """The listed paths, in order, and the covered folders, skipping a
-    record a crash cut short."""
-    paths, covered = [], set()
+def _records(data: bytes) -> tuple[list[str], set[str], bool]:
+    """The listed paths, in order, the covered folders, and whether every
+    folder is, skipping a record a crash cut short."""
+    paths: list[str] = []
+    covered: set[str] = set()
+    everything = False
     for line in data.splitlines():
         try:
             record = json.loads(line)
@@ -202,6 +194,8 @@ def _records(data: bytes) -> tuple[list[str], set[str]]:
             continue
         if isinstance(record, str):
             paths.append(record)
+        elif record == _ALL:
+            everything = True
         elif isinstance(record, dict) and isinstance(record.get("covered"), str):
             covered.add(record["covered"])
-    return paths, covered
+    return paths, covered, everything

@@ -148,13 +148,25 @@ class Rule:
 
 
 def lookup(record: dict[str, Any], field: str) -> Any:
-    """The value of ``field`` in a result record, or ``None``."""
+    """The value of ``field`` in a result record, or ``None``. Class names
+    are compared in NFC form, as rules take them (a model trained before
+    labels were may name ``café`` with a combining accent)."""
     if field in TOP_FIELDS:
-        return record.get(field)
+        return nfc(record.get(field)) if field == "label" else record.get(field)
     if field in SIGNAL_FIELDS:
         return (record.get("signal") or {}).get(field)
     prefix, _, name = field.partition(".")
-    return (record.get(RECORD_KEYS.get(prefix, prefix)) or {}).get(name)
+    table = record.get(RECORD_KEYS.get(prefix, prefix)) or {}
+    if prefix == "votes":
+        return nfc(table.get(name))
+    if prefix in CLASS_PREFIXED and name not in table:
+        table = {nfc(key): value for key, value in table.items()}
+    return table.get(name)
+
+
+def nfc(value: Any) -> Any:
+    """A text in Unicode's NFC form; anything else as it is."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
 
 def _number(text: str) -> float | None:

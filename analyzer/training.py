@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -314,7 +315,8 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
 
 def _natural(name: str) -> list[tuple[int, int | str]]:
     """A sort key that puts numbers in a name in numeric order."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+    # (isdecimal: int() reads every such digit; "²" is a digit it cannot read)
+    return [(0, int(p)) if p.isdecimal() else (1, p) for p in re.split(r"(\d+)", name)]
 
 
 def folds_for(
@@ -326,7 +328,7 @@ def folds_for(
     fold, or one whose training side lacks a class.
     """
     if all(f is not None for f in given):
-        names = sorted({str(f) for f in given}, key=_natural)  # 1, 2, ..., 10; not 1, 10, 2
+        names = sorted({str(f) for f in given}, key=lambda n: (_natural(n), n))  # 1, 2, ..., 10
         column = np.array([str(f) for f in given])
         folds = [(np.flatnonzero(column != name), np.flatnonzero(column == name)) for name in names]
         classes = set(labels.tolist())
@@ -767,7 +769,9 @@ def evaluate(
         with failures_named(feats.failures):
             raise UsageError("none of the clips could be analyzed; nothing to evaluate")
     clips = [dataset.clips[i] for i in feats.kept]
-    y = np.array([c.label for c in clips])
+    # Labels are in NFC form; a model trained before they were may spell one otherwise.
+    spelled = {unicodedata.normalize("NFC", c): c for c in model.card.classes}
+    y = np.array([spelled.get(c.label, c.label) for c in clips])
     classes = sorted(set(model.card.classes) | set(y.tolist()))
     proba = _align(ensemble.predict_proba(feats.X), [str(c) for c in ensemble.classes_], classes)
     unknown = sorted(set(y.tolist()) - set(model.card.classes))

@@ -337,7 +337,7 @@ def junit_xml(
                 case,
                 "error",
                 type=result.error.kind,
-                message=f"{result.status}: {result.error.kind}",
+                message=f"{result.status}: {result.error.kind}" + (f"; {note}" if note else ""),
             )
             element.text = xml_text(result.error.message)
         elif failed_rules.get(result.path) or note:

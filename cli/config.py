@@ -40,13 +40,15 @@ def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
             if not path.is_file():
                 continue
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                raw = path.read_bytes()
+            except OSError as exc:
+                if name == "pyproject.toml":
+                    continue  # another user's project, say: not this run's settings
                 raise click.UsageError(f"cannot read {path}: {exc}") from None
             try:
-                data = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                if name == "pyproject.toml" and "harken" not in text:
+                data = tomllib.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                if name == "pyproject.toml" and b"harken" not in raw:
                     continue  # another project's broken file, which says nothing to harken
                 raise click.UsageError(f"cannot read {path}: {exc}") from None
             if name == "harken.toml":
@@ -148,7 +150,10 @@ def default_map(group: click.Group, path: Path, config: dict[str, Any]) -> dict[
             raise click.UsageError(
                 f"{path}: [{'.'.join(prefix)}] is not a harken command with options{hint}"
             )
-        for option, setting in values.items():
+        # A table's own options first, then its subcommands' tables, whose
+        # options win (TOML keeps [cache.prune] inside [cache], in file order).
+        ordered = sorted(values.items(), key=lambda item: isinstance(item[1], dict))
+        for option, setting in ordered:
             if isinstance(setting, dict):
                 table((*prefix, option), setting)
                 continue

@@ -184,27 +184,33 @@ def refuse_one_file_twice(*outputs: tuple[str | None, str]) -> None:
 def signals_raised(held: list[int]) -> Iterator[None]:
     """While files are analyzed, Ctrl-C raises ``KeyboardInterrupt`` and SIGTERM
     ``Terminated``, so that the scan stops and keeps what it finished. Around
-    it the scan holds both back (``signals_held``): one held before this
-    starts is raised at once. A signal ignored is left ignored."""
+    it the scan holds both back (``signals_held``, whose list is ``held``):
+    one held before this starts is raised at once, and one raised here is
+    put on the list, so that a second, while the outputs are written, goes
+    through. A signal ignored is left ignored."""
 
-    def terminated(signum: int, frame: object) -> None:
-        raise Terminated
+    def raising(signum: int, frame: object) -> None:
+        if not held:
+            held.append(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for signum, handler in (
-            (signal.SIGINT, signal.default_int_handler),
-            (signal.SIGTERM, terminated),
-        ):
+        for signum in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(signum) not in (signal.SIG_IGN, None):
-                previous[signum] = signal.signal(signum, handler)
+                previous[signum] = signal.signal(signum, raising)
     try:
         if held:
-            signal.raise_signal(held.pop())
+            signal.raise_signal(held[0])
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        # Both put back at once: a signal between the two would leave one raising.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
+        try:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 @click.command("scan")
@@ -654,6 +660,8 @@ def scan_command(
                     if directory
                     else ("nothing was cached (--no-cache)")
                 )
+                if run.stopped is None:  # after the last file, before the outputs were written
+                    kept = "the outputs are complete"
                 err.print(f"interrupted: {len(results)} of {len(files)} files done; {kept}")
                 sys.exit(stopped)
             if not allow_errors and any(r.status != "ok" for r in results):
@@ -723,6 +731,7 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
     or member the model does not have (they could never match)."""
     from analyzer.errors import HarkenError
     from analyzer.modelfile import resolve_model
+    from analyzer.policy import nfc
 
     segment = [(rule, field) for rule in rules for field in rule.segment_fields()]
     if segment and spec is None:
@@ -746,8 +755,9 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
         card = resolve_model(model).card
     except HarkenError as exc:
         raise HarkenUsageError(str(exc)) from None
+    classes = [nfc(c) for c in card.classes]  # as rules name them
     for rule, prefix, name in named:
-        what, known = ("member", card.members) if prefix == "votes" else ("class", card.classes)
+        what, known = ("member", card.members) if prefix == "votes" else ("class", classes)
         if name not in known:
             raise _bad_rule(
                 f"unknown {what} {name!r} in {rule.text!r}; the model's are {', '.join(known)}"
@@ -755,7 +765,7 @@ def _check_rule_fields(rules: list[Rule], spec: SegmentSpec | None, model: str |
     for rule, field, value in labels:
         # A file's label may also be "unknown" (below --min-confidence); a vote may not.
         unknown = " (and unknown)" if field == "label" else ""
-        if value not in card.classes and not (unknown and value == "unknown"):
+        if value not in classes and not (unknown and value == "unknown"):
             raise _bad_rule(
                 f"unknown class {value!r} in {rule.text!r}; the model's are"
                 f" {', '.join(card.classes)}{unknown}"

@@ -252,7 +252,10 @@ def test_a_pyproject_section_pasted_into_harken_toml_gets_a_hint(project: Path) 
 
 def test_a_table_may_name_one_subcommand(project: Path) -> None:
     # was "unknown option 'prune' for harken cache"
-    (project / "harken.toml").write_text('[cache.prune]\nolder-than = "1d"\n')
+    # [cache.prune] wins over [cache], wherever it is in the file
+    (project / "harken.toml").write_text(
+        '[cache.prune]\nolder-than = "1d"\n\n[cache]\nolder-than = "30d"\n'
+    )
     assert scan(str(project / "audio"), "-q", "-j", "1")[0] == 0  # makes the cache
     result = CliRunner().invoke(main, ["cache", "prune"], catch_exceptions=False)
     assert result.exit_code == 0 and "older than 1d" in result.stdout, result.stderr
@@ -266,6 +269,9 @@ def test_a_table_may_name_one_subcommand(project: Path) -> None:
 
 def test_another_projects_broken_pyproject_is_passed_over(project: Path) -> None:
     # Every scan under it was "cannot read .../pyproject.toml" (exit 2).
+    (project / "pyproject.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')  # not UTF-8
+    code, _, err = scan(str(project / "audio"), "-q", "-j", "1")
+    assert code == 0, err
     (project / "pyproject.toml").write_text('[project]\nname = "x\n')
     (project / "deep" / "harken.toml").write_text("jobs = nonsense\n")
     code, _, err = scan(str(project / "audio"), "-q")

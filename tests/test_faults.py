@@ -279,8 +279,30 @@ def test_a_signal_after_the_last_file_waits_for_the_outputs(
         timeout=120,
     )
     assert done.returncode == expected, done.stderr
-    assert "interrupted: 3 of 3 files done" in done.stderr
+    assert "interrupted: 3 of 3 files done; the outputs are complete" in done.stderr
     assert len(out.read_text().splitlines()) == 3 and 'tests="3"' in junit.read_text()
+
+
+def test_a_signal_before_the_loop_stops_it_and_a_second_is_not_held() -> None:
+    from analyzer.interrupts import signals_held
+    from cli.scan import signals_raised
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with signals_held(None) as held:
+            os.kill(os.getpid(), signal.SIGINT)  # as the scan starts: held
+            time.sleep(0.05)
+            assert held == [signal.SIGINT]
+            with pytest.raises(KeyboardInterrupt), signals_raised(held):
+                time.sleep(10)  # the loop: not reached, the held signal stops it
+            held_back = signal.getsignal(signal.SIGTERM)
+            assert signal.getsignal(signal.SIGINT) is held_back  # both put back: the hold's
+            # Writing the outputs: a second Ctrl-C is one the user insists on.
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _starting_worker(sid: int) -> bool:

@@ -524,7 +524,7 @@ def test_changed_only_delivers_what_an_interrupted_run_analyzed(
 
 
 def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
-    from analyzer.delivery import Undelivered
+    from analyzer.delivery import Undelivered, _encode
 
     names = ["plain.wav", "new\nline.wav", "latin1-\udce9.wav", 'q"uote.wav']
     names = [os.path.abspath(name) for name in names]  # (kept absolute)
@@ -547,6 +547,14 @@ def test_the_undelivered_list_keeps_any_name(tmp_path: Path) -> None:
     listed.remove(names[:2], names[:2])
     assert listed.listed().paths == set(names[2:]) and all(n in listed.listed() for n in names[2:])
     assert here not in Undelivered(str(tmp_path / "nowhere")).listed()
+    # A folder covers its own files, not its subfolders' (a --files-from run).
+    below = os.path.join(os.path.dirname(here), "sub", "x.wav")
+    assert below in listed.listed()
+    # A list from before folders were kept: every folder is covered, and stays so.
+    listed.path.write_bytes(_encode([names[0]]))
+    assert listed.listed().paths == {names[0]} and below not in listed.listed()
+    listed.remove([names[0]], [here])
+    assert listed.listed().paths == set() and below not in listed.listed()
 
 
 def test_a_folder_that_joins_the_changed_only_job_is_written_out_once(

@@ -309,8 +309,20 @@ def test_baseline_reports_a_renamed_file_as_moved(folder: Path, tmp_path: Path) 
     assert code == 0
     assert "baseline: 0 new, 0 removed, 1 moved, 0 relabeled" in err
     assert f"moved     {folder / 'sub' / 'notes.wav'} -> {folder / 'notes-renamed.wav'}" in err
-    code, _, _ = run(str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change")
+    junit = tmp_path / "junit.xml"
+    code, _, _ = run(
+        str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change", "--junit", str(junit)
+    )
     assert code == EXIT_RULES  # a rename is a change of the data set
+    failures = [f.get("message") for f in ET.parse(junit).getroot().iter("failure")]
+    assert failures == [f"moved from {folder / 'sub' / 'notes.wav'} since the baseline"]
+    # A changed file that cannot be analyzed now says both.
+    (folder / "quiet.wav").write_bytes(b"not audio any more")
+    run(
+        str(folder), "-j", "1", "--baseline", str(before), "--fail-on-change", "--junit", str(junit)
+    )
+    errors = [e.get("message") for e in ET.parse(junit).getroot().iter("error")]
+    assert errors == ["error: unsupported; relabeled since the baseline: silence -> error"]
 
 
 def _result(path: str, label: str, digest: str | None) -> FileResult:
@@ -480,3 +492,7 @@ def test_classes_named_in_any_script_or_with_spaces() -> None:
     assert parse_rule(f"label == '{decomposed}'").fails(record)
     assert parse_rule(f"probabilities.{decomposed} < 0.5").fails(record)
     assert parse_rule("label in {नमस्ते, café}").values == (("label", "नमस्ते"), ("label", "café"))
+    # and a model trained before labels were NFC names its class the other way
+    older = {"label": decomposed, "probabilities": {decomposed: 0.3}, "votes": {"m": decomposed}}
+    for rule in ("label == café", "probabilities.café < 0.5", "votes.m == café"):
+        assert parse_rule(rule).fails(older), rule
