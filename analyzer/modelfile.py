@@ -9,6 +9,7 @@ cached run light. Pickle files are never loaded.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -107,13 +108,18 @@ def resolve_model(path: str | Path | None = None) -> ModelRef:
     return _resolve(model_path, st.st_size, st.st_mtime_ns)
 
 
-@cache
-def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
-    """The reference of a model file, once per version of the file."""
+def read_card(path: str | Path) -> tuple[dict[str, Any], str]:
+    """A model file's card and fingerprint, whether or not this harken can
+    use the model (``harken model show`` of one built by another version)."""
+    path = str(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from None
+    return _card_of(path, data), fingerprint_of(data)
+
+
+def _card_of(path: str, data: bytes) -> dict[str, Any]:
     if not data.startswith(b"PK"):
         # A pickle starts with its protocol's opcode (0x80) on protocols 2 and later.
         what = (
@@ -123,12 +129,23 @@ def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
         )
         raise ModelError(f"{path} is {what}. Train a model with harken or save it with skops.")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             card = json.loads(archive.read(CARD_MEMBER))
     except (KeyError, zipfile.BadZipFile, ValueError) as exc:
         raise ModelError(f"{path} has no readable harken model card ({exc})") from None
     if not isinstance(card, dict):
         raise ModelError(f"{path} has no readable harken model card (not an object)")
+    return card
+
+
+@cache
+def _resolve(path: str, size: int, mtime_ns: int) -> ModelRef:
+    """The reference of a model file, once per version of the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from None
+    card = _card_of(path, data)
     lacking = [key for key in REQUIRED_CARD_KEYS if key not in card]
     if lacking:
         raise ModelError(f"{path}: its model card lacks {', '.join(lacking)}; retrain the model")

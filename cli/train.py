@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -363,13 +364,36 @@ def model_show(model: str | None, format: str) -> None:
     from analyzer.modelfile import resolve_model
     from cli.render import make_console, model_card
 
+    unusable = None
     try:
         with warnings_to(make_console(stderr=True)):
             ref = resolve_model(model)
+        card = {**ref.card.data, "fingerprint": ref.fingerprint, "id": ref.model_id}
+        card["path"] = ref.path
     except HarkenError as exc:
-        raise HarkenUsageError(str(exc)) from None
-    card = {**ref.card.data, "fingerprint": ref.fingerprint, "id": ref.model_id, "path": ref.path}
+        # A model this harken cannot use (another feature code) still has a
+        # card worth reading: its classes and data, to retrain it.
+        card, unusable = _card_anyway(model, exc), str(exc)
     if format == "json":
         print_json(card)
     else:
         model_card(make_console(stderr=False), card)
+    if unusable:
+        raise HarkenUsageError(f"harken cannot use this model: {unusable}")
+
+
+def _card_anyway(model: str | None, error: Exception) -> dict[str, Any]:
+    """The card of a model file that cannot be used, if it has a whole one."""
+    from analyzer.errors import HarkenError
+    from analyzer.modelfile import REQUIRED_CARD_KEYS, ModelCard, ModelRef, read_card
+
+    if model is None:
+        raise HarkenUsageError(str(error)) from None
+    try:
+        card, fingerprint = read_card(model)
+    except HarkenError:
+        raise HarkenUsageError(str(error)) from None
+    if any(key not in card for key in REQUIRED_CARD_KEYS):
+        raise HarkenUsageError(str(error)) from None
+    ref = ModelRef(path=os.path.realpath(model), fingerprint=fingerprint, card=ModelCard(card))
+    return {**card, "fingerprint": fingerprint, "id": ref.model_id, "path": ref.path}

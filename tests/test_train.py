@@ -799,8 +799,10 @@ def test_a_model_of_another_feature_code_or_an_invalid_config_is_refused(
         edited = tmp_path / name
         with zipfile.ZipFile(edited, "w") as archive:
             archive.writestr("harken/card.json", json.dumps({**card, **changes}))
-        code, _, err = invoke("model", "show", str(edited))
+        code, out, err = invoke("model", "show", str(edited), "-f", "json")
         assert code == EXIT_USAGE and message in err, (name, err)
+        # Its card is still shown: its classes and data, to retrain it.
+        assert json.loads(out)["classes"] == card["classes"] and "cannot use this model" in err
         code, _, err = invoke("scan", str(labeled / "tones"), "--model", str(edited), "-j", "1")
         assert code == EXIT_USAGE and message in err, (name, err)
 
