@@ -275,6 +275,14 @@ class ResultCache:
     ) -> None:
         self._set(f"segments/{content_hash}/{feature_key}/{fingerprint}/{spec_key}", timeline)
 
+    def get_untrusted(self, fingerprint: str) -> list[str] | None:
+        """The types a model file holds beyond the allow-list, once found."""
+        value = self._get(f"untrusted/{fingerprint}")
+        return value.get("types") if isinstance(value, dict) else None
+
+    def put_untrusted(self, fingerprint: str, types: list[str]) -> None:
+        self._set(f"untrusted/{fingerprint}", {"types": types})
+
     # --- management: harken cache info / clear / prune, and the size limit ---
 
     def info(self) -> dict[str, Any]:

@@ -176,6 +176,30 @@ def fingerprint_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def untrusted_types(ref: ModelRef) -> list[str]:
+    """The types in a model file beyond harken's allow-list: what only
+    ``--trust-model`` lets load (imports skops and scikit-learn)."""
+    try:
+        data = Path(ref.path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {ref.path}: {exc.strerror or exc}") from None
+    return _untrusted_in(data)
+
+
+def _untrusted_in(data: bytes) -> list[str]:
+    import skops.io as sio
+
+    return sorted(set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES)
+
+
+def untrusted(ref: ModelRef, types: list[str]) -> ModelError:
+    """The refusal of a model file that holds ``types``."""
+    return ModelError(
+        f"{ref.path} holds types harken does not trust: {', '.join(types)}."
+        " Load it only if you trust its author (--trust-model)."
+    )
+
+
 def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = None) -> Any:
     """Load the fitted ensemble of a model file.
 
@@ -223,11 +247,7 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
                 # twice: skops audits every type before it builds anything.
                 loaded = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
     except UntrustedTypesFoundException:
-        unknown = sorted(set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES)
-        raise ModelError(
-            f"{ref.path} holds types harken does not trust: {', '.join(unknown)}."
-            " Load it only if you trust its author (--trust-model)."
-        ) from None
+        raise untrusted(ref, _untrusted_in(data)) from None
     except Exception as exc:
         raise ModelError(
             f"{ref.path}: the model could not be loaded ({exc}).{_what_to_do(ref)}"

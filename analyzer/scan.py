@@ -219,6 +219,11 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         local = config.backend != "dask"
         if reuse or (tasks and jobs <= 1 and local):
             ensemble_for(model, trust=config.trust_model)
+        elif known and not tasks and not config.trust_model:
+            # Nothing loads the model, which would refuse untrusted types: a
+            # run from the cache must refuse them too (results cached by a
+            # --trust-model run made the same command pass or fail by cache).
+            refuse_untrusted(model, cache)
         threshold = unknown_threshold(model, config.min_confidence)
         for outcome in known:
             yield thresholded(outcome, threshold)
@@ -235,6 +240,22 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
             yield thresholded(Outcome(output.result, cached=False), threshold)
     finally:
         cache.close()
+
+
+def refuse_untrusted(model: ModelRef, cache: ResultCache) -> None:
+    """Raise ``ModelError`` if ``model`` holds types beyond the allow-list.
+    Found once per model file and cache (it imports skops); the shipped
+    model is harken's own."""
+    from analyzer.modelfile import DEFAULT_MODEL_PATH, untrusted, untrusted_types
+
+    if model.path == str(DEFAULT_MODEL_PATH.resolve()):
+        return
+    types = cache.get_untrusted(model.fingerprint)
+    if types is None:
+        types = untrusted_types(model)
+        cache.put_untrusted(model.fingerprint, types)
+    if types:
+        raise untrusted(model, types)
 
 
 def _on_cluster(

@@ -835,6 +835,26 @@ def _resaved(model: Path, target: Path, edit: Callable[[Any], None], **card: Any
     return target
 
 
+def test_a_model_with_untrusted_types_is_refused_cached_or_not(
+    model: Path, labeled: Path, tmp_path: Path
+) -> None:
+    """Refused unless --trust-model, and the same from the cache: results a
+    --trust-model run cached made the same command pass (nothing loaded it)."""
+    import collections
+
+    def add(ensemble: Any) -> None:
+        ensemble.notes_ = collections.Counter(a=1)  # a type outside the allow-list
+
+    edited = _resaved(model, tmp_path / "untrusted.skops", add)
+    scan = ("scan", str(labeled / "tones"), "--model", str(edited), "-j", "1", "-q")
+    for trust in ((), ("--trust-model",), ()):
+        code, _, err = invoke(*scan, *trust)
+        if trust:
+            assert code == 0, err
+        else:
+            assert code == EXIT_USAGE and "does not trust: collections.Counter" in err, err
+
+
 def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_path: Path) -> None:
     """A model file keeps a few training rows with its members' answers; loaded
     where it answers otherwise (another scikit-learn), it is refused with what
