@@ -18,6 +18,7 @@ import stat
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -408,7 +409,7 @@ def label_file_names(results: Iterable[FileResult], limit: int = 255) -> dict[st
     The name is the audio file's name as ``displayed`` (a newline as
     ``\\x0a``) plus ``.txt`` (``talk.wav.txt``); when several files would
     get one name (files of one name in different folders, or names that
-    print alike), each of them
+    print alike, or that differ only in case or Unicode form), each of them
     gets the start of a hash of its path too (``talk.wav.3fa4c2d1.txt``), so
     no track overwrites another. A name longer than ``limit`` bytes (the
     folder's ``NAME_MAX``) is cut short and gets the hash as well
@@ -420,11 +421,14 @@ def label_file_names(results: Iterable[FileResult], limit: int = 255) -> dict[st
 
     with_line = [r for r in results if r.timeline is not None]
     bases = {r.path: displayed(os.path.basename(r.path)) for r in with_line}
-    counts = Counter(bases.values())
+    # Names one file system may take for one: é as one character or two
+    # (macOS), and letters in another case (macOS, Windows).
+    alike = {base: unicodedata.normalize("NFC", base).casefold() for base in bases.values()}
+    counts = Counter(alike[base] for base in bases.values())
     names = {}
     for path, base in bases.items():
         name = f"{base}.txt"
-        if counts[base] > 1 or len(os.fsencode(name)) > limit:
+        if counts[alike[base]] > 1 or len(os.fsencode(name)) > limit:
             tag = hashlib.blake2b(os.fsencode(path), digest_size=4).hexdigest()
             start = cut_to_bytes(base, limit - len(f".{tag}.txt"))
             name = f"{start}.{tag}.txt" if start else f"{tag}.txt"

@@ -94,7 +94,8 @@ def summary_line(results: Sequence[FileResult], *, cached: int, seconds: float) 
     labels = Counter(r.label for r in results if r.label)
     parts = [f"{statuses.get('ok', 0)} ok"]
     parts += [f"{n} {s}" for s, n in sorted(statuses.items()) if s != "ok"]
-    line = f"{len(results)} files in {seconds:.1f} s ({cached} cached): " + ", ".join(parts)
+    files = "1 file" if len(results) == 1 else f"{len(results)} files"
+    line = f"{files} in {seconds:.1f} s ({cached} cached): " + ", ".join(parts)
     if labels:
         line += "; " + ", ".join(f"{label} {n}" for label, n in labels.most_common())
     return line
@@ -102,8 +103,11 @@ def summary_line(results: Sequence[FileResult], *, cached: int, seconds: float) 
 
 def make_console(*, stderr: bool) -> Console:
     """A console for results (stdout) or for log lines (stderr, never wrapped)."""
-    # No markup on stderr: file names like "[bold]x.wav" are printed as they are.
-    console = Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr)
+    # No markup on stderr, and no emoji codes anywhere: file names like
+    # "[bold]x.wav" and ":warning:.wav" are printed as they are.
+    console = Console(
+        stderr=stderr, highlight=False, soft_wrap=stderr, markup=not stderr, emoji=False
+    )
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     if not stderr and not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped (| cat, > file): Rich would cut tables to 80 columns; a table

@@ -434,6 +434,15 @@ def test_control_characters_in_names_never_reach_the_terminal(folder: Path) -> N
             assert {json.loads(line)["path"] for line in out.splitlines()} >= {str(folder / name)}
 
 
+def test_emoji_codes_in_names_are_printed_as_they_are(folder: Path) -> None:
+    # -v, the rule report and the errors showed ':warning:.wav' as '⚠.wav'
+    write(folder / ":warning:.wav", chord(1.0))
+    (folder / ":fire:.wav").write_bytes(b"not audio")
+    _, out, err = run(str(folder), "-j", "1", "-v", "--fail-on", "status == ok", "-f", "table")
+    assert err.count(":warning:.wav") >= 2 and ":fire:.wav" in err
+    assert "\u26a0" not in err and "\U0001f525" not in err and ":warning:" in out
+
+
 def test_numbers_compare_alike_in_sets_and_equality() -> None:
     assert parse_rule("sample_rate in {8000.0, 16000}").fails(RECORD)
     assert parse_rule("duration in {0.8}").fails(RECORD)

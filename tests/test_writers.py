@@ -404,6 +404,14 @@ def test_a_label_track_name_has_no_control_characters() -> None:
     assert writers.label_file_names([timed(paths[0])]) == {paths[0]: "a\\x0ab.wav.txt"}
 
 
+def test_label_track_names_one_file_system_takes_for_one_are_tagged() -> None:
+    # café as one character and as two (macOS), Talk and talk (macOS, Windows)
+    paths = ["a/caf\u00e9.wav", "b/cafe\u0301.wav", "a/Talk.wav", "b/talk.wav", "c/x.wav"]
+    names = writers.label_file_names([timed(p) for p in paths])
+    assert names["c/x.wav"] == "x.wav.txt"
+    assert all(names[p] == f"{os.path.basename(p)}.{tag(p)}.txt" for p in paths[:4])
+
+
 def test_a_label_track_name_beyond_255_bytes_is_cut_and_tagged() -> None:
     path = "in/" + "y" * 248 + ".wav"  # + ".txt": 256 bytes
     name = writers.label_file_names([timed(path)])[path]
