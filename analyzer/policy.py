@@ -287,7 +287,7 @@ class _Parser:
             kind, name = "word", f"{head}.{quoted[1:-1]}"
         prefix = name.partition(".")[0]
         if prefix in CLASS_PREFIXED:
-            name = unicodedata.normalize("NFC", name)  # as classes are named
+            name = nfc(name)  # as classes are named
         known = (
             name in TOP_FIELDS
             or name in SIGNAL_FIELDS
@@ -320,7 +320,7 @@ class _Parser:
             if field in LIBSNDFILE_NAMES:
                 value = value.upper()
             if field == "label" or field.startswith("votes."):
-                value = unicodedata.normalize("NFC", value)  # as classes are named
+                value = nfc(value)  # as classes are named
             known = KNOWN_VALUES.get(field)
             if known is not None and value not in known:
                 self.fail(pos, f"unknown {field} {typed!r}; it is one of {', '.join(known)}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ import numpy as np
 
 from analyzer.analysis import DEFAULT_TIMEOUT, Settings, Task
 from analyzer.cache import Identities, ResultCache
-from analyzer.dataset import Dataset, LabeledClip
+from analyzer.dataset import Dataset, LabeledClip, class_name
 from analyzer.errors import UsageError
 from analyzer.featureconfig import FeatureConfig
 from analyzer.modelfile import ModelRef
@@ -770,7 +769,7 @@ def evaluate(
             raise UsageError("none of the clips could be analyzed; nothing to evaluate")
     clips = [dataset.clips[i] for i in feats.kept]
     # Labels are in NFC form; a model trained before they were may spell one otherwise.
-    spelled = {unicodedata.normalize("NFC", c): c for c in model.card.classes}
+    spelled = {class_name(c): c for c in model.card.classes}
     y = np.array([spelled.get(c.label, c.label) for c in clips])
     classes = sorted(set(model.card.classes) | set(y.tolist()))
     proba = _align(ensemble.predict_proba(feats.X), [str(c) for c in ensemble.classes_], classes)
