@@ -46,8 +46,13 @@ def globs(name: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,)
-    patterns = tuple(value)
+        value = (value,)
+    try:
+        patterns = tuple(value)
+    except TypeError:  # (3: "'int' object is not iterable", without a name)
+        patterns = (value,)
     if not all(isinstance(p, str) for p in patterns):
         raise TypeError(f"{name} must be a string or strings, not {value!r}")
+    if "" in patterns:  # it matches no file: a run that finds nothing and exits 0
+        raise ValueError(f"{name}: an empty pattern matches no file")
     return patterns

@@ -74,6 +74,17 @@ class Line(click.ParamType):
         return str(value)
 
 
+class Glob(Line):
+    """A glob pattern (--include, --exclude); an empty one matches no file."""
+
+    name = "GLOB"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not str(value):  # a run that found nothing would exit 0
+            self.fail("an empty pattern matches no file", param, ctx)
+        return str(value)
+
+
 class PathLines(click.Path):
     """A path option given many times; from a variable, one path a line
     (click.Path would split it at ':', as it does PATH)."""
@@ -228,7 +239,7 @@ def signals_raised(held: list[int]) -> Iterator[None]:
 @click.option(
     "--include",
     multiple=True,
-    type=Line(),
+    type=Glob(),
     metavar="GLOB",
     help="Only files matching GLOB, case-sensitive (replaces the default audio"
     " extensions, which match any case; repeatable).",
@@ -236,7 +247,7 @@ def signals_raised(held: list[int]) -> Iterator[None]:
 @click.option(
     "--exclude",
     multiple=True,
-    type=Line(),
+    type=Glob(),
     metavar="GLOB",
     help="Skip files matching GLOB (repeatable).",
 )

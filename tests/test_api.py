@@ -126,6 +126,10 @@ def test_one_glob_is_a_glob_not_its_characters(corpus: list[str]) -> None:
     assert corpus[4] not in analyzer.discover(folder, exclude="junk.wav")
     with pytest.raises(TypeError, match="include must be a string or strings"):
         analyzer.discover(folder, include=[1])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="include must be a string or strings, not 3"):
+        analyzer.discover(folder, include=3)  # type: ignore[arg-type]  (was: 'int' object ...)
+    with pytest.raises(ValueError, match="an empty pattern matches no file"):
+        analyzer.discover(folder, exclude=["*.flac", ""])  # (it found nothing, quietly)
     assert analyzer.discover(folder, include=None) == analyzer.discover(folder)  # type: ignore[arg-type]
 
 

@@ -206,6 +206,8 @@ def test_include_exclude_and_files_from(audio_dir: Path, tmp_path: Path) -> None
     code, out, _ = run(str(audio_dir), "-j", "1", "-f", "jsonl", "--include", "*")
     assert code == EXIT_ERRORS  # notes.txt is taken, and is not audio
     assert len(records(out)) == 6
+    code, _, err = run(str(audio_dir), "--include", "")  # found nothing, and exited 0
+    assert code == EXIT_USAGE and "an empty pattern matches no file" in err
     listing = f"{audio_dir / 'tone.wav'}\n\n{audio_dir / 'missing.wav'}\n"
     code, out, _ = run("--files-from", "-", "-j", "1", "-f", "jsonl", input=listing)
     rows = records(out)
