@@ -53,6 +53,4 @@ def globs(name: str, value: Any) -> tuple[str, ...]:
         patterns = (value,)
     if not all(isinstance(p, str) for p in patterns):
         raise TypeError(f"{name} must be a string or strings, not {value!r}")
-    if "" in patterns:  # it matches no file: a run that finds nothing and exits 0
-        raise ValueError(f"{name}: an empty pattern matches no file")
     return patterns

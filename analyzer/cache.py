@@ -1,6 +1,6 @@
 """The on-disk result cache (diskcache), written only by the parent process.
 
-Three kinds of entry, keyed as DESIGN.md says:
+The kinds of entry, keyed as DESIGN.md says:
 
 - ``file/<hash of the absolute path>`` -> the file's
   ``(size, mtime_ns, ctime_ns, inode)`` and content hash.
@@ -13,6 +13,9 @@ Three kinds of entry, keyed as DESIGN.md says:
 - ``segments/<content hash>/<feature key>/<model fingerprint>/<segment spec>``
   -> the timeline of ``--segments`` (``SegmentSpec.key()``: window, hop and
   smoothing), as the record's timeline keys.
+- ``unaudited/<model fingerprint>/skops-<version>`` -> the types in a model
+  file that skops does not trust by default, so that a run answered from
+  the cache refuses an untrusted model without importing skops again.
 
 Values are plain dicts of str/float/bytes, so reading them imports neither
 numpy nor scikit-learn.
@@ -275,13 +278,15 @@ class ResultCache:
     ) -> None:
         self._set(f"segments/{content_hash}/{feature_key}/{fingerprint}/{spec_key}", timeline)
 
-    def get_untrusted(self, fingerprint: str) -> list[str] | None:
-        """The types a model file holds beyond the allow-list, once found."""
-        value = self._get(f"untrusted/{fingerprint}")
-        return value.get("types") if isinstance(value, dict) else None
+    def get_unaudited(self, key: str) -> list[str] | None:
+        """The types a model file holds that skops does not trust by default,
+        once found (``key``: its fingerprint and the skops version)."""
+        value = self._get(f"unaudited/{key}")
+        types = value.get("types") if isinstance(value, dict) else None
+        return types if isinstance(types, list) else None
 
-    def put_untrusted(self, fingerprint: str, types: list[str]) -> None:
-        self._set(f"untrusted/{fingerprint}", {"types": types})
+    def put_unaudited(self, key: str, types: list[str]) -> None:
+        self._set(f"unaudited/{key}", {"types": types})
 
     # --- management: harken cache info / clear / prune, and the size limit ---
 

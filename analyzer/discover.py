@@ -222,6 +222,8 @@ def discover(
     ``exclude`` applies to every path, ``include`` only to walked folders.
     """
     include, exclude = globs("include", include), globs("exclude", exclude)  # one, or many
+    if "" in include:  # a run that found nothing would end as if all were well
+        raise ValueError("include: an empty pattern matches no file")
     found: list[str] = []
     if isinstance(paths, (str, bytes, os.PathLike)):  # one path, not its characters
         paths = [paths]

@@ -176,14 +176,28 @@ def fingerprint_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def untrusted_types(ref: ModelRef) -> list[str]:
-    """The types in a model file beyond harken's allow-list: what only
-    ``--trust-model`` lets load (imports skops and scikit-learn)."""
+def _read_model(ref: ModelRef) -> bytes:
+    """The bytes of ``ref``'s file, as they were when it was resolved."""
     try:
         data = Path(ref.path).read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read model file {ref.path}: {exc.strerror or exc}") from None
-    return _untrusted_in(data)
+    # Results are labelled and cached under the fingerprint read when the
+    # run started: a file replaced since would give them another model's answers.
+    if fingerprint_of(data) != ref.fingerprint:
+        raise ModelError(
+            f"{ref.path} changed while harken was using it (it is no longer"
+            f" {ref.model_id}); run again"
+        )
+    return data
+
+
+def unaudited_types(ref: ModelRef) -> list[str]:
+    """The types in a model file that skops does not trust by default, before
+    harken's allow-list (imports skops and scikit-learn)."""
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=_read_model(ref)))
 
 
 def _untrusted_in(data: bytes) -> list[str]:
@@ -224,17 +238,7 @@ def load_ensemble(ref: ModelRef, *, trust: bool = False, data: bytes | None = No
     from analyzer.ensemble import VotingEnsemble
 
     if data is None:
-        try:
-            data = Path(ref.path).read_bytes()
-        except OSError as exc:
-            raise ModelError(f"cannot read model file {ref.path}: {exc.strerror or exc}") from None
-        # Results are labelled and cached under the fingerprint read when the
-        # run started: a file replaced since would give them another model's answers.
-        if fingerprint_of(data) != ref.fingerprint:
-            raise ModelError(
-                f"{ref.path} changed while harken was using it (it is no longer"
-                f" {ref.model_id}); run again"
-            )
+        data = _read_model(ref)
     try:
         with warnings.catch_warnings():
             # scikit-learn warns for every estimator saved by another version of

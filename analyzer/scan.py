@@ -219,7 +219,7 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
         local = config.backend != "dask"
         if reuse or (tasks and jobs <= 1 and local):
             ensemble_for(model, trust=config.trust_model)
-        elif known and not tasks and not config.trust_model:
+        elif not tasks and not config.trust_model and any(o.result.prediction for o in known):
             # Nothing loads the model, which would refuse untrusted types: a
             # run from the cache must refuse them too (results cached by a
             # --trust-model run made the same command pass or fail by cache).
@@ -244,18 +244,22 @@ def scan(files: Sequence[str], config: ScanConfig | None = None) -> Iterator[Out
 
 def refuse_untrusted(model: ModelRef, cache: ResultCache) -> None:
     """Raise ``ModelError`` if ``model`` holds types beyond the allow-list.
-    Found once per model file and cache (it imports skops); the shipped
-    model is harken's own."""
-    from analyzer.modelfile import DEFAULT_MODEL_PATH, untrusted, untrusted_types
+    What skops does not trust in the file is found once per model file,
+    skops version and cache (it imports skops), and held against the
+    allow-list of this harken; the shipped model is harken's own."""
+    from importlib.metadata import version
+
+    from analyzer.modelfile import DEFAULT_MODEL_PATH, TRUSTED_TYPES, unaudited_types, untrusted
 
     if model.path == str(DEFAULT_MODEL_PATH.resolve()):
         return
-    types = cache.get_untrusted(model.fingerprint)
+    key = f"{model.fingerprint}/skops-{version('skops')}"
+    types = cache.get_unaudited(key)
     if types is None:
-        types = untrusted_types(model)
-        cache.put_untrusted(model.fingerprint, types)
-    if types:
-        raise untrusted(model, types)
+        types = unaudited_types(model)
+        cache.put_unaudited(key, types)
+    if beyond := sorted(set(types) - TRUSTED_TYPES):
+        raise untrusted(model, beyond)
 
 
 def _on_cluster(

@@ -75,7 +75,7 @@ class Line(click.ParamType):
 
 
 class Glob(Line):
-    """A glob pattern (--include, --exclude); an empty one matches no file."""
+    """An --include pattern; an empty one matches no file."""
 
     name = "GLOB"
 
@@ -247,7 +247,7 @@ def signals_raised(held: list[int]) -> Iterator[None]:
 @click.option(
     "--exclude",
     multiple=True,
-    type=Glob(),
+    type=Line(),
     metavar="GLOB",
     help="Skip files matching GLOB (repeatable).",
 )

@@ -375,7 +375,7 @@ def model_show(model: str | None, format: str) -> None:
         # card worth reading: its classes and data, to retrain it.
         card, unusable = _card_anyway(model, exc), str(exc)
     if format == "json":
-        print_json(card)
+        print_json({**card, "usable": not unusable, **({"error": unusable} if unusable else {})})
     else:
         model_card(make_console(stderr=False), card)
     if unusable:
@@ -385,7 +385,7 @@ def model_show(model: str | None, format: str) -> None:
 def _card_anyway(model: str | None, error: Exception) -> dict[str, Any]:
     """The card of a model file that cannot be used, if it has a whole one."""
     from analyzer.errors import HarkenError
-    from analyzer.modelfile import REQUIRED_CARD_KEYS, ModelCard, ModelRef, read_card
+    from analyzer.modelfile import ModelCard, ModelRef, read_card
 
     if model is None:
         raise HarkenUsageError(str(error)) from None
@@ -393,7 +393,9 @@ def _card_anyway(model: str | None, error: Exception) -> dict[str, Any]:
         card, fingerprint = read_card(model)
     except HarkenError:
         raise HarkenUsageError(str(error)) from None
-    if any(key not in card for key in REQUIRED_CARD_KEYS):
-        raise HarkenUsageError(str(error)) from None
+    names = [card.get("classes"), card.get("members")]
+    whole = all(isinstance(n, list) and all(isinstance(x, str) for x in n) for n in names)
+    if not whole or not isinstance(card.get("feature_config"), dict):
+        raise HarkenUsageError(str(error)) from None  # (what the table shows is not there)
     ref = ModelRef(path=os.path.realpath(model), fingerprint=fingerprint, card=ModelCard(card))
     return {**card, "fingerprint": fingerprint, "id": ref.model_id, "path": ref.path}

@@ -465,6 +465,15 @@ def test_ctrl_c_after_the_work_is_done_keeps_the_exit_code_quietly(tmp_path: Pat
     assert json.loads(done.stdout.splitlines()[1])["error"]["kind"] == "not_found"
 
 
+def test_the_summary_line_counts_in_words() -> None:
+    from analyzer.results import FileResult
+    from cli.render import summary_line
+
+    one = [FileResult("a.wav", "ok")]
+    assert summary_line(one, cached=0, seconds=0.4).startswith("1 file in 0.4 s")  # "1 files"
+    assert summary_line(one * 2, cached=0, seconds=0.4).startswith("2 files in 0.4 s")
+
+
 def test_a_confidence_under_the_threshold_never_shows_as_the_threshold() -> None:
     from cli.render import confidence_shown
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from analyzer.modelfile import load_ensemble, resolve_model
 from cli import main
-from cli.scan import EXIT_USAGE
+from cli.scan import EXIT_ERRORS, EXIT_USAGE
 
 from signals import chord, noise, silence, tone, write
 
@@ -795,6 +795,11 @@ def test_a_model_of_another_feature_code_or_an_invalid_config_is_refused(
             "feature config is not valid",
         ),
     }
+    broken = tmp_path / "broken.skops"  # a card without what the table shows: refused only
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("harken/card.json", json.dumps({**card, "feature_config": None}))
+    code, out, err = invoke("model", "show", str(broken))
+    assert code == EXIT_USAGE and out == "" and "Traceback" not in err
     for name, (changes, message) in edits.items():
         edited = tmp_path / name
         with zipfile.ZipFile(edited, "w") as archive:
@@ -802,7 +807,11 @@ def test_a_model_of_another_feature_code_or_an_invalid_config_is_refused(
         code, out, err = invoke("model", "show", str(edited), "-f", "json")
         assert code == EXIT_USAGE and message in err, (name, err)
         # Its card is still shown: its classes and data, to retrain it.
-        assert json.loads(out)["classes"] == card["classes"] and "cannot use this model" in err
+        shown = json.loads(out)
+        assert shown["classes"] == card["classes"] and "cannot use this model" in err
+        assert shown["usable"] is False and message in shown["error"]
+        code, out, err = invoke("model", "show", str(edited))
+        assert code == EXIT_USAGE and "classes" in out and message in err
         code, _, err = invoke("scan", str(labeled / "tones"), "--model", str(edited), "-j", "1")
         assert code == EXIT_USAGE and message in err, (name, err)
 
@@ -853,6 +862,10 @@ def test_a_model_with_untrusted_types_is_refused_cached_or_not(
             assert code == 0, err
         else:
             assert code == EXIT_USAGE and "does not trust: collections.Counter" in err, err
+    # No file needs the model: a missing one is still just missing.
+    missing = str(tmp_path / "missing.wav")
+    code, out, err = invoke("scan", missing, "--model", str(edited), "-j", "1", "-f", "jsonl")
+    assert code == EXIT_ERRORS and json.loads(out)["error"]["kind"] == "not_found", err
 
 
 def test_a_model_that_no_longer_answers_as_saved_is_refused(model: Path, tmp_path: Path) -> None:
