@@ -1,9 +1,10 @@
-"""Holding SIGINT and SIGTERM back while something must not be cut short.
+"""SIGINT and SIGTERM around work that must not be cut short.
 
-Used where a signal's default (an exception, or the end of the process)
-would lose work: Dask's cluster start (cut short, it leaves a half-built
-cluster behind) and a scan's outputs (cut short after the last file, the
-whole report was lost). The caller answers the held signal afterwards.
+A scan analyzes with both raised as exceptions (``signals_raised``), so it
+stops and keeps what it finished, and holds them back around that
+(``signals_held``): cut short after the last file, its outputs were lost.
+Dask's cluster start is held too (cut short, it leaves a half-built cluster
+behind). The caller answers a held signal afterwards.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C, but exit 143. (A ``BaseException``,
+    like ``KeyboardInterrupt``: no per-file ``except Exception`` takes it for
+    the file's failure.)"""
 
 
 @contextlib.contextmanager
@@ -25,7 +32,7 @@ def signals_held(limit: float | None) -> Iterator[list[int]]:
     before (an escape if the body hangs). A signal ignored is left ignored;
     outside the main thread, where handlers cannot be set, nothing is held back."""
     arrived: list[int] = []
-    previous: dict[int, Any] = {}
+    previous: dict[int, Any] = {}  # (filled in place: hold may run before it is)
     main = threading.main_thread().ident
     timer: list[threading.Timer] = []
 
@@ -42,11 +49,7 @@ def signals_held(limit: float | None) -> Iterator[list[int]]:
                 late.start()
                 timer.append(late)
 
-    if threading.current_thread() is threading.main_thread():
-        for signum in HELD_SIGNALS:
-            # (None: a handler set outside Python, which could not be put back)
-            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
-                previous[signum] = signal.signal(signum, hold)
+    previous.update(_install(hold))
     try:
         yield arrived
     finally:
@@ -55,6 +58,47 @@ def signals_held(limit: float | None) -> Iterator[list[int]]:
         _restore(previous)
 
 
+@contextlib.contextmanager
+def signals_raised(held: list[int]) -> Iterator[None]:
+    """While files are analyzed, Ctrl-C raises ``KeyboardInterrupt`` and SIGTERM
+    ``Terminated``, so that the scan stops and keeps what it finished. Around
+    it the scan holds both back (``signals_held``, whose list is ``held``):
+    one held before this starts is raised at once, and one raised here is
+    put on the list, so that a second, while the outputs are written, goes
+    through. A signal ignored is left ignored."""
+
+    def raising(signum: int, frame: object) -> None:
+        if not held:
+            held.append(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+    previous = _install(raising)
+    try:
+        if held:
+            signal.raise_signal(held[0])
+        yield
+    finally:
+        _restore(previous)
+
+
+def _install(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """Set ``handler`` for the signals not ignored, in the main thread; the
+    handlers it replaced."""
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in HELD_SIGNALS:
+            # (None: a handler set outside Python, which could not be put back)
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
 def _restore(handlers: dict[int, Any]) -> None:
-    for signum, handler in handlers.items():
-        signal.signal(signum, handler)
+    """Put ``handlers`` back, all at once: a signal between two would find
+    one of them replaced and the other not."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(handlers))
+    try:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from analyzer.analysis import DEFAULT_MAX_DURATION, DEFAULT_TIMEOUT
-from analyzer.interrupts import signals_held
+from analyzer.interrupts import Terminated, signals_held, signals_raised
 from analyzer.segments import DEFAULT_SMOOTHING, MIN_WINDOW, SegmentSpec
 from analyzer.writers import FORMATS
 from cli.options import CountRange, NumberRange, cache_dir_option
@@ -49,10 +48,6 @@ class OutputError(click.ClickException):
     """An output file could not be written (a full disk, say): exit 4."""
 
     exit_code = EXIT_OUTPUT
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: stop like Ctrl-C, but exit 143."""
 
 
 def _lines(text: str) -> list[str]:
@@ -189,39 +184,6 @@ def refuse_one_file_twice(*outputs: tuple[str | None, str]) -> None:
                     f"{seen[where]} and {option} name the same file ({target}): give each its own"
                 )
             seen[where] = option
-
-
-@contextmanager
-def signals_raised(held: list[int]) -> Iterator[None]:
-    """While files are analyzed, Ctrl-C raises ``KeyboardInterrupt`` and SIGTERM
-    ``Terminated``, so that the scan stops and keeps what it finished. Around
-    it the scan holds both back (``signals_held``, whose list is ``held``):
-    one held before this starts is raised at once, and one raised here is
-    put on the list, so that a second, while the outputs are written, goes
-    through. A signal ignored is left ignored."""
-
-    def raising(signum: int, frame: object) -> None:
-        if not held:
-            held.append(signum)
-        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
-
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
-                previous[signum] = signal.signal(signum, raising)
-    try:
-        if held:
-            signal.raise_signal(held[0])
-        yield
-    finally:
-        # Both put back at once: a signal between the two would leave one raising.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
-        try:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 @click.command("scan")

@@ -284,8 +284,7 @@ def test_a_signal_after_the_last_file_waits_for_the_outputs(
 
 
 def test_a_signal_before_the_loop_stops_it_and_a_second_is_not_held() -> None:
-    from analyzer.interrupts import signals_held
-    from cli.scan import signals_raised
+    from analyzer.interrupts import signals_held, signals_raised
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
