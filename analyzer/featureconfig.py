@@ -50,6 +50,9 @@ TEXTURE_NAMES = (
 #: slow swells, phrases, syllables and beats, fast flutter (up to the frame rate's
 #: Nyquist frequency, 15.6 Hz at the defaults).
 MODULATION_EDGES_HZ = (0.25, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: The highest MFCC of the contour (``analyzer.contour``), from the 1st: the
+#: 0th is the level, which the contour has apart.
+CONTOUR_TOP_MFCC = 12
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class FeatureConfig:
     n_bands : int
         Coarse bands the mel bands are pooled into (``n_mels`` must be a
         multiple): each frame's level in each, against its mean over them.
+    contour_parts : int
+        Parts in time the sound is cut into for its contour
+        (``analyzer.contour``); 0 for none. Left out of ``to_dict`` when 0,
+        so the cards and cache keys of configs from before it are the same.
     """
 
     sample_rate: int = 16000
@@ -80,16 +87,21 @@ class FeatureConfig:
     n_mfcc: int = 20
     percentiles: tuple[int, ...] = (10, 50, 90)
     n_bands: int = 16
+    contour_parts: int = 0
 
     def __post_init__(self) -> None:
         if self.n_bands < 1 or self.n_mels % self.n_bands:
             raise ValueError(
                 f"n_mels ({self.n_mels}) must be a multiple of n_bands ({self.n_bands})"
             )
+        if self.contour_parts < 0:
+            raise ValueError(f"contour_parts must be 0 or more, not {self.contour_parts}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["percentiles"] = list(self.percentiles)
+        if not self.contour_parts:
+            del data["contour_parts"]
         return data
 
     @classmethod
@@ -130,7 +142,16 @@ class FeatureConfig:
         """Names of the vector's entries, in order."""
         stats = ["mean", "std", *(f"p{p}" for p in self.percentiles)]
         rows = [f"{row}_{stat}" for stat in stats for row in self.descriptor_names()]
-        return [*rows, *TEXTURE_NAMES, *self.modulation_names()]
+        return [*rows, *TEXTURE_NAMES, *self.modulation_names(), *self.contour_names()]
+
+    def contour_mfccs(self) -> range:
+        """The MFCCs of the contour."""
+        return range(1, min(CONTOUR_TOP_MFCC + 1, self.n_mfcc))
+
+    def contour_names(self) -> list[str]:
+        """Names of the contour entries: each part's MFCCs, then its level."""
+        per_part = [*(f"mfcc{i}" for i in self.contour_mfccs()), "level"]
+        return [f"part{part}_{name}" for part in range(self.contour_parts) for name in per_part]
 
     @property
     def n_features(self) -> int:

@@ -5,8 +5,9 @@ cache key built from them. ``FeatureStream`` turns a mono signal, pushed in
 blocks, into per-frame descriptors (every spectral one from the same STFT
 frames), summarised by mean, standard deviation and percentiles, then the
 texture and modulation of the whole stretch (``analyzer.texture``,
-``analyzer.modulation``). Digital silence at
-either end of a file is left out of its summary (``QUIET_EDGE_DB``).
+``analyzer.modulation``) and, if the config asks, its course in time
+(``analyzer.contour``). Digital silence at either end of a file is left out
+of its summary (``QUIET_EDGE_DB``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import cache
 
 import numpy as np
 
-from analyzer import modulation, spectral, texture
+from analyzer import contour, modulation, spectral, texture
 from analyzer.featureconfig import (
     CONTRAST_BANDS,
     CONTRAST_FMIN,
@@ -184,6 +185,9 @@ def _min_sound_frames(config: FeatureConfig) -> int:
 KEEP_FRAMES = 1 << 15
 #: Frames either side of a frame that its MFCC delta depends on (width 9).
 DELTA_CONTEXT = 4
+#: A long file's contour is put together from runs of this many frames (4 s
+#: at the defaults; 2.5 MB for 10 hours): a part's edge cuts one run at most.
+CONTOUR_RUN_FRAMES = 128
 #: The frames a delta next to a cut is fitted on (``analyzer.spectral.delta``).
 MEND_FRAMES = 2 * DELTA_CONTEXT + 1
 
@@ -489,6 +493,9 @@ class _Stretch:
         self.block_frames = 0
         self.stretch_sum = np.zeros(len(texture.TEXTURE_NAMES) + len(config.modulation_names()))
         self.stretch_frames = 0
+        # Per run of frames taken, in order: its frames, its loudest level and
+        # the sums of the contour rows (``_contour_runs``).
+        self.course: list[np.ndarray] = []
 
     @property
     def end(self) -> int:
@@ -505,6 +512,8 @@ class _Stretch:
         base = sample.base if sample.base is not None else sample
         if base.nbytes > 2 * sample.nbytes:  # a view would hold all of a larger array
             sample = sample.copy()
+        if self.config.contour_parts:
+            self.course.extend(_contour_runs(chunk, self.config))
         self._merge(n, mean, m2, [sample], [chunk[list(_stretch_rows(self.config))]])
 
     def follow(self, other: _Stretch) -> None:
@@ -517,6 +526,7 @@ class _Stretch:
             self.close_block()
         self.stretch_sum += other.stretch_sum
         self.stretch_frames += other.stretch_frames
+        self.course.extend(other.course)
         self._merge(other.frames, other.mean, other.m2, other.sample, other.block)
 
     def _merge(
@@ -572,7 +582,14 @@ class _Stretch:
         if self.block:
             self.close_block()
         stretch = _stretch_entries(self.stretch_sum / self.stretch_frames)
-        vector = np.concatenate([table.T.reshape(-1), stretch]).astype(np.float32)
+        course = np.zeros(0)
+        if self.config.contour_parts:
+            runs = np.array(self.course)
+            loudest = float(runs[:, 1].max())
+            course = contour.contour_of_sums(
+                runs[:, 0], runs[:, 2:], loudest, self.config.contour_parts
+            )
+        vector = np.concatenate([table.T.reshape(-1), stretch, course]).astype(np.float32)
         return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -583,7 +600,8 @@ def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
     ``rows`` is a ``[shape=(n_rows, frames)]`` array or any iterable of rows;
     the vector holds every row's mean, then every row's std, then each
     percentile of every row, then ``TEXTURE_NAMES``, then the modulation
-    entries (``config.modulation_names()``).
+    entries (``config.modulation_names()``), then the contour if the config
+    asks for one (``config.contour_names()``).
     """
     if isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[1] > 0:
         # One call per statistic (a window's vector is 35x faster this way);
@@ -600,8 +618,17 @@ def summarise(rows: Iterable[np.ndarray], config: FeatureConfig) -> np.ndarray:
         table = np.array(
             [[row.mean(), row.std(), *np.percentile(row, config.percentiles)] for row in rows]
         )
+    course = np.zeros(0)
+    if config.contour_parts:
+        mfcc_rows, level_row = _contour_rows(config)
+        mfcc = np.vstack([rows[r] for r in mfcc_rows])
+        course = contour.contour(mfcc, rows[level_row], config.contour_parts)
     vector = np.concatenate(
-        [table.T.reshape(-1).astype(np.float32), _stretch_entries_of(rows, config)]
+        [
+            table.T.reshape(-1).astype(np.float32),
+            _stretch_entries_of(rows, config),
+            course.astype(np.float32),
+        ]
     )
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -611,6 +638,27 @@ def _edge_rows(config: FeatureConfig) -> tuple[int, int, int]:
     """Rows ``without_quiet_edges`` reads or mends: RMS level, onset, change."""
     names = config.descriptor_names()
     return names.index("rms_db"), names.index("onset"), names.index("change")
+
+
+@cache
+def _contour_rows(config: FeatureConfig) -> tuple[tuple[int, ...], int]:
+    """Rows the contour is made of: its MFCCs, and the RMS level."""
+    names = config.descriptor_names()
+    mfccs = tuple(names.index(f"mfcc{i}") for i in config.contour_mfccs())
+    return mfccs, names.index("rms_db")
+
+
+def _contour_runs(columns: np.ndarray, config: FeatureConfig) -> list[np.ndarray]:
+    """What a long file keeps of descriptor columns for its contour, per run
+    of up to ``CONTOUR_RUN_FRAMES`` of them: the run's frames, its loudest
+    level and the sums of the contour rows."""
+    mfcc_rows, level_row = _contour_rows(config)
+    runs = []
+    for start in range(0, columns.shape[1], CONTOUR_RUN_FRAMES):
+        run = columns[[*mfcc_rows, level_row], start : start + CONTOUR_RUN_FRAMES]
+        head = [run.shape[1], float(run[-1].max())]
+        runs.append(np.concatenate([head, run.sum(axis=1, dtype=np.float64)]))
+    return runs
 
 
 @cache

@@ -569,6 +569,7 @@ def train(
     seed: int = 0,
     augment: int = 0,
     folds_from: str | None = None,
+    contour_parts: int = 0,
     on_done: Callable[[bool], None] | None = None,
 ) -> Trained:
     """Featurize, cross-validate (grouped, or the given folds), then fit on everything.
@@ -582,13 +583,14 @@ def train(
     (``analyzer.augment``) to every fit, and scores the models again on the
     test clips band-limited to 4 kHz (``narrowband``). ``folds_from`` names
     a manifest column whose every value is one test fold (``source``:
-    leave-one-source-out).
+    leave-one-source-out). ``contour_parts`` cuts each clip's sound into
+    that many parts in time for its contour (``analyzer.contour``).
     """
     from importlib.metadata import version
 
     from analyzer.ensemble import build_ensemble
 
-    config = FeatureConfig()
+    config = FeatureConfig(contour_parts=contour_parts)
     feats = featurize(
         dataset.clips,
         config=config,

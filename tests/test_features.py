@@ -23,6 +23,7 @@ CHANGES = {
     "n_mfcc": 13,
     "percentiles": (25, 50, 75),
     "n_bands": 8,
+    "contour_parts": 3,
 }
 
 
@@ -118,13 +119,19 @@ def test_feature_names_are_unique_and_counted() -> None:
 
 
 @pytest.mark.parametrize(
-    "config", [FeatureConfig(n_mfcc=13, percentiles=(50,)), FeatureConfig(percentiles=())]
+    "config",
+    [
+        FeatureConfig(n_mfcc=13, percentiles=(50,)),
+        FeatureConfig(percentiles=()),
+        FeatureConfig(n_mfcc=8, contour_parts=4),
+    ],
 )
 def test_n_features_follows_the_config(config: FeatureConfig) -> None:
     assert config.n_features == len(config.feature_names())
     per_row = len(config.descriptor_names()) * (2 + len(config.percentiles))
     modulation = len(config.modulated_rows()) * (len(MODULATION_EDGES_HZ) - 1)
-    assert config.n_features == per_row + len(TEXTURE_NAMES) + modulation
+    contour = config.contour_parts * (len(config.contour_mfccs()) + 1)
+    assert config.n_features == per_row + len(TEXTURE_NAMES) + modulation + contour
 
 
 # --- extraction ---------------------------------------------------------------------------

@@ -89,6 +89,8 @@ def test_texture_entries_come_after_the_row_statistics() -> None:
     start = len(CONFIG.descriptor_names()) * (2 + len(CONFIG.percentiles))
     texture = slice(start, start + len(TEXTURE_NAMES))
     assert NAMES[texture] == list(TEXTURE_NAMES)
-    assert NAMES[texture.stop :] == CONFIG.modulation_names()
+    modulation = slice(texture.stop, texture.stop + len(CONFIG.modulation_names()))
+    assert NAMES[modulation] == CONFIG.modulation_names()
+    assert NAMES[modulation.stop :] == CONFIG.contour_names()
     vector = extract(silence(3.0), CONFIG)
     assert not vector[texture].any()  # nothing to describe in silence

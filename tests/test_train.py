@@ -73,6 +73,7 @@ def test_train_reports_and_writes_a_model(model: Path) -> None:
     assert card["training"]["groups"] == 3  # rec0..rec2, across class folders
     assert card["id"].startswith("toy@")
     assert 0.0 <= card["unknown_threshold"] <= 0.7
+    assert card["feature_config"]["contour_parts"] == 3  # --contour's default
     ensemble = load_ensemble(resolve_model(model))
     assert ensemble.temperature_ == card["calibration"]["temperature"]
 
@@ -139,6 +140,8 @@ def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
         "json",
         "--members",
         "logreg",
+        "--contour",
+        "0",
         "-q",
     )
     assert code == 0, err
@@ -155,6 +158,7 @@ def test_manifest_with_official_folds(labeled: Path, tmp_path: Path) -> None:
     code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"), "-f", "json")
     card = json.loads(out)
     assert card["cross_validation"]["mean_fold_accuracy"] == per_fold["mean"]["ensemble"]
+    assert "contour_parts" not in card["feature_config"]  # as the default model's
     code, out, _ = invoke("model", "show", str(tmp_path / "m.skops"))
     assert "mean fold accuracy" in out
     args = ["--manifest", str(manifest), "-o", str(tmp_path / "m.skops"), "--members", "logreg"]
