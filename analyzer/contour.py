@@ -58,13 +58,19 @@ def contour(mfcc: np.ndarray, level: np.ndarray, parts: int) -> np.ndarray:
     return np.concatenate(means)
 
 
-def contour_of_sums(frames: np.ndarray, sums: np.ndarray, loudest: float, parts: int) -> np.ndarray:
-    """``contour`` of a long file from consecutive runs of frames: ``frames``
-    ``[shape=(runs,)]`` counts and ``sums`` ``[shape=(runs, n + 1)]``
-    of the ``mfcc`` rows and ``level`` in each run. A run that an edge cuts
-    counts in both parts by its share of frames; the whole stretch is the
-    course (files past ``features.KEEP_FRAMES`` frames keep no frames to
-    find their loud stretch in, and over minutes it is the whole file)."""
+def contour_of_sums(
+    frames: np.ndarray, loudest: np.ndarray, sums: np.ndarray, parts: int
+) -> np.ndarray:
+    """``contour`` of a long file from consecutive runs of frames, whose
+    frames are not kept: ``frames``, ``loudest`` (level) ``[shape=(runs,)]``
+    and ``sums`` ``[shape=(runs, n + 1)]`` of the ``mfcc`` rows and ``level``
+    in each run. The loud stretch is found to a run (from the first to the
+    last run whose loudest frame is within ``LOUD_RANGE_DB``), and a run that
+    a part's edge cuts counts in both parts by its share of frames."""
+    top = float(loudest.max())
+    loud = np.flatnonzero(loudest > top - LOUD_RANGE_DB)
+    first, last = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, frames.size)
+    frames, sums = frames[first:last], sums[first:last]
     ends = np.cumsum(frames, dtype=np.float64)
     starts = ends - frames
     edges = np.linspace(0.0, ends[-1], parts + 1)
@@ -72,6 +78,6 @@ def contour_of_sums(frames: np.ndarray, sums: np.ndarray, loudest: float, parts:
     for lo, hi in itertools.pairwise(edges):
         share = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)
         mean = (share / np.maximum(frames, 1)) @ sums / max(share.sum(), 1e-12)
-        mean[-1] -= loudest
+        mean[-1] -= top
         means.append(mean)
     return np.concatenate(means)

@@ -53,6 +53,9 @@ MODULATION_EDGES_HZ = (0.25, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: The highest MFCC of the contour (``analyzer.contour``), from the 1st: the
 #: 0th is the level, which the contour has apart.
 CONTOUR_TOP_MFCC = 12
+#: The most parts a contour may have: each adds 13 features, and a part of a
+#: short sound is a frame or two.
+MAX_PARTS = 20
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,11 @@ class FeatureConfig:
             raise ValueError(
                 f"n_mels ({self.n_mels}) must be a multiple of n_bands ({self.n_bands})"
             )
-        if self.contour_parts < 0:
-            raise ValueError(f"contour_parts must be 0 or more, not {self.contour_parts}")
+        parts = self.contour_parts
+        if isinstance(parts, bool) or not isinstance(parts, int) or not 0 <= parts <= MAX_PARTS:
+            raise ValueError(
+                f"contour_parts must be a whole number from 0 to {MAX_PARTS}, not {parts!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -186,7 +186,8 @@ KEEP_FRAMES = 1 << 15
 #: Frames either side of a frame that its MFCC delta depends on (width 9).
 DELTA_CONTEXT = 4
 #: A long file's contour is put together from runs of this many frames (4 s
-#: at the defaults; 2.5 MB for 10 hours): a part's edge cuts one run at most.
+#: at the defaults; 2.5 MB for 10 hours): its loud stretch is found to a run,
+#: and a part's edge cuts one run at most.
 CONTOUR_RUN_FRAMES = 128
 #: The frames a delta next to a cut is fitted on (``analyzer.spectral.delta``).
 MEND_FRAMES = 2 * DELTA_CONTEXT + 1
@@ -585,10 +586,8 @@ class _Stretch:
         course = np.zeros(0)
         if self.config.contour_parts:
             runs = np.array(self.course)
-            loudest = float(runs[:, 1].max())
-            course = contour.contour_of_sums(
-                runs[:, 0], runs[:, 2:], loudest, self.config.contour_parts
-            )
+            parts = self.config.contour_parts
+            course = contour.contour_of_sums(runs[:, 0], runs[:, 1], runs[:, 2:], parts)
         vector = np.concatenate([table.T.reshape(-1), stretch, course]).astype(np.float32)
         return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 

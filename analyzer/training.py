@@ -584,7 +584,8 @@ def train(
     test clips band-limited to 4 kHz (``narrowband``). ``folds_from`` names
     a manifest column whose every value is one test fold (``source``:
     leave-one-source-out). ``contour_parts`` cuts each clip's sound into
-    that many parts in time for its contour (``analyzer.contour``).
+    that many parts in time for its contour (``analyzer.contour``); none by
+    default here, as in the default model (``harken train`` asks for 3).
     """
     from importlib.metadata import version
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from analyzer.featureconfig import MAX_PARTS
 from cli.options import CountRange, NumberRange, cache_dir_option, format_option, print_json
 from cli.scan import (
     HarkenUsageError,
@@ -140,7 +141,7 @@ def with_data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--contour",
-    type=CountRange(min=0),
+    type=CountRange(min=0, max=MAX_PARTS),
     default=TRAIN_CONTOUR_PARTS,
     show_default=True,
     metavar="N",

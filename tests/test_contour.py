@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.contour import LOUD_RANGE_DB, contour
-from analyzer.featureconfig import FeatureConfig
+from analyzer.contour import LOUD_RANGE_DB, contour, contour_of_sums
+from analyzer.featureconfig import MAX_PARTS, FeatureConfig
 from analyzer.features import CONTOUR_RUN_FRAMES, FeatureStream, extract
 
 from signals import RATE, chord, noise, silence
@@ -82,25 +82,44 @@ def test_the_loud_stretch_starts_and_ends_within_range_of_the_loudest() -> None:
     np.testing.assert_allclose(course[:, 1], [-45.0, -47.5, -7.5])
 
 
-def test_a_long_file_gets_the_contour_of_all_its_sound() -> None:
-    """Past ``keep_frames`` no frames are kept to find the loud stretch in:
-    the contour is the thirds of all the sound, from sums over runs of
-    frames, close to the exact one where the sound fills the file."""
-    signal = np.concatenate(
-        [chord(40, seed=1), noise(40, seed=2, level=0.05), chord(40, seed=3) * 0.3]
-    )
+@pytest.mark.parametrize("pause", [False, True])
+def test_a_long_file_gets_the_contour_of_its_loud_stretch(pause: bool) -> None:
+    """Past ``keep_frames`` no frames are kept: the loud stretch is found to
+    a run of frames, from sums over runs, close to the exact contour. Digital
+    silence at the ends is left out, a pause inside is content, and a faint
+    tail is not the course."""
+    if pause:
+        sound = [silence(3), chord(60, seed=1), silence(50), chord(30, seed=3) * 0.3, silence(40)]
+    else:
+        faint = noise(100, seed=2, level=0.3 * 10 ** (-(LOUD_RANGE_DB + 20) / 20))
+        sound = [chord(40, seed=1), noise(40, seed=2, level=0.05), chord(40, seed=3) * 0.3, faint]
+    signal = np.concatenate(sound).astype(np.float32)
     exact, bounded = FeatureStream(CONFIG), FeatureStream(CONFIG, keep_frames=1024)
     for pos in range(0, signal.size, 65536):
         exact.push(signal[pos : pos + 65536])
         bounded.push(signal[pos : pos + 65536])
     truth, approx = parts(exact.vector()), parts(bounded.vector())
     assert exact.exact and not bounded.exact
-    # A run an edge cuts counts in both parts by its share of frames: off
-    # by at most that share of how far the parts differ.
-    share = CONTOUR_RUN_FRAMES / (exact.frames / PARTS)
-    spread = truth.max(axis=0) - truth.min(axis=0)
-    assert (np.abs(approx - truth) <= share * spread + 0.3).all()
-    assert truth[1, -1] < truth[0, -1] - 5  # the quieter middle third
+    # The stretch's ends are found to a run (whose frames outside it count),
+    # and a run that a part's edge cuts counts in both parts by its share:
+    # off by at most two runs' share of the values' range (the faint
+    # tail's level, 64 dB under the loudest, is within 60 dB of the parts').
+    share = 2 * CONTOUR_RUN_FRAMES / (exact.frames / PARTS)
+    assert (np.abs(approx - truth) <= share * (2 * np.abs(truth).max(axis=0) + 60)).all()
+    if pause:  # the middle third is mostly the pause
+        assert truth[1, -1] < -100 and approx[1, -1] < -100
+    else:  # the faint tail is left out, as in the exact contour
+        assert truth[-1, -1] > -20 and approx[-1, -1] > -20
+
+
+def test_runs_cut_by_a_part_count_by_their_share() -> None:
+    frames = np.array([3.0, 3.0, 3.0, 3.0])
+    loudest = np.array([-90.0, 0.0, -5.0, -45.0])  # the first and last: not loud
+    sums = np.array([[99.0, -270.0], [0.0, -6.0], [18.0, -24.0], [99.0, -135.0]])
+    course = contour_of_sums(frames, loudest, sums, PARTS).reshape(PARTS, 2)
+    # Frames 0-2 are 0s, frames 3-5 are 6s: thirds of two frames each.
+    np.testing.assert_allclose(course[:, 0], [0.0, 3.0, 6.0])
+    np.testing.assert_allclose(course[:, 1], [-2.0, -5.0, -8.0])
 
 
 def test_no_contour_unless_the_config_asks() -> None:
@@ -111,5 +130,6 @@ def test_no_contour_unless_the_config_asks() -> None:
     assert extract(noise(1.0), plain).size == plain.n_features
     assert FeatureConfig.from_dict(CONFIG.to_dict()) == CONFIG
     assert CONFIG.cache_key() != plain.cache_key()
-    with pytest.raises(ValueError, match="contour_parts"):
-        FeatureConfig(contour_parts=-1)
+    for bad in (-1, True, 1.5, MAX_PARTS + 1):
+        with pytest.raises(ValueError, match="contour_parts must be a whole number"):
+            FeatureConfig(contour_parts=bad)  # type: ignore[arg-type]

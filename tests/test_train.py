@@ -227,6 +227,8 @@ def test_training_usage_errors(labeled: Path, tmp_path: Path) -> None:
     assert code == EXIT_USAGE and "--output and --cv-predictions name the same file" in err
     code, _, err = invoke("train", str(labeled), "-o", out, "--members", "logreg,svm,logreg")
     assert code == EXIT_USAGE and "logreg named more than once" in err  # the card said 3 members
+    code, _, err = invoke("train", str(labeled), "-o", out, "--contour", "21")
+    assert code == EXIT_USAGE and "--contour" in err and "0<=x<=20" in err
     assert invoke("train", "-o", out)[0] == EXIT_USAGE
     assert invoke("train", str(labeled / "tones"), "-o", out)[0] == EXIT_USAGE  # no classes
     bad = tmp_path / "bad.csv"

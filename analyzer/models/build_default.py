@@ -43,7 +43,7 @@ REPO = HERE.parent.parent
 #: logreg + gboost 0.942, all three 0.942. The logistic regression only pulled
 #: the vote away from the boosted trees; the SVM had left earlier (0.919 with it).
 MEMBERS = "extra_trees,gboost"
-#: No contour (``harken train --contour``): with one of three parts, gradient
+#: No contour (``harken train --contour``): with a contour of three parts, gradient
 #: boosting alone on the corpus (no augmented copies) scored 0.942 -> 0.941
 #: on 8 source-grouped folds and 0.857 -> 0.844 on ``benchmarks/unseen.py``.
 CONTOUR = "0"
