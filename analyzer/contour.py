@@ -6,11 +6,10 @@ sounds the other way round got the same numbers. A spoken word, a bark,
 a door or a thunderclap has a shape in time. ``contour`` cuts the loud
 stretch of a clip (from the first to the last frame within
 ``LOUD_RANGE_DB`` of its loudest) into ``FeatureConfig.contour_parts``
-equal parts and
-gives each part's mean MFCCs 1-12 (the spectral envelope without its
-level) and its mean level against the loudest frame. In time order and
-relative to the sound's length, so a word spoken fast or slow, or padded
-with silence, keeps its numbers.
+equal parts and gives each part's mean MFCCs 1-12 (the spectral envelope
+without its level) and its mean level against the loudest frame. In time
+order and relative to the sound's length, so a word spoken fast or slow,
+or padded with silence, keeps its numbers.
 """
 
 from __future__ import annotations
